@@ -1,0 +1,284 @@
+"""Case files: TOML in, a validated frozen :class:`Case` out (keys of SPEC §8).
+
+Every error is an :class:`InputError` naming the file, the dotted key and the
+reason; unknown keys are errors. Defaults: ``[policy] kind = "softmax"``,
+``[params] seed = 0, scale = 1.0``, ``[inner] model = ["expected"]``,
+``steps = 1``, ``alpha = 1.0`` for every agent, ``batch = 2``, ``horizon`` the
+game's (required for model S on an infinite-horizon game),
+``objective = "terminal"``, ``meta_agent = 0``; ``[estimators] names = []``,
+``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``;
+``[checks] level = 0.01``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .estimators import check_names
+from .game import DifferentiableGame, Game, make_game, parse_horizon
+from .games import build_game
+from .params import layout_of
+from .policies import POLICIES, Policy
+
+SECTIONS = {
+    "name": None,
+    "game": None,  # builtin options or inline keys, checked by the game itself
+    "policy": ("kind",),
+    "params": ("theta", "seed", "scale"),
+    "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent"),
+    "estimators": ("names", "samples", "outer", "pairing"),
+    "checks": ("level",),
+}
+INLINE_GAME = ("name", "states", "actions", "transitions", "rewards", "initial", "gamma", "horizon", "views")
+MODELS = ("expected", "sampled")
+OBJECTIVES = ("terminal", "chain")
+OUTERS = ("sampled", "exact")
+PAIRINGS = ("trajectory", "batch", "timestep")
+
+
+@dataclass(frozen=True)
+class InnerLoop:
+    """The inner loop: ``L = steps`` updates with per-agent ``alpha``; ``batch = K`` (model S)."""
+
+    models: tuple[str, ...]
+    steps: int
+    alpha: tuple[float, ...]
+    batch: int
+    horizon: int | None
+    objective: str
+    meta_agent: int
+
+
+@dataclass(frozen=True)
+class EstimatorSettings:
+    """Which estimators to run, with how many outer samples and which options."""
+
+    names: tuple[str, ...]
+    samples: int
+    outer: str
+    pairing: str
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One verification case: a game, a policy kind, ``theta`` and the settings to check."""
+
+    name: str
+    path: str
+    game: Game | DifferentiableGame
+    policy: Policy | None
+    theta: tuple[np.ndarray, ...]
+    inner: InnerLoop
+    estimators: EstimatorSettings
+    level: float
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate one case file."""
+    path = str(path)
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        raise InputError("file", f"cannot be read: {error.strerror}", path) from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError("file", f"is not valid TOML: {error}", path) from None
+    try:
+        return parse_case(document, default_name=Path(path).stem, path=path)
+    except InputError as error:
+        raise error.at(path) from None
+
+
+def case_paths(paths: list[str]) -> list[Path]:
+    """Case files named directly, or found recursively (``*.toml``, sorted) in folders."""
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found.extend(sorted(path.rglob("*.toml")))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InputError("file", "does not exist", name)
+    if not found:
+        raise InputError("file", "no case files (*.toml) found", " ".join(paths))
+    return found
+
+
+def parse_case(document: dict, default_name: str, path: str = "") -> Case:
+    """Validate a parsed TOML document into a :class:`Case`."""
+    _known(document, SECTIONS, "")
+    for section, keys in SECTIONS.items():
+        if keys is not None and section in document:
+            _table(document, section)
+            _known(document[section], keys, section + ".")
+    name = document.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise InputError("name", f"must be a non-empty string, got {name!r}")
+    game = _game(_table(document, "game"))
+    policy = _policy(document.get("policy", {}), game)
+    theta = _theta(document.get("params", {}), game, policy)
+    inner = _inner(document.get("inner", {}), game)
+    return Case(
+        name,
+        path,
+        game,
+        policy,
+        theta,
+        inner,
+        _estimators(document.get("estimators", {})),
+        _level(document.get("checks", {})),
+    )
+
+
+def _known(table: dict, allowed, prefix: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise InputError(prefix + unknown[0], f"is not a known key (known: {', '.join(allowed)})")
+
+
+def _table(document: dict, key: str) -> dict:
+    value = document.get(key)
+    if not isinstance(value, dict):
+        raise InputError(key, "must be a table" if key in document else "is required")
+    return value
+
+
+def _game(table: dict) -> Game | DifferentiableGame:
+    if "builtin" in table:
+        if not isinstance(table["builtin"], str):
+            raise InputError("game.builtin", f"must be a string, got {table['builtin']!r}")
+        options = {key: value for key, value in table.items() if key != "builtin"}
+        return build_game(table["builtin"], options)
+    _known(table, INLINE_GAME, "game.")
+    for key in ("transitions", "rewards", "initial", "gamma", "horizon"):
+        if key not in table:
+            raise InputError(f"game.{key}", "is required for an inline game (or give game.builtin)")
+    game = make_game(
+        table.get("name", "inline"),
+        table["transitions"],
+        table["rewards"],
+        table["initial"],
+        table["gamma"],
+        table["horizon"],
+        table.get("views"),
+    )
+    if "states" in table and table["states"] != game.n_states:
+        raise InputError("game.states", f"is {table['states']!r} but the transitions have {game.n_states} states")
+    if "actions" in table and list(table["actions"]) != list(game.n_actions):
+        raise InputError("game.actions", f"is {table['actions']!r} but the rewards have {list(game.n_actions)}")
+    return game
+
+
+def _policy(table: dict, game: Game | DifferentiableGame) -> Policy | None:
+    if isinstance(game, DifferentiableGame):
+        if table:
+            raise InputError(
+                "policy", f"{game.name!r} is a differentiable game: its parameters are the strategies; remove [policy]"
+            )
+        return None
+    kind = table.get("kind", "softmax")
+    if kind not in POLICIES:
+        raise InputError("policy.kind", f"unknown policy {kind!r}; known: {', '.join(POLICIES)}")
+    policy = POLICIES[kind]
+    if policy.two_actions_only and any(a != 2 for a in game.n_actions):
+        raise InputError("policy.kind", f"sigmoid needs two actions per agent, the game has {list(game.n_actions)}")
+    return policy
+
+
+def _theta(table: dict, game, policy) -> tuple[np.ndarray, ...]:
+    layout = layout_of(game, policy)
+    if "theta" in table:
+        if "seed" in table or "scale" in table:
+            raise InputError("params.theta", "give either theta or seed/scale, not both")
+        theta = table["theta"]
+        if not isinstance(theta, list) or len(theta) != len(layout.shapes):
+            raise InputError("params.theta", f"must hold one nested list per agent ({len(layout.shapes)})")
+        parts = []
+        for k, (value, shape) in enumerate(zip(theta, layout.shapes, strict=True)):
+            try:
+                part = np.array(value, dtype=float)
+            except (TypeError, ValueError):
+                raise InputError("params.theta", f"agent {k}: must be numbers") from None
+            if part.shape != shape:
+                raise InputError("params.theta", f"agent {k}: expected shape {shape}, got {part.shape}")
+            if not np.all(np.isfinite(part)):
+                raise InputError("params.theta", f"agent {k}: must be finite")
+            parts.append(part)
+        return tuple(parts)
+    seed = table.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError("params.seed", f"must be a non-negative integer, got {seed!r}")
+    scale = _number(table.get("scale", 1.0), "params.scale", low=0.0)
+    return layout.random(np.random.default_rng(seed), scale)
+
+
+def _inner(table: dict, game) -> InnerLoop:
+    models = table.get("model", ["expected"])
+    models = [models] if isinstance(models, str) else models
+    if not isinstance(models, list) or not models or any(m not in MODELS for m in models):
+        raise InputError("inner.model", f"must be one or both of {', '.join(MODELS)}, got {table.get('model')!r}")
+    steps = _integer(table.get("steps", 1), "inner.steps")
+    alpha = table.get("alpha", 1.0)
+    alpha = [alpha] * game.n_agents if isinstance(alpha, int | float) and not isinstance(alpha, bool) else alpha
+    if not isinstance(alpha, list) or len(alpha) != game.n_agents:
+        raise InputError("inner.alpha", f"must be a number or a list of {game.n_agents} numbers, got {alpha!r}")
+    alpha = tuple(_number(a, "inner.alpha") for a in alpha)
+    batch = _integer(table.get("batch", 2), "inner.batch")
+    horizon = None
+    if "horizon" in table:
+        horizon = parse_horizon(table["horizon"], "inner.horizon")
+        if math.isinf(horizon):
+            raise InputError("inner.horizon", "trajectories are sampled: give a finite number of steps")
+    elif isinstance(game, Game) and not game.infinite:
+        horizon = int(game.horizon)
+    if "sampled" in models and horizon is None:
+        raise InputError("inner.horizon", "model S samples trajectories: give their length for this game")
+    objective = table.get("objective", "terminal")
+    if objective not in OBJECTIVES:
+        raise InputError("inner.objective", f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    meta_agent = table.get("meta_agent", 0)
+    if meta_agent not in range(game.n_agents) or isinstance(meta_agent, bool):
+        raise InputError("inner.meta_agent", f"must be an agent index in 0..{game.n_agents - 1}, got {meta_agent!r}")
+    return InnerLoop(tuple(models), steps, alpha, batch, horizon, objective, meta_agent)
+
+
+def _estimators(table: dict) -> EstimatorSettings:
+    names = table.get("names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise InputError("estimators.names", f"must be a list of names or module:function, got {names!r}")
+    check_names(tuple(names))
+    outer = table.get("outer", "sampled")
+    if outer not in OUTERS:
+        raise InputError("estimators.outer", f"must be one of {', '.join(OUTERS)}, got {outer!r}")
+    pairing = table.get("pairing", "batch")
+    if pairing not in PAIRINGS:
+        raise InputError("estimators.pairing", f"must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+    return EstimatorSettings(tuple(names), _integer(table.get("samples", 20000), "estimators.samples"), outer, pairing)
+
+
+def _level(table: dict) -> float:
+    level = _number(table.get("level", 0.01), "checks.level", low=0.0)
+    if not 0.0 < level < 1.0:
+        raise InputError("checks.level", f"must be in (0, 1), got {level!r}")
+    return level
+
+
+def _integer(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(key, f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _number(value: object, key: str, low: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(key, f"must be a finite number, got {value!r}")
+    if low is not None and value < low:
+        raise InputError(key, f"must be >= {low}, got {value!r}")
+    return float(value)

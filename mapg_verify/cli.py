@@ -1,0 +1,163 @@
+"""The command line: ``list``, ``exact`` and ``run``; ``main(argv) -> exit code``.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 bad input (one message
+naming file, key and reason; no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import symengine
+
+from .cases import Case, case_paths, load_case
+from .checks import CHECKS, oracle_agreement
+from .compiled import DEFAULT_BACKEND, compile_game
+from .errors import InputError
+from .estimators import ESTIMATORS
+from .games import GAMES
+from .policies import POLICIES
+from .results import dumps, exact_truth, write_atomic
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mapg_verify", description="Verify multi-agent meta-policy gradients.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list games, policy kinds, estimators and checks")
+    exact = commands.add_parser("exact", help="exact values of one case, cross-checked by oracles")
+    exact.add_argument("case")
+    exact.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
+    exact.add_argument("--mpmath", action="store_true", help="also check gradients with mpmath at 50 digits")
+    run = commands.add_parser("run", help="run case files or folders of them")
+    run.add_argument("paths", nargs="+")
+    run.add_argument("--out", default="reports", help="output folder (default: reports)")
+    run.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes (default 1)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        return {"list": _list, "exact": _exact, "run": _run}[arguments.command](arguments)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _list(_: argparse.Namespace) -> int:
+    _table(
+        "games",
+        [(name, entry.summary, ", ".join(entry.options()) or "-") for name, entry in GAMES.items()],
+        ("name", "summary", "options"),
+    )
+    _table("policy kinds", [(name, policy.summary) for name, policy in POLICIES.items()], ("name", "summary"))
+    _table(
+        "estimators",
+        [(name, e.terms, e.inner_derivative) for name, e in ESTIMATORS.items()],
+        ("name", "terms", "inner derivative"),
+    )
+    _table("checks", [(name, summary) for name, (summary, _) in CHECKS.items()], ("name", "summary"))
+    return 0
+
+
+def _exact(arguments: argparse.Namespace) -> int:
+    case = load_case(arguments.case)
+    document = _evaluate(case, mpmath_gradients=arguments.mpmath)
+    truth = document["exact"]
+    rows = [
+        (f"agent {k}", f"{v:.12g}", f"{s:.12g}")
+        for k, (v, s) in enumerate(zip(truth["values"], truth["per_step"], strict=True))
+    ]
+    _table(f"{case.name}: exact values", rows, ("agent", "V", "per step"))
+    oracles = truth["oracles"]
+    print(f"oracles: {'pass' if oracles['passed'] else 'FAIL'} ({oracles['summary']})")
+    if arguments.json:
+        write_atomic(arguments.json, dumps({**truth, "case": document["case"]}))
+        print(f"wrote {arguments.json}")
+    return 0 if oracles["passed"] else 1
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    paths = case_paths(arguments.paths)
+    cases = [load_case(path) for path in paths]  # all input is checked before anything runs
+    started = time.perf_counter()
+    documents = []
+    pool = ProcessPoolExecutor(max_workers=arguments.jobs) if arguments.jobs > 1 else None
+    try:
+        for index, document in enumerate((pool.map if pool else map)(_evaluate, cases), start=1):
+            verdict = "pass" if all(c["passed"] for c in document["checks"]) else "FAIL"
+            print(
+                f"[{index}/{len(cases)}] {document['case']['name']}: {verdict} "
+                f"({document['timings']['seconds']:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            documents.append(document)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    rows = [
+        (d["case"]["name"], c["name"], "pass" if c["passed"] else "FAIL", c["summary"])
+        for d in documents
+        for c in d["checks"]
+    ]
+    _table("summary", rows, ("case", "check", "verdict", "key figure"))
+    results = {
+        "mapg_verify": _versions(),
+        "cases": [{k: v for k, v in d.items() if k != "timings"} for d in documents],
+        "timings": {
+            "total seconds": time.perf_counter() - started,
+            "cases": {d["case"]["name"]: d["timings"] for d in documents},
+        },
+    }
+    target = Path(arguments.out) / "results.json"
+    write_atomic(target, dumps(results))
+    print(f"wrote {target} (the HTML report is not implemented in this version)")
+    return 0 if all(row[2] == "pass" for row in rows) else 1
+
+
+def _evaluate(case: Case, mpmath_gradients: bool = False) -> dict:
+    """Everything computed for one case, as a JSON-ready document."""
+    started = time.perf_counter()
+    compiled = compile_game(case.game, case.policy)
+    oracles = oracle_agreement(case, compiled, mpmath_gradients=mpmath_gradients)
+    truth = exact_truth(case, compiled, oracles)
+    return {
+        "case": {
+            "name": case.name,
+            "path": case.path,
+            "game": case.game.name,
+            "policy": case.policy.name if case.policy else None,
+            "theta": [np.asarray(part).tolist() for part in case.theta],
+        },
+        "exact": truth.to_json(),
+        "checks": [
+            {"name": oracles.name, "passed": oracles.passed, "summary": oracles.summary, "figures": oracles.figures}
+        ],
+        "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},
+    }
+
+
+def _versions() -> dict:
+    return {
+        "version": metadata.version("mapg-verify"),
+        "symengine": symengine.__version__,
+        "numpy": np.__version__,
+        "compiler": DEFAULT_BACKEND,
+    }
+
+
+def _table(title: str, rows: list[tuple], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    for row in (header, tuple("-" * w for w in widths), *rows):
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

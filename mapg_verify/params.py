@@ -1,0 +1,50 @@
+"""Joint parameters ``theta = (theta^0, .., theta^{n-1})`` and their row-major flat vector."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .game import DifferentiableGame, Game
+from .policies import Policy
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Shapes of the per-agent parameters; agent ``k`` owns ``flat[slice(k)]``."""
+
+    shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(math.prod(shape) for shape in self.shapes)
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes)
+
+    def slice(self, agent: int) -> slice:
+        start = sum(self.sizes[:agent])
+        return slice(start, start + self.sizes[agent])
+
+    def flatten(self, theta: Sequence[np.ndarray]) -> np.ndarray:
+        """Concatenate the row-major flattenings of ``theta^k``."""
+        return np.concatenate([np.asarray(part, dtype=float).reshape(-1) for part in theta])
+
+    def unflatten(self, flat: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Split a flat vector (or the leading axis of an array) back into per-agent shapes."""
+        return tuple(flat[self.slice(k)].reshape(shape + flat.shape[1:]) for k, shape in enumerate(self.shapes))
+
+    def random(self, rng: np.random.Generator, scale: float) -> tuple[np.ndarray, ...]:
+        """``theta^k ~ Normal(0, scale^2)`` entrywise."""
+        return tuple(scale * rng.standard_normal(shape) for shape in self.shapes)
+
+
+def layout_of(game: Game | DifferentiableGame, policy: Policy | None) -> Layout:
+    """The parameter layout: ``policy.shape(|S|, |A^k|)`` per agent, or a differentiable game's own."""
+    if isinstance(game, DifferentiableGame):
+        return Layout(game.param_shapes)
+    return Layout(tuple(policy.shape(game.n_states, a) for a in game.n_actions))

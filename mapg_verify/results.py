@@ -1,0 +1,81 @@
+"""Result records and their JSON form, written atomically.
+
+The ``exact`` JSON (SPEC §8): ``values`` per agent, ``per_step`` per agent
+(``V / sum_{t<H} gamma^t``, which is ``(1 - gamma) V`` for infinite horizons;
+reported for finite horizons too, as the discount-weighted mean reward per
+step), the oracle agreement figures under ``oracles``, and ``skipped`` with
+a reason for each part not computed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Case
+from .checks import CheckResult
+from .compiled import CompiledValues
+from .game import Game
+
+
+@dataclass(frozen=True)
+class ExactTruth:
+    """Exact values of a case, per agent, and what was not computed (name -> reason)."""
+
+    values: tuple[float, ...]
+    per_step: tuple[float, ...]
+    oracles: CheckResult
+    skipped: dict
+
+    def to_json(self) -> dict:
+        return {
+            "values": list(self.values),
+            "per_step": list(self.per_step),
+            "oracles": asdict(self.oracles),
+            "skipped": dict(self.skipped),
+        }
+
+
+TRUTH_PENDING = "meta-gradients (truth.expected, truth.sampled) are not implemented in this version"
+
+
+def exact_truth(case: Case, compiled: CompiledValues, oracles: CheckResult) -> ExactTruth:
+    """The case's exact values ``V^k(theta)`` and per-step averages."""
+    values = compiled.value(compiled.layout.flatten(case.theta))
+    mass = case.game.discount_mass() if isinstance(case.game, Game) else 1.0
+    skipped = {"truth": TRUTH_PENDING}
+    if case.estimators.names:
+        skipped["estimators"] = "estimators are not implemented in this version"
+    return ExactTruth(tuple(map(float, values)), tuple(float(v) / mass for v in values), oracles, skipped)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def dumps(document: dict) -> str:
+    """Stable JSON: sorted keys, numpy scalars as floats, NaN as null-free strings are refused."""
+    return json.dumps(document, indent=2, sort_keys=True, default=_plain, allow_nan=False) + "\n"
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
