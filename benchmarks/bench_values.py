@@ -1,0 +1,108 @@
+"""Exact values of the IPD: derive-and-compile and evaluation times per backend, against autograd.
+
+Run: ``python benchmarks/bench_values.py [--sympy-timeout SECONDS]``. Prints one table:
+for each symbolic/compile backend, the time to differentiate and compile V, grad V
+and the Hessians (whose agent blocks are the Jacobian of the simultaneous
+gradient), the time per evaluation of each compiled function, the autograd
+oracle's time for the same quantity, and the ratio oracle / compiled.
+Plain sympy runs in a child process and is stopped at the timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+import timeit
+
+import autograd
+import numpy as np
+import sympy
+
+from mapg_verify.compiled import compile_values, llvm_available
+from mapg_verify.games import ipd
+from mapg_verify.oracles import autograd_values
+from mapg_verify.policies import POLICIES
+from mapg_verify.symbolic import symbolic_values
+
+
+def per_call(function, x, seconds: float = 0.5) -> float:
+    """Median seconds per call over repeated timing runs."""
+    timer = timeit.Timer(lambda: function(x))
+    number, _ = timer.autorange()
+    runs = max(3, int(seconds / max(timer.timeit(number) / number * number, 1e-9)))
+    return float(np.median(timer.repeat(repeat=min(runs, 7), number=number))) / number
+
+
+def sympy_build(values, symbols, queue) -> None:
+    """Plain sympy: differentiate and lambdify (with CSE); report the seconds taken."""
+    start = time.perf_counter()
+    expressions = [sympy.sympify(v) for v in values]
+    x = [sympy.Symbol(str(s)) for s in symbols]
+    gradients = [[sympy.diff(v, xj) for xj in x] for v in expressions]
+    hessians = [[sympy.diff(g[i], x[j]) for i in range(len(x)) for j in range(i, len(x))] for g in gradients]
+    derived = time.perf_counter()
+    functions = [sympy.lambdify(x, block, cse=True) for block in (expressions, gradients, *hessians)]
+    point = np.random.default_rng(0).normal(size=len(x))
+    evaluation = [per_call(lambda p, f=f: f(*p), point) for f in functions]
+    queue.put((derived - start, time.perf_counter() - derived, evaluation))
+
+
+def sympy_row(symbolic, timeout: float):
+    queue = multiprocessing.Queue()
+    child = multiprocessing.Process(target=sympy_build, args=(symbolic.values, symbolic.symbols, queue))
+    child.start()
+    child.join(timeout)
+    if child.is_alive():
+        child.terminate()
+        return None
+    return queue.get()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sympy-timeout", type=float, default=60.0)
+    arguments = parser.parse_args()
+    backends = ["llvm", "lambda"] if llvm_available() else ["lambda"]
+    for kind in ("sigmoid", "softmax"):
+        game, policy = ipd(), POLICIES[kind]
+        symbolic = symbolic_values(game, policy)
+        x = np.random.default_rng(0).normal(size=symbolic.layout.size)
+
+        def values(point, game=game, policy=policy):
+            return autograd_values(game, policy, point)
+
+        oracle = {
+            "value": per_call(values, x),
+            "gradient": per_call(autograd.jacobian(values), x),
+            "jacobian": per_call(autograd.jacobian(autograd.jacobian(values)), x),
+        }
+        print(f"\nIPD, {kind} policies ({symbolic.layout.size} parameters); autograd oracle per call: "
+              + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in oracle.items()))
+        header = f"{'backend':<18}{'derive s':>10}{'compile s':>11}"
+        for name in oracle:
+            header += f"{name + ' us':>14}{'ratio':>9}"
+        print(header)
+        for backend in backends:
+            compiled = compile_values(symbolic, backend)
+            timings = [per_call(f, x) for f in (compiled.value, compiled.gradient, compiled.hessian)]
+            print_row(f"symengine/{backend}", compiled.seconds["derive"], compiled.seconds["compile"],
+                      timings, oracle)
+        result = sympy_row(symbolic, arguments.sympy_timeout)
+        if result is None:
+            print(f"{'sympy/lambdify':<18}  did not finish within {arguments.sympy_timeout:.0f} s (stopped)")
+        else:
+            derive, compile_seconds, evaluation = result
+            hessian = sum(evaluation[2:])
+            print_row("sympy/lambdify", derive, compile_seconds, [*evaluation[:2], hessian], oracle)
+
+
+def print_row(label: str, derive: float, compile_seconds: float, timings: list[float], oracle: dict) -> None:
+    row = f"{label:<18}{derive:>10.3f}{compile_seconds:>11.3f}"
+    for seconds, reference in zip(timings, oracle.values(), strict=True):
+        row += f"{seconds * 1e6:>14.1f}{reference / seconds:>8.0f}x"
+    print(row)
+
+
+if __name__ == "__main__":
+    main()
