@@ -77,8 +77,10 @@ def main() -> None:
             "gradient": per_call(autograd.jacobian(values), x),
             "jacobian": per_call(autograd.jacobian(autograd.jacobian(values)), x),
         }
-        print(f"\nIPD, {kind} policies ({symbolic.layout.size} parameters); autograd oracle per call: "
-              + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in oracle.items()))
+        print(
+            f"\nIPD, {kind} policies ({symbolic.layout.size} parameters); autograd oracle per call: "
+            + ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in oracle.items())
+        )
         header = f"{'backend':<18}{'derive s':>10}{'compile s':>11}"
         for name in oracle:
             header += f"{name + ' us':>14}{'ratio':>9}"
@@ -86,8 +88,7 @@ def main() -> None:
         for backend in backends:
             compiled = compile_values(symbolic, backend)
             timings = [per_call(f, x) for f in (compiled.value, compiled.gradient, compiled.hessian)]
-            print_row(f"symengine/{backend}", compiled.seconds["derive"], compiled.seconds["compile"],
-                      timings, oracle)
+            print_row(f"symengine/{backend}", compiled.seconds["derive"], compiled.seconds["compile"], timings, oracle)
         result = sympy_row(symbolic, arguments.sympy_timeout)
         if result is None:
             print(f"{'sympy/lambdify':<18}  did not finish within {arguments.sympy_timeout:.0f} s (stopped)")

@@ -131,16 +131,21 @@ def noisy_ipd(seed: int = 0, noise: float = 0.5, gamma: float = 0.96, horizon: i
     return _memory_one(f"noisy_ipd[{seed}]", payoffs, gamma, horizon, noisy_ipd.__doc__)
 
 
+def sample_noisy_ipd(rng: np.random.Generator, count: int, noise: float = 0.5) -> list[Game]:
+    """``count`` i.i.d. tasks of the noisy-IPD distribution, their seeds drawn from ``rng``."""
+    return [noisy_ipd(int(seed), noise) for seed in rng.integers(0, 2**31, size=count)]
+
+
 def bilinear() -> DifferentiableGame:
     """The stateless zero-sum game of the paper's Remark 1 (Kim et al.): scalar
     parameters ``x = theta^0``, ``y = theta^1``; ``V^0 = x y``, ``V^1 = -x y``;
     the unique equilibrium is the origin."""
+    return DifferentiableGame("bilinear", ((1,), (1,)), _bilinear_values, bilinear.__doc__)
 
-    def values(theta):
-        product = theta[0][0] * theta[1][0]
-        return (product, -product)
 
-    return DifferentiableGame("bilinear", ((1,), (1,)), values, bilinear.__doc__)
+def _bilinear_values(theta) -> tuple:
+    product = theta[0][0] * theta[1][0]
+    return (product, -product)
 
 
 def random_game(
@@ -161,6 +166,8 @@ def random_game(
         raise InputError("game.states", f"must be a positive integer, got {states!r}")
     if not all(isinstance(a, int) and a >= 1 for a in actions):
         raise InputError("game.actions", f"must be positive integers, got {actions!r}")
+    if isinstance(reward_scale, bool) or not isinstance(reward_scale, int | float) or not reward_scale >= 0:
+        raise InputError("game.reward_scale", f"must be a number >= 0, got {reward_scale!r}")
     if not isinstance(sparsity, int | float) or not 0 <= sparsity < 1:
         raise InputError("game.sparsity", f"must be in [0, 1), got {sparsity!r}")
     n = len(actions)

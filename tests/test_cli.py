@@ -175,3 +175,15 @@ def test_module_entry_point_exit_code_and_no_traceback(tmp_path):
     )
     assert completed.returncode == 2
     assert completed.stderr.startswith("error: ") and "Traceback" not in completed.stderr
+
+
+def test_run_with_two_jobs_matches_one(tmp_path):
+    outputs = []
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        args = ["run", str(ROOT / "cases" / "pd.toml"), str(ROOT / "cases" / "bilinear.toml")]
+        assert main([*args, "--out", str(out), "--jobs", str(jobs)]) == 0
+        document = json.loads((out / "results.json").read_text())
+        document.pop("timings")
+        outputs.append(document)
+    assert outputs[0] == outputs[1]

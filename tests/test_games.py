@@ -119,3 +119,14 @@ def test_unknown_game_and_option():
 def test_infinite_discount_mass():
     assert ipd().discount_mass() == pytest.approx(25.0)
     assert math.isinf(ipd().horizon)
+
+
+def test_noisy_ipd_tasks_perturb_each_payoff_within_the_noise():
+    from mapg_verify.games import PD_PAYOFFS, sample_noisy_ipd
+
+    tasks = sample_noisy_ipd(np.random.default_rng(0), 50, noise=0.5)
+    offsets = np.array([task.rewards[:, 0] - np.array(PD_PAYOFFS) for task in tasks])
+    assert np.all(np.abs(offsets) <= 0.5)
+    assert offsets.std() > 0.2  # uniform(-0.5, 0.5) has standard deviation 0.29
+    assert len({task.name for task in tasks}) == 50
+    assert np.all(tasks[0].rewards == tasks[0].rewards[:, :1])  # the same payoffs in every state

@@ -108,3 +108,37 @@ def test_compiled_code_is_reused_for_equal_games():
     first = make_case("ipd", "sigmoid", {"seed": 1})
     second = make_case("ipd", "sigmoid", {"seed": 2})
     assert compile_game(first.game, first.policy) is compile_game(second.game, second.policy)
+
+
+def test_simultaneous_jacobian_is_the_derivative_of_each_agents_own_gradient():
+    import autograd
+
+    from mapg_verify.oracles import autograd_values
+
+    case = make_case("imp", "sigmoid", {"seed": 3})
+    compiled = compile_game(case.game, case.policy)
+    x = compiled.layout.flatten(case.theta)
+
+    def simultaneous_gradient(point):
+        gradients = autograd.jacobian(lambda p: autograd_values(case.game, case.policy, p))(point)
+        return autograd.numpy.concatenate([gradients[k, compiled.layout.slice(k)] for k in range(2)])
+
+    expected = autograd.jacobian(simultaneous_gradient)(x)
+    assert relative_error(compiled.simultaneous_jacobian(x), expected) <= 1e-10
+
+
+def test_values_convert_to_sympy_for_latex_and_mpmath():
+    import mpmath
+    import sympy
+
+    from mapg_verify.symbolic import symbolic_values
+
+    case = make_case("prisoners_dilemma", "sigmoid", {"theta": [[0.3], [-0.2]]})
+    symbolic = symbolic_values(case.game, case.policy)
+    expressions = symbolic.to_sympy()
+    assert "theta" in sympy.latex(expressions[0])
+    x = [sympy.Float(v, 50) for v in (0.3, -0.2)]
+    substituted = expressions[0].subs(dict(zip([sympy.Symbol(str(s)) for s in symbolic.symbols], x, strict=True)))
+    with mpmath.workdps(50):
+        reference = mpmath_values(case.game, case.policy, [0.3, -0.2])[0]
+        assert abs(sympy.N(substituted, 50) - sympy.Float(reference, 50)) < 1e-45
