@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import symengine
 
 from .cases import Case, case_paths, load_case
-from .checks import CHECKS, oracle_agreement
+from .checks import CHECKS, expected_identities, oracle_agreement
 from .compiled import DEFAULT_BACKEND, compile_game
 from .errors import InputError
 from .estimators import ESTIMATORS
@@ -78,12 +79,15 @@ def _exact(arguments: argparse.Namespace) -> int:
         for k, (v, s) in enumerate(zip(truth["values"], truth["per_step"], strict=True))
     ]
     _table(f"{case.name}: exact values", rows, ("agent", "V", "per step"))
-    oracles = truth["oracles"]
-    print(f"oracles: {'pass' if oracles['passed'] else 'FAIL'} ({oracles['summary']})")
+    for model, terms in truth["truth"].items():
+        rows = [(term, " ".join(f"{v:.6g}" for v in terms[term])) for term in ("total", "current", "own", "peer")]
+        _table(f"meta-gradient of agent {case.inner.meta_agent}, model {model[0].upper()}", rows, ("term", "value"))
+    for check in document["checks"]:
+        print(f"{check['name']}: {'pass' if check['passed'] else 'FAIL'} ({check['summary']})")
     if arguments.json:
-        write_atomic(arguments.json, dumps({**truth, "case": document["case"]}))
+        write_atomic(arguments.json, dumps({**truth, "case": document["case"], "checks": document["checks"]}))
         print(f"wrote {arguments.json}")
-    return 0 if oracles["passed"] else 1
+    return 0 if all(check["passed"] for check in document["checks"]) else 1
 
 
 def _run(arguments: argparse.Namespace) -> int:
@@ -140,9 +144,7 @@ def _evaluate(case: Case, mpmath_gradients: bool = False) -> dict:
             "theta": [np.asarray(part).tolist() for part in case.theta],
         },
         "exact": truth.to_json(),
-        "checks": [
-            {"name": oracles.name, "passed": oracles.passed, "summary": oracles.summary, "figures": oracles.figures}
-        ],
+        "checks": [asdict(check) for check in (oracles, expected_identities(case, compiled))],
         "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},
     }
 

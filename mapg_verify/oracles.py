@@ -130,3 +130,27 @@ def _mp_averaged(game: Game, probs) -> tuple[mpmath.matrix, mpmath.matrix]:
             for k in range(game.n_agents):
                 reward[k, s] += weight * mpmath.mpf(game.rewards[(k, s, *joint)])
     return transition, reward
+
+
+def autograd_meta_objective(game, policy, x, alpha, steps: int, meta_agent: int, objective: str) -> Callable:
+    """``theta^i -> J^i`` of model E written directly in autograd (the inner loop unrolled)."""
+    layout = layout_of(game, policy)
+    own = layout.slice(meta_agent)
+    rates = np.concatenate([np.full(size, a) for size, a in zip(layout.sizes, alpha, strict=True)])
+
+    def values(point):
+        return autograd_values(game, policy, point)
+
+    def objective_of(theta_i):
+        phi = anp.concatenate([x[: own.start], theta_i, x[own.stop :]])
+        total = 0.0
+        for step in range(steps + 1):
+            if objective == "chain" or step == steps:
+                total = total + values(phi)[meta_agent]
+            if step < steps:
+                gradients = autograd.jacobian(values)(phi)
+                xi = anp.concatenate([gradients[k, layout.slice(k)] for k in range(len(layout.shapes))])
+                phi = phi + rates * xi
+        return total
+
+    return objective_of

@@ -1,6 +1,8 @@
 """Result records and their JSON form, written atomically.
 
-The ``exact`` JSON (SPEC §8): ``values`` per agent, ``per_step`` per agent
+The ``exact`` JSON (SPEC §8): ``values`` per agent, ``truth.expected`` with
+``total``, ``current``, ``own``, ``peer`` (flat over ``theta^i``), ``lola`` with
+``exact``, ``first_order`` (Eq. 6) and ``taylor``, ``per_step`` per agent
 (``V / sum_{t<H} gamma^t``, which is ``(1 - gamma) V`` for infinite horizons;
 reported for finite horizons too, as the discount-weighted mean reward per
 step), the oracle agreement figures under ``oracles``, and ``skipped`` with
@@ -21,14 +23,17 @@ from .cases import Case
 from .checks import CheckResult
 from .compiled import CompiledValues
 from .game import Game
+from .metagradient import LolaGradient, expected_update, lola
 
 
 @dataclass(frozen=True)
 class ExactTruth:
-    """Exact values of a case, per agent, and what was not computed (name -> reason)."""
+    """Exact values, meta-gradients (model name -> terms) and LOLA of a case; what was skipped, and why."""
 
     values: tuple[float, ...]
     per_step: tuple[float, ...]
+    truth: dict
+    lola: LolaGradient
     oracles: CheckResult
     skipped: dict
 
@@ -36,22 +41,42 @@ class ExactTruth:
         return {
             "values": list(self.values),
             "per_step": list(self.per_step),
+            "truth": {model: _lists(asdict(gradient)) for model, gradient in self.truth.items()},
+            "lola": _lists(asdict(self.lola)),
             "oracles": asdict(self.oracles),
             "skipped": dict(self.skipped),
         }
 
 
-TRUTH_PENDING = "meta-gradients (truth.expected, truth.sampled) are not implemented in this version"
+SAMPLED_PENDING = "model S (enumerated inner batches) is not implemented in this version"
+NOT_ASKED = "not asked for ([inner] model)"
 
 
 def exact_truth(case: Case, compiled: CompiledValues, oracles: CheckResult) -> ExactTruth:
-    """The case's exact values ``V^k(theta)`` and per-step averages."""
-    values = compiled.value(compiled.layout.flatten(case.theta))
+    """The case's exact values ``V^k(theta)``, per-step averages, model-E meta-gradient and LOLA."""
+    x, inner = compiled.layout.flatten(case.theta), case.inner
+    values = compiled.value(x)
     mass = case.game.discount_mass() if isinstance(case.game, Game) else 1.0
-    skipped = {"truth": TRUTH_PENDING}
+    truth, skipped = {}, {}
+    if "expected" in inner.models:
+        truth["expected"] = expected_update(compiled, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective)
+    else:
+        skipped["truth.expected"] = NOT_ASKED
+    skipped["truth.sampled"] = SAMPLED_PENDING if "sampled" in inner.models else NOT_ASKED
     if case.estimators.names:
         skipped["estimators"] = "estimators are not implemented in this version"
-    return ExactTruth(tuple(map(float, values)), tuple(float(v) / mass for v in values), oracles, skipped)
+    return ExactTruth(
+        tuple(map(float, values)),
+        tuple(float(v) / mass for v in values),
+        truth,
+        lola(compiled, x, inner.alpha, inner.meta_agent),
+        oracles,
+        skipped,
+    )
+
+
+def _lists(record: dict) -> dict:
+    return {key: np.asarray(value).tolist() for key, value in record.items()}
 
 
 def write_atomic(path: str | Path, text: str) -> None:

@@ -5,11 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import autograd
 import numpy as np
 import pytest
 
 from mapg_verify.cli import main
-from mapg_verify.oracles import autograd_values
+from mapg_verify.oracles import autograd_meta_objective, autograd_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,7 +118,10 @@ def test_exact_json_agrees_with_autograd(tmp_path):
     np.testing.assert_allclose(document["values"], reference, rtol=1e-12)
     np.testing.assert_allclose(document["per_step"], 0.04 * reference, rtol=1e-12)
     assert document["oracles"]["passed"]
-    assert "truth" in document["skipped"]
+    assert set(document["truth"]["expected"]) == {"total", "current", "own", "peer"}
+    assert "truth.sampled" in document["skipped"]
+    meta = autograd_meta_objective(ipd(), POLICIES["sigmoid"], theta, (1.0, 1.0), 1, 0, "terminal")
+    np.testing.assert_allclose(document["truth"]["expected"]["total"], autograd.grad(meta)(theta[:5]), rtol=1e-8)
 
 
 def test_exact_inline_one_shot(tmp_path):

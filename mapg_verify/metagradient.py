@@ -1,0 +1,114 @@
+"""Exact meta-gradients in model E (expected inner updates), and LOLA's gradients (SPEC §3).
+
+Model E: ``phi_0 = theta``, ``phi_{l+1} = phi_l + A xi(phi_l)`` where
+``xi = (grad_{theta^0} V^0, .., grad_{theta^{n-1}} V^{n-1})`` and ``A`` holds
+``alpha^k`` on agent ``k``'s block. The tangent ``T_l = dphi_l / dtheta^i``
+follows ``T_0 = E_i`` (the embedding of agent ``i``'s block) and
+``T_{l+1} = (I + A dxi/dphi(phi_l)) T_l``, composed numerically from the
+compiled gradients and simultaneous Jacobians; nothing is substituted
+symbolically.
+
+- terminal ``J = V^i(phi_L)``: ``grad J = grad V^i(phi_L)^T T_L``;
+- chain ``J = sum_{l=0..L} V^i(phi_l)``: ``grad J = sum_l grad V^i(phi_l)^T T_l``.
+
+Terms: ``own`` pairs ``grad_{phi^i} V^i`` with ``T[i rows]``, ``peer`` pairs
+``grad_{phi^-i} V^i`` with ``T[-i rows]`` (summed over ``l`` for the chain);
+``current = 0`` in model E.
+
+LOLA (Foerster et al. 2017): the exact gradient of
+``V^i(theta^i, theta^-i + alpha^-i xi^-i(theta))`` with respect to ``theta^i``,
+which is model E with one step, the meta-agent's rate set to 0, terminal
+objective; its first-order form as the paper's Eq. 6 writes it,
+``grad_i V^i(theta) + (alpha^-i dxi^-i/dtheta^i (theta))^T grad_{-i} V^i(theta)``;
+and the gradient of the complete first-order Taylor expansion
+``V^i(theta) + grad_{-i} V^i(theta) . alpha^-i xi^-i(theta)``, which adds
+``(d grad_{-i} V^i / dtheta^i)^T alpha^-i xi^-i``. Only the last differs from the
+exact gradient by ``O(alpha^2)``; Eq. 6 omits a term of order ``alpha`` (LOLA's
+own paper drops it too), so its gap is ``O(alpha)`` wherever that term is not 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .compiled import CompiledValues
+
+
+@dataclass(frozen=True)
+class MetaGradient:
+    """``grad_{theta^i} J^i`` and its decomposition, flat over ``theta^i``."""
+
+    total: np.ndarray
+    current: np.ndarray
+    own: np.ndarray
+    peer: np.ndarray
+
+
+@dataclass(frozen=True)
+class LolaGradient:
+    """LOLA's exact gradient, its Eq. 6 form and its complete first-order form, flat over ``theta^i``."""
+
+    exact: np.ndarray
+    first_order: np.ndarray
+    taylor: np.ndarray
+
+
+def inner_rates(compiled: CompiledValues, alpha: tuple[float, ...]) -> np.ndarray:
+    """The diagonal of ``A``: ``alpha^k`` repeated over agent ``k``'s parameters."""
+    return np.concatenate([np.full(size, a) for size, a in zip(compiled.layout.sizes, alpha, strict=True)])
+
+
+def inner_path(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], steps: int) -> list[np.ndarray]:
+    """``phi_0 .. phi_L`` of model E."""
+    rates = inner_rates(compiled, alpha)
+    path = [np.asarray(x, dtype=float)]
+    for _ in range(steps):
+        path.append(path[-1] + rates * _simultaneous_gradient(compiled, path[-1]))
+    return path
+
+
+def expected_update(
+    compiled: CompiledValues,
+    x: np.ndarray,
+    alpha: tuple[float, ...],
+    steps: int,
+    meta_agent: int = 0,
+    objective: str = "terminal",
+) -> MetaGradient:
+    """The exact model-E meta-gradient of agent ``meta_agent``, with its terms."""
+    rates = inner_rates(compiled, alpha)
+    own_rows = compiled.layout.slice(meta_agent)
+    tangent = np.eye(compiled.layout.size)[:, own_rows]
+    own = np.zeros(tangent.shape[1])
+    peer = np.zeros_like(own)
+    path = inner_path(compiled, x, alpha, steps)
+    for step, phi in enumerate(path):
+        if objective == "chain" or step == steps:
+            gradient = compiled.gradient(phi)[meta_agent]
+            contribution = gradient[:, None] * tangent
+            own += contribution[own_rows].sum(axis=0)
+            peer += contribution.sum(axis=0) - contribution[own_rows].sum(axis=0)
+        if step < steps:
+            tangent = tangent + rates[:, None] * (compiled.simultaneous_jacobian(phi) @ tangent)
+    return MetaGradient(own + peer, np.zeros_like(own), own, peer)
+
+
+def lola(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], meta_agent: int = 0) -> LolaGradient:
+    """LOLA's gradients for agent ``meta_agent``: exact, Eq. 6, complete first order."""
+    peers_only = tuple(0.0 if k == meta_agent else a for k, a in enumerate(alpha))
+    exact = expected_update(compiled, x, peers_only, 1, meta_agent).total
+    own = compiled.layout.slice(meta_agent)
+    rates = inner_rates(compiled, peers_only)
+    gradient = compiled.gradient(x)[meta_agent]
+    jacobian = compiled.simultaneous_jacobian(x)
+    first_order = gradient[own] + gradient @ (rates[:, None] * jacobian[:, own])
+    step = rates * _simultaneous_gradient(compiled, x)
+    return LolaGradient(exact, first_order, first_order + compiled.hessian(x)[meta_agent][own] @ step)
+
+
+def _simultaneous_gradient(compiled: CompiledValues, x: np.ndarray) -> np.ndarray:
+    """``xi(x) = (grad_{theta^k} V^k)_k``, flat."""
+    gradients = compiled.gradient(x)
+    return np.concatenate([gradients[k, compiled.layout.slice(k)] for k in range(compiled.n_agents)])
