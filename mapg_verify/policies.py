@@ -13,7 +13,7 @@ they stay finite for ``|theta|`` far beyond 50.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import autograd.numpy as anp
@@ -72,10 +72,10 @@ class Policy:
 
     name: str
     summary: str
-    _log_probs: object
-    _symbolic: object
-    _scores: object
-    _hessians: object
+    _log_probs: Callable
+    _symbolic: Callable
+    _scores: Callable
+    _hessians: Callable
     two_actions_only: bool
 
     def shape(self, n_states: int, n_actions: int) -> tuple[int, ...]:

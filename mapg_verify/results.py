@@ -94,7 +94,7 @@ def write_atomic(path: str | Path, text: str) -> None:
 
 
 def dumps(document: dict) -> str:
-    """Stable JSON: sorted keys, numpy scalars as floats, NaN as null-free strings are refused."""
+    """Stable JSON: sorted keys, numpy values as plain numbers; NaN and infinities are refused."""
     return json.dumps(document, indent=2, sort_keys=True, default=_plain, allow_nan=False) + "\n"
 
 
