@@ -63,7 +63,10 @@ class CompiledValues:
 
     def simultaneous_jacobian(self, x: np.ndarray) -> np.ndarray:
         """``d xi / d x`` where ``xi = (grad_{theta^0} V^0, .., grad_{theta^{n-1}} V^{n-1})``."""
-        hessians = self.hessian(x)
+        return self.simultaneous_block(self.hessian(x))
+
+    def simultaneous_block(self, hessians: np.ndarray) -> np.ndarray:
+        """``d xi / d x`` from already evaluated Hessians: agent ``k``'s own rows of ``hess V^k``."""
         return np.concatenate([hessians[k, self.layout.slice(k), :] for k in range(self.n_agents)])
 
 

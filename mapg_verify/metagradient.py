@@ -57,7 +57,7 @@ class LolaGradient:
 
 def inner_rates(compiled: CompiledValues, alpha: tuple[float, ...]) -> np.ndarray:
     """The diagonal of ``A``: ``alpha^k`` repeated over agent ``k``'s parameters."""
-    return np.concatenate([np.full(size, a) for size, a in zip(compiled.layout.sizes, alpha, strict=True)])
+    return compiled.layout.per_parameter(alpha)
 
 
 def inner_path(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], steps: int) -> list[np.ndarray]:
@@ -65,7 +65,7 @@ def inner_path(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...]
     rates = inner_rates(compiled, alpha)
     path = [np.asarray(x, dtype=float)]
     for _ in range(steps):
-        path.append(path[-1] + rates * _simultaneous_gradient(compiled, path[-1]))
+        path.append(path[-1] + rates * _simultaneous_gradient(compiled, compiled.gradient(path[-1])))
     return path
 
 
@@ -83,15 +83,17 @@ def expected_update(
     tangent = np.eye(compiled.layout.size)[:, own_rows]
     own = np.zeros(tangent.shape[1])
     peer = np.zeros_like(own)
-    path = inner_path(compiled, x, alpha, steps)
-    for step, phi in enumerate(path):
+    phi = np.asarray(x, dtype=float)
+    for step in range(steps + 1):
+        gradients = compiled.gradient(phi)
         if objective == "chain" or step == steps:
-            gradient = compiled.gradient(phi)[meta_agent]
-            contribution = gradient[:, None] * tangent
-            own += contribution[own_rows].sum(axis=0)
-            peer += contribution.sum(axis=0) - contribution[own_rows].sum(axis=0)
+            contribution = gradients[meta_agent][:, None] * tangent
+            own_part = contribution[own_rows].sum(axis=0)
+            own += own_part
+            peer += contribution.sum(axis=0) - own_part
         if step < steps:
             tangent = tangent + rates[:, None] * (compiled.simultaneous_jacobian(phi) @ tangent)
+            phi = phi + rates * _simultaneous_gradient(compiled, gradients)
     return MetaGradient(own + peer, np.zeros_like(own), own, peer)
 
 
@@ -101,14 +103,13 @@ def lola(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], meta
     exact = expected_update(compiled, x, peers_only, 1, meta_agent).total
     own = compiled.layout.slice(meta_agent)
     rates = inner_rates(compiled, peers_only)
-    gradient = compiled.gradient(x)[meta_agent]
-    jacobian = compiled.simultaneous_jacobian(x)
-    first_order = gradient[own] + gradient @ (rates[:, None] * jacobian[:, own])
-    step = rates * _simultaneous_gradient(compiled, x)
-    return LolaGradient(exact, first_order, first_order + compiled.hessian(x)[meta_agent][own] @ step)
+    gradients, hessians = compiled.gradient(x), compiled.hessian(x)
+    jacobian = compiled.simultaneous_block(hessians)
+    first_order = gradients[meta_agent][own] + gradients[meta_agent] @ (rates[:, None] * jacobian[:, own])
+    step = rates * _simultaneous_gradient(compiled, gradients)
+    return LolaGradient(exact, first_order, first_order + hessians[meta_agent][own] @ step)
 
 
-def _simultaneous_gradient(compiled: CompiledValues, x: np.ndarray) -> np.ndarray:
-    """``xi(x) = (grad_{theta^k} V^k)_k``, flat."""
-    gradients = compiled.gradient(x)
+def _simultaneous_gradient(compiled: CompiledValues, gradients: np.ndarray) -> np.ndarray:
+    """``xi = (grad_{theta^k} V^k)_k``, flat, from every agent's full gradient."""
     return np.concatenate([gradients[k, compiled.layout.slice(k)] for k in range(compiled.n_agents)])

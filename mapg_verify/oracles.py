@@ -136,7 +136,7 @@ def autograd_meta_objective(game, policy, x, alpha, steps: int, meta_agent: int,
     """``theta^i -> J^i`` of model E written directly in autograd (the inner loop unrolled)."""
     layout = layout_of(game, policy)
     own = layout.slice(meta_agent)
-    rates = np.concatenate([np.full(size, a) for size, a in zip(layout.sizes, alpha, strict=True)])
+    rates = layout.per_parameter(alpha)
 
     def values(point):
         return autograd_values(game, policy, point)

@@ -38,6 +38,10 @@ class Layout:
         """Split a flat vector (or the leading axis of an array) back into per-agent shapes."""
         return tuple(flat[self.slice(k)].reshape(shape + flat.shape[1:]) for k, shape in enumerate(self.shapes))
 
+    def per_parameter(self, per_agent) -> np.ndarray:
+        """A flat vector holding ``per_agent[k]`` on each of agent ``k``'s parameters."""
+        return np.concatenate([np.full(size, v, dtype=float) for size, v in zip(self.sizes, per_agent, strict=True)])
+
     def random(self, rng: np.random.Generator, scale: float) -> tuple[np.ndarray, ...]:
         """``theta^k ~ Normal(0, scale^2)`` entrywise."""
         return tuple(scale * rng.standard_normal(shape) for shape in self.shapes)
