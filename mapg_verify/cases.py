@@ -5,7 +5,8 @@ reason; unknown keys are errors. Defaults: ``[policy] kind = "softmax"``,
 ``[params] seed = 0, scale = 1.0``, ``[inner] model = ["expected"]``,
 ``steps = 1``, ``alpha = 1.0`` for every agent, ``batch = 2``, ``horizon`` the
 game's (required for model S on an infinite-horizon game),
-``objective = "terminal"``, ``meta_agent = 0``; ``[estimators] names = []``,
+``objective = "terminal"``, ``meta_agent = 0``, ``enumeration_cap = 200000``
+(model S refuses to enumerate more inner batches than this); ``[estimators] names = []``,
 ``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``;
 ``[checks] level = 0.01``.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .enumeration import DEFAULT_CAP, check_enumerable
 from .errors import InputError
 from .estimators import check_names
 from .game import DifferentiableGame, Game, make_game, parse_horizon
@@ -31,7 +33,7 @@ SECTIONS = {
     "game": None,  # builtin options or inline keys, checked by the game itself
     "policy": ("kind",),
     "params": ("theta", "seed", "scale"),
-    "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent"),
+    "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent", "enumeration_cap"),
     "estimators": ("names", "samples", "outer", "pairing"),
     "checks": ("level",),
 }
@@ -53,6 +55,7 @@ class InnerLoop:
     horizon: int | None
     objective: str
     meta_agent: int
+    enumeration_cap: int = DEFAULT_CAP
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,7 @@ def _inner(table: dict, game) -> InnerLoop:
             raise InputError("inner.horizon", "trajectories are sampled: give a finite number of steps")
     elif isinstance(game, Game) and not game.infinite:
         horizon = int(game.horizon)
-    if "sampled" in models and horizon is None:
+    if "sampled" in models and horizon is None and isinstance(game, Game):
         raise InputError("inner.horizon", "model S samples trajectories: give their length for this game")
     objective = table.get("objective", "terminal")
     if objective not in OBJECTIVES:
@@ -246,7 +249,12 @@ def _inner(table: dict, game) -> InnerLoop:
     meta_agent = table.get("meta_agent", 0)
     if meta_agent not in range(game.n_agents) or isinstance(meta_agent, bool):
         raise InputError("inner.meta_agent", f"must be an agent index in 0..{game.n_agents - 1}, got {meta_agent!r}")
-    return InnerLoop(tuple(models), steps, alpha, batch, horizon, objective, meta_agent)
+    cap = _integer(table.get("enumeration_cap", DEFAULT_CAP), "inner.enumeration_cap")
+    if "sampled" in models:
+        if isinstance(game, DifferentiableGame):
+            raise InputError("inner.model", f'model S samples trajectories; {game.name!r} has none: use "expected"')
+        check_enumerable(game, horizon, batch, steps, cap)
+    return InnerLoop(tuple(models), steps, alpha, batch, horizon, objective, meta_agent, cap)
 
 
 def _estimators(table: dict) -> EstimatorSettings:

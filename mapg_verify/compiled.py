@@ -94,7 +94,7 @@ def compile_values(symbolic: SymbolicValues, backend: str = DEFAULT_BACKEND) -> 
         symbolic.layout,
         n,
         value,
-        lambda point: np.reshape(gradient(point), (n, d)),
+        lambda point: np.reshape(gradient(point), (*np.shape(point)[:-1], n, d)),
         hessian,
         backend,
         {"derive": derived - start, "compile": compiled - derived},

@@ -33,7 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cases import InnerLoop
 from .compiled import CompiledValues
+from .enumeration import check_enumerable, enumerate_batches, enumerate_trajectories
+from .game import Game
+from .policies import Policy
+from .reinforce import trajectory_terms
 
 
 @dataclass(frozen=True)
@@ -113,3 +118,58 @@ def lola(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], meta
 def _simultaneous_gradient(compiled: CompiledValues, gradients: np.ndarray) -> np.ndarray:
     """``xi = (grad_{theta^k} V^k)_k``, flat, from every agent's full gradient."""
     return np.concatenate([gradients[k, compiled.layout.slice(k)] for k in range(compiled.n_agents)])
+
+
+def sampled_update(
+    compiled: CompiledValues,
+    game: Game,
+    policy: Policy,
+    x: np.ndarray,
+    inner: InnerLoop,
+    batch: int | None = None,
+) -> MetaGradient:
+    """The exact model-S meta-gradient of agent ``inner.meta_agent``, by enumerating inner batches.
+
+    Depth-first over batch sequences ``B_0 .. B_{L-1}``, each level vectorised over
+    its ``M`` multisets: ``phi_{l+1} = phi_l + A g(B_l; phi_l)``, the tangent
+    ``T_{l+1} = (I + A dg/dphi) T_l`` with the batch held fixed, and the score
+    ``d/dtheta^i log P(B_0..B_l)`` accumulated as ``sum_l grad_phi log P(B_l | phi_l) . T_l``.
+    Then ``C = E[score V^i]``, ``O = E[grad_{phi^i} V^i . T[i]]``, ``P = E[grad_{phi^-i} V^i . T[-i]]``
+    at ``phi_L`` (or summed over ``l`` for the chain objective). ``batch`` overrides ``inner.batch``.
+    """
+    batch = batch or inner.batch
+    check_enumerable(game, inner.horizon, batch, inner.steps, inner.enumeration_cap)
+    trajectories = enumerate_trajectories(game, inner.horizon)
+    batches = enumerate_batches(len(trajectories.states), batch)
+    rates = inner_rates(compiled, inner.alpha)
+    i, own_rows = inner.meta_agent, compiled.layout.slice(inner.meta_agent)
+    totals = np.zeros((3, own_rows.stop - own_rows.start))  # C, O, P
+
+    def accumulate(weights, phis, tangents, scores) -> None:
+        values, gradients = compiled.value(phis)[:, i], compiled.gradient(phis)[:, i]
+        contribution = np.einsum("md,mdj->mj", gradients, tangents)
+        own = np.einsum("md,mdj->mj", gradients[:, own_rows], tangents[:, own_rows])
+        totals[0] += weights @ (scores * values[:, None])
+        totals[1] += weights @ own
+        totals[2] += weights @ (contribution - own)
+
+    def visit(level: int, weight: float, phi, tangent, score) -> None:
+        terms = trajectory_terms(game, policy, compiled.layout, trajectories, phi)
+        weights = weight * np.exp(batches.log_coefficients + batches.counts @ terms.log_prob)
+        phis = phi + rates * (batches.counts @ terms.reinforce) / batch
+        jacobians = np.einsum("mn,nde->mde", batches.counts, terms.reinforce_jacobian) / batch
+        tangents = tangent + rates[None, :, None] * (jacobians @ tangent)
+        scores = score + (batches.counts @ terms.score) @ tangent
+        if inner.objective == "chain" or level + 1 == inner.steps:
+            accumulate(weights, phis, tangents, scores)
+        if level + 1 < inner.steps:
+            for m in range(len(weights)):
+                visit(level + 1, weights[m], phis[m], tangents[m], scores[m])
+
+    root = np.eye(compiled.layout.size)[:, own_rows]
+    x = np.asarray(x, dtype=float)
+    if inner.objective == "chain":
+        accumulate(np.ones(1), x[None], root[None], np.zeros((1, root.shape[1])))
+    visit(0, 1.0, x, root, np.zeros(root.shape[1]))
+    current, own, peer = totals
+    return MetaGradient(current + own + peer, current, own, peer)

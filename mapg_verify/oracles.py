@@ -16,6 +16,7 @@ import autograd.numpy as anp
 import mpmath
 import numpy as np
 
+from .enumeration import enumerate_batches, enumerate_trajectories
 from .game import DifferentiableGame, Game
 from .params import layout_of
 from .policies import Policy
@@ -152,5 +153,51 @@ def autograd_meta_objective(game, policy, x, alpha, steps: int, meta_agent: int,
                 xi = anp.concatenate([gradients[k, layout.slice(k)] for k in range(len(layout.shapes))])
                 phi = phi + rates * xi
         return total
+
+    return objective_of
+
+
+def autograd_sampled_objective(game: Game, policy: Policy, x, inner) -> Callable:
+    """``theta^i -> J^i`` of model S written directly in autograd over the enumerated batches.
+
+    The REINFORCE update is autograd's gradient of the surrogate
+    ``(1/K) sum_b sum_t log pi^k(a_t|s_t) G^k_t``, the batch probabilities are
+    multinomials of autograd trajectory probabilities, and autograd
+    differentiates the whole expectation: it shares only the list of
+    trajectories and multisets with the closed-form path.
+    """
+    layout = layout_of(game, policy)
+    own = layout.slice(inner.meta_agent)
+    rates = layout.per_parameter(inner.alpha)
+    trajectories = enumerate_trajectories(game, inner.horizon)
+    batches = enumerate_batches(len(trajectories.states), inner.batch)
+
+    def step_log_probs(phi, k):
+        theta = layout.unflatten(phi)[k]
+        return policy.log_probs(theta)[game.views[k, trajectories.states], trajectories.actions[..., k]]
+
+    def surrogate(part, phi, k):
+        point = anp.concatenate([phi[: layout.slice(k).start], part, phi[layout.slice(k).stop :]])
+        per_trajectory = anp.sum(step_log_probs(point, k) * trajectories.to_go[..., k], axis=1)
+        return anp.dot(batches.counts, per_trajectory) / inner.batch
+
+    def children(phi):
+        log_prob = trajectories.log_environment + sum(
+            anp.sum(step_log_probs(phi, k), axis=1) for k in range(len(layout.shapes))
+        )
+        weights = anp.exp(batches.log_coefficients + anp.dot(batches.counts, log_prob))
+        updates = [autograd.jacobian(surrogate)(phi[layout.slice(k)], phi, k) for k in range(len(layout.shapes))]
+        return weights, phi + rates * anp.concatenate(updates, axis=1)
+
+    def expected(phi, level):
+        value = autograd_values(game, policy, phi)[inner.meta_agent]
+        if level == inner.steps:
+            return value
+        weights, phis = children(phi)
+        later = sum(weights[m] * expected(phis[m], level + 1) for m in range(len(batches.counts)))
+        return later + value if inner.objective == "chain" else later
+
+    def objective_of(theta_i):
+        return expected(anp.concatenate([x[: own.start], theta_i, x[own.stop :]]), 0)
 
     return objective_of

@@ -1,7 +1,8 @@
 """Result records and their JSON form, written atomically.
 
 The ``exact`` JSON (SPEC §8): ``values`` per agent, ``truth.expected`` with
-``total``, ``current``, ``own``, ``peer`` (flat over ``theta^i``), ``lola`` with
+``total``, ``current``, ``own``, ``peer`` (flat over ``theta^i``), ``truth.sampled``
+likewise, ``lola`` with
 ``exact``, ``first_order`` (Eq. 6) and ``taylor``, ``per_step`` per agent
 (``V / sum_{t<H} gamma^t``, which is ``(1 - gamma) V`` for infinite horizons;
 reported for finite horizons too, as the discount-weighted mean reward per
@@ -23,7 +24,7 @@ from .cases import Case
 from .checks import CheckResult
 from .compiled import CompiledValues
 from .game import Game
-from .metagradient import LolaGradient, expected_update, lola
+from .metagradient import LolaGradient, expected_update, lola, sampled_update
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,11 @@ class ExactTruth:
         }
 
 
-SAMPLED_PENDING = "model S (enumerated inner batches) is not implemented in this version"
 NOT_ASKED = "not asked for ([inner] model)"
 
 
 def exact_truth(case: Case, compiled: CompiledValues, oracles: CheckResult) -> ExactTruth:
-    """The case's exact values ``V^k(theta)``, per-step averages, model-E meta-gradient and LOLA."""
+    """The case's exact values ``V^k(theta)``, per-step averages, meta-gradients in each model asked for, LOLA."""
     x, inner = compiled.layout.flatten(case.theta), case.inner
     values = compiled.value(x)
     mass = case.game.discount_mass() if isinstance(case.game, Game) else 1.0
@@ -62,7 +62,10 @@ def exact_truth(case: Case, compiled: CompiledValues, oracles: CheckResult) -> E
         truth["expected"] = expected_update(compiled, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective)
     else:
         skipped["truth.expected"] = NOT_ASKED
-    skipped["truth.sampled"] = SAMPLED_PENDING if "sampled" in inner.models else NOT_ASKED
+    if "sampled" in inner.models:
+        truth["sampled"] = sampled_update(compiled, case.game, case.policy, x, inner)
+    else:
+        skipped["truth.sampled"] = NOT_ASKED
     if case.estimators.names:
         skipped["estimators"] = "estimators are not implemented in this version"
     return ExactTruth(

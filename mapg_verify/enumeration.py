@@ -1,0 +1,113 @@
+"""Exact enumeration of trajectories and inner batches, for model S (SPEC §3).
+
+A trajectory of horizon ``H`` is ``(s_0, a_0, .., s_{H-1}, a_{H-1})`` with
+``rho0(s_0) > 0`` and ``P(s_{t+1} | s_t, a_t) > 0``; tabular policies give
+every action positive probability, so these are exactly the trajectories of
+positive probability. An inner batch is a multiset of ``K`` trajectories
+drawn i.i.d.: with counts ``m_j`` its probability is the multinomial
+``K! / prod_j m_j! * prod_j p_j^{m_j}``. ``L`` inner steps visit
+``M + M^2 + .. + M^L`` batches, ``M = C(N + K - 1, K)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammaln
+
+from .errors import InputError
+from .game import Game
+
+DEFAULT_CAP = 200_000
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectories:
+    """All ``N`` trajectories of positive probability: states ``(N, H)``, joint actions
+    ``(N, H, n)``, the environment's log-probability ``(N,)`` (``rho0`` and ``P``), and the
+    discounted rewards-to-go ``to_go[b, t, k] = sum_{t' >= t} gamma^{t'} r^k_{t'}``."""
+
+    states: np.ndarray
+    actions: np.ndarray
+    log_environment: np.ndarray
+    to_go: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Batches:
+    """All multisets of ``K`` out of ``N`` trajectories: ``counts (M, N)`` and ``log K!/prod m_j!``."""
+
+    counts: np.ndarray
+    log_coefficients: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.sum(axis=1)[0])
+
+
+def count_trajectories(game: Game, horizon: int) -> int:
+    """``N`` by dynamic programming over the support, without listing them."""
+    paths = (game.initial > 0).astype(np.int64)
+    joint = math.prod(game.n_actions)
+    support = (game.transitions > 0).reshape(game.n_states, joint, game.n_states).astype(np.int64)
+    for _ in range(horizon - 1):
+        paths = np.einsum("s,sat->t", paths, support)
+    return int(paths.sum()) * joint
+
+
+def count_batches(n_trajectories: int, batch: int, steps: int) -> int:
+    """Inner batches visited: ``M + M^2 + .. + M^L`` with ``M = C(N + K - 1, K)``."""
+    multisets = math.comb(n_trajectories + batch - 1, batch)
+    return sum(multisets**level for level in range(1, steps + 1))
+
+
+def check_enumerable(game: Game, horizon: int, batch: int, steps: int, cap: int = DEFAULT_CAP) -> int:
+    """The number of inner batches to enumerate; an input error above ``cap``."""
+    n = count_trajectories(game, horizon)
+    total = count_batches(n, batch, steps)
+    if total > cap:
+        raise InputError(
+            "inner.batch",
+            f"model S would enumerate {total:,} inner batches ({n:,} trajectories of {horizon} steps, "
+            f"K = {batch}, L = {steps}), above the cap of {cap:,}: lower [inner] batch, steps or horizon, "
+            'raise [inner] enumeration_cap, or drop "sampled" from [inner] model',
+        )
+    return total
+
+
+def enumerate_trajectories(game: Game, horizon: int) -> Trajectories:
+    """Every trajectory of positive probability, with its fixed parts."""
+    rows: list[tuple[list[int], list[tuple[int, ...]], float]] = [
+        ([s], [], math.log(p)) for s, p in enumerate(game.initial) if p > 0
+    ]
+    joints = list(itertools.product(*(range(a) for a in game.n_actions)))
+    for t in range(horizon):
+        grown = []
+        for states, actions, log_p in rows:
+            for joint in joints:
+                if t == horizon - 1:
+                    grown.append((states, [*actions, joint], log_p))
+                    continue
+                row = game.transitions[(states[-1], *joint)]
+                grown.extend(
+                    ([*states, int(s)], [*actions, joint], log_p + math.log(row[s])) for s in np.flatnonzero(row)
+                )
+        rows = grown
+    states = np.array([r[0] for r in rows], dtype=int)
+    actions = np.array([r[1] for r in rows], dtype=int)
+    rewards = np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], axis=-1)
+    discounted = rewards * game.gamma ** np.arange(horizon)[None, :, None]
+    to_go = np.flip(np.cumsum(np.flip(discounted, axis=1), axis=1), axis=1)
+    return Trajectories(states, actions, np.array([r[2] for r in rows]), to_go)
+
+
+def enumerate_batches(n_trajectories: int, batch: int) -> Batches:
+    """Every multiset of ``batch`` trajectories out of ``n_trajectories``, as counts."""
+    combos = np.array(list(itertools.combinations_with_replacement(range(n_trajectories), batch)), dtype=int)
+    counts = np.zeros((len(combos), n_trajectories))
+    np.add.at(counts, (np.arange(len(combos))[:, None], combos), 1.0)
+    log_coefficients = gammaln(batch + 1) - gammaln(counts + 1).sum(axis=1)
+    return Batches(counts, log_coefficients)
