@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 
-
-@dataclass(frozen=True)
 class InputError(Exception):
-    """Bad input: ``key`` is a dotted TOML path (``game.transitions``), ``path`` the file, if any."""
+    """Bad input: ``key`` is a dotted TOML path (``game.transitions``), ``path`` the file, if any.
 
-    key: str
-    reason: str
-    path: str | None = None
+    A plain exception, not a frozen dataclass: Python sets ``__traceback__`` on
+    exceptions as they cross generator-based context managers.
+    """
+
+    def __init__(self, key: str, reason: str, path: str | None = None) -> None:
+        super().__init__(key, reason, path)
+        self.key, self.reason, self.path = key, reason, path
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
@@ -19,4 +20,4 @@ class InputError(Exception):
 
     def at(self, path: str) -> InputError:
         """The same error, located in file ``path``."""
-        return replace(self, path=path)
+        return InputError(self.key, self.reason, path)
