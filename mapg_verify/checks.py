@@ -75,7 +75,7 @@ def _floats(values) -> np.ndarray:
 
 
 IDENTITY_TOLERANCE = 1e-12  # identities that hold by algebra: only rounding separates the sides
-LOLA_RATES = np.geomspace(1e-1, 1e-3, 5)
+LOLA_RATES = np.geomspace(1e-2, 1e-4, 5)  # small enough that alpha^3 terms barely tilt the fit
 
 
 def expected_identities(case: Case, compiled: CompiledValues | None = None) -> CheckResult:
@@ -85,8 +85,9 @@ def expected_identities(case: Case, compiled: CompiledValues | None = None) -> C
     rate is 0; the meta-agent's own shaping vanishes when its rate is 0, leaving
     ``own = grad_{phi^i} V^i(phi_L)``; one step with every rate 0 is the plain
     gradient; LOLA's exact gradient and the gradient of its complete first-order
-    expansion differ by ``O(alpha^2)`` (the fitted exponent of the gap over alpha
-    in [1e-3, 1e-1] is within 0.1 of 2, unless the two agree to rounding). The
+    expansion differ by ``O(alpha^2)``: the fitted exponent of the gap over alpha
+    in [1e-4, 1e-2] is at least 1.9 (a larger one is a smaller gap), unless the two
+    agree to rounding. The
     exponent for the paper's Eq. 6 is reported beside it, not tested: Eq. 6
     omits a term of order alpha (see :mod:`mapg_verify.metagradient`).
     """
@@ -112,7 +113,7 @@ def expected_identities(case: Case, compiled: CompiledValues | None = None) -> C
             expected_update(compiled, x, (0.0,) * len(inner.alpha), 1, i).total, compiled.gradient(x)[i, own_rows]
         ),
     }
-    passed = all(e <= IDENTITY_TOLERANCE for e in errors.values()) and (taylor is None or abs(taylor - 2) <= 0.1)
+    passed = all(e <= IDENTITY_TOLERANCE for e in errors.values()) and (taylor is None or taylor >= 1.9)
     figures = {**errors, "LOLA Taylor gap exponent": taylor, "LOLA Eq. 6 gap exponent": eq6}
     worst = max(errors, key=errors.get)
     summary = f"worst {worst}: {errors[worst]:.1e}; LOLA gap ~ alpha^{_exponent_text(taylor)} (complete first order), "

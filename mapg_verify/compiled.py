@@ -109,7 +109,8 @@ def game_key(game, policy) -> str:
     digest = hashlib.sha256(f"{game.name}|{policy.name if policy else ''}|{type(game).__name__}".encode())
     for name in ("transitions", "rewards", "initial", "views"):
         if hasattr(game, name):
-            digest.update(np.ascontiguousarray(getattr(game, name)).tobytes())
+            array = np.ascontiguousarray(getattr(game, name))
+            digest.update(repr(array.shape).encode() + array.tobytes())  # same bytes may come in other shapes
     digest.update(repr((getattr(game, "gamma", None), getattr(game, "horizon", None))).encode())
     return digest.hexdigest()
 
