@@ -1,9 +1,10 @@
 """Named verification checks (SPEC §5), each returning a :class:`CheckResult` with its figures.
 
 ``oracles`` (check 1): the compiled symbolic values ``V``, gradients ``dV/dx``
-and Hessians ``d^2V/dx^2`` against (a) autograd through numpy linear
-algebra, (b) Richardson-extrapolated central differences of the compiled
-values (for gradients) and gradients (for Hessians), (c) mpmath at 50
+and the Jacobian of the simultaneous gradient (each agent's rows of its own
+Hessian) against (a) autograd through numpy linear algebra, (b)
+Richardson-extrapolated central differences of the compiled values (for
+gradients) and simultaneous gradient (for the Jacobian), (c) mpmath at 50
 digits (values; gradients too with ``mpmath_gradient=True``). Errors are
 ``||a - b||_inf / max(||b||_inf, 1e-12)``: relative, and absolute below 1e-12.
 Tolerances: autograd 1e-10 and mpmath 1e-12 (both evaluate the same
@@ -50,14 +51,19 @@ def oracle_agreement(
     """Check 1: the compiled values, gradients and Hessians against three independent oracles."""
     compiled = compiled or compile_game(case.game, case.policy)
     x = compiled.layout.flatten(case.theta)
-    value, gradient, hessian = compiled.value(x), compiled.gradient(x), compiled.hessian(x)
+    value, gradient, (step_gradient, jacobian) = compiled.value(x), compiled.gradient(x), compiled.step(x)
     ref_value, ref_gradient, ref_hessian = autograd_derivatives(case.game, case.policy, x)
+    layout = compiled.layout
     errors = {
         "value vs autograd": (relative_error(value, ref_value), "autograd"),
         "gradient vs autograd": (relative_error(gradient, ref_gradient), "autograd"),
-        "hessian vs autograd": (relative_error(hessian, ref_hessian), "autograd"),
+        "step's gradient vs autograd": (relative_error(step_gradient, ref_gradient), "autograd"),
+        "jacobian vs autograd": (relative_error(jacobian, layout.own_parts(ref_hessian)), "autograd"),
         "gradient vs richardson": (relative_error(gradient, richardson(compiled.value, x)), "richardson"),
-        "hessian vs richardson": (relative_error(hessian, richardson(compiled.gradient, x)), "richardson"),
+        "jacobian vs richardson": (
+            relative_error(jacobian, richardson(lambda p: layout.own_parts(compiled.gradient(p)), x)),
+            "richardson",
+        ),
         "value vs mpmath": (relative_error(value, _floats(mpmath_values(case.game, case.policy, x))), "mpmath"),
     }
     if mpmath_gradients:
@@ -181,7 +187,7 @@ def sampled_identities(case: Case, compiled: CompiledValues | None = None) -> Ch
 
 CHECKS: dict[str, tuple[str, Callable[..., CheckResult]]] = {
     "oracles": (
-        "compiled symbolic V, grad V, hess V versus autograd, Richardson differences and mpmath",
+        "compiled symbolic V, grad V, d xi/dx versus autograd, Richardson differences and mpmath",
         oracle_agreement,
     ),
     "identities-expected": (

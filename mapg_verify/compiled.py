@@ -1,17 +1,19 @@
-"""The symbolic-to-numeric bridge: values, gradients and Hessians compiled by symengine.
+"""The symbolic-to-numeric bridge: values, gradients and the simultaneous Jacobian, compiled by symengine.
 
 For flat parameters ``x`` (row-major ``theta``): ``value(x)[k] = V^k``,
-``gradient(x)[k, j] = dV^k/dx_j``, ``hessian(x)[k, j, l] = d^2 V^k / dx_j dx_l``.
-The Jacobian of the simultaneous gradient ``xi_k = grad_{theta^k} V^k`` is the
-block ``hessian(x)[k, slice(k), :]`` for each agent, see :func:`simultaneous_jacobian`.
+``gradient(x)[k, j] = dV^k/dx_j``, and ``step(x) = (gradient(x), d xi / dx)``
+where ``xi = (grad_{theta^0} V^0, .., grad_{theta^{n-1}} V^{n-1})`` is the
+simultaneous gradient: row block ``k`` of its Jacobian is the block of rows of
+``hess V^k`` that belongs to agent ``k``. These are the second derivatives
+that meta-gradients and LOLA compose; the rest of each Hessian is never used.
 
 Expressions are differentiated by symengine and compiled with common
 subexpression elimination by symengine's ``Lambdify``; the LLVM backend is
 used where symengine was built with it, else its ``lambda`` backend
 (``benchmarks/bench_values.py`` measures both, and plain sympy).
-Only the upper triangle of each Hessian is derived and compiled, one function
-per agent: symengine's CSE grows faster than linearly in the size of its input
-(on the 10-step IPD, 17 s for both agents' Hessians at once, 2 x 2 s apart).
+``step`` is one compiled function per agent (its gradient and its rows of
+the Jacobian): symengine's CSE grows faster than linearly in the size of its
+input (on the 10-step IPD, 21 s for both agents at once, 13 s apart).
 """
 
 from __future__ import annotations
@@ -51,51 +53,47 @@ def lambdify(symbols, expressions, backend: str = DEFAULT_BACKEND) -> Function:
 
 @dataclass(frozen=True, eq=False)
 class CompiledValues:
-    """Compiled ``V``, ``grad V`` and ``hess V`` of every agent, with build timings in seconds."""
+    """Compiled ``V``, ``grad V`` and ``(grad V, d xi/dx)`` of every agent, with build timings in seconds."""
 
     layout: Layout
     n_agents: int
     value: Function
     gradient: Function
-    hessian: Function
+    step: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     backend: str
     seconds: dict
 
     def simultaneous_jacobian(self, x: np.ndarray) -> np.ndarray:
-        """``d xi / d x`` where ``xi = (grad_{theta^0} V^0, .., grad_{theta^{n-1}} V^{n-1})``."""
-        return self.simultaneous_block(self.hessian(x))
-
-    def simultaneous_block(self, hessians: np.ndarray) -> np.ndarray:
-        """``d xi / d x`` from already evaluated Hessians: agent ``k``'s own rows of ``hess V^k``."""
-        return np.concatenate([hessians[k, self.layout.slice(k), :] for k in range(self.n_agents)])
+        """``d xi / d x``, shape ``(D, D)``."""
+        return self.step(x)[1]
 
 
 def compile_values(symbolic: SymbolicValues, backend: str = DEFAULT_BACKEND) -> CompiledValues:
-    """Differentiate ``symbolic`` twice and compile values, gradients and Hessians."""
-    x = symbolic.symbols
+    """Differentiate ``symbolic`` twice and compile values, gradients and the simultaneous Jacobian."""
+    x, layout = symbolic.symbols, symbolic.layout
     n, d = len(symbolic.values), len(x)
     start = time.perf_counter()
     gradients = [[se.diff(value, xj) for xj in x] for value in symbolic.values]
-    upper = np.triu_indices(d)
-    hessians = [[se.diff(g[i], x[j]) for i, j in zip(*upper, strict=True)] for g in gradients]
+    rows = [
+        [se.diff(gradients[k][r], xj) for r in range(layout.slice(k).start, layout.slice(k).stop) for xj in x]
+        for k in range(n)
+    ]
     derived = time.perf_counter()
     value = lambdify(x, symbolic.values, backend)
     gradient = lambdify(x, [g for row in gradients for g in row], backend)
-    triangles = [lambdify(x, triangle, backend) for triangle in hessians]
+    agents = [lambdify(x, gradients[k] + rows[k], backend) for k in range(n)]
     compiled = time.perf_counter()
 
-    def hessian(point: np.ndarray) -> np.ndarray:
-        full = np.zeros((n, d, d))
-        full[:, upper[0], upper[1]] = [triangle(point) for triangle in triangles]
-        full[:, upper[1], upper[0]] = full[:, upper[0], upper[1]]
-        return full
+    def step(point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs = [agent(point) for agent in agents]
+        return np.array([out[:d] for out in outputs]), np.concatenate([out[d:] for out in outputs]).reshape(d, d)
 
     return CompiledValues(
-        symbolic.layout,
+        layout,
         n,
         value,
         lambda point: np.reshape(gradient(point), (*np.shape(point)[:-1], n, d)),
-        hessian,
+        step,
         backend,
         {"derive": derived - start, "compile": compiled - derived},
     )

@@ -70,7 +70,7 @@ def inner_path(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...]
     rates = inner_rates(compiled, alpha)
     path = [np.asarray(x, dtype=float)]
     for _ in range(steps):
-        path.append(path[-1] + rates * _simultaneous_gradient(compiled, compiled.gradient(path[-1])))
+        path.append(path[-1] + rates * compiled.layout.own_parts(compiled.gradient(path[-1])))
     return path
 
 
@@ -85,21 +85,21 @@ def expected_update(
     """The exact model-E meta-gradient of agent ``meta_agent``, with its terms."""
     rates = inner_rates(compiled, alpha)
     own_rows = compiled.layout.slice(meta_agent)
-    tangent = np.eye(compiled.layout.size)[:, own_rows]
-    own = np.zeros(tangent.shape[1])
-    peer = np.zeros_like(own)
+    tangent = np.zeros((compiled.layout.size, own_rows.stop - own_rows.start))
+    tangent[own_rows] = np.eye(tangent.shape[1])
+    own, peer = 0.0, 0.0
     phi = np.asarray(x, dtype=float)
     for step in range(steps + 1):
-        gradients = compiled.gradient(phi)
+        gradients, jacobian = compiled.step(phi) if step < steps else (compiled.gradient(phi), None)
         if objective == "chain" or step == steps:
-            contribution = gradients[meta_agent][:, None] * tangent
-            own_part = contribution[own_rows].sum(axis=0)
-            own += own_part
-            peer += contribution.sum(axis=0) - own_part
+            gradient = gradients[meta_agent]
+            own_part = gradient[own_rows] @ tangent[own_rows]
+            own = own + own_part
+            peer = peer + gradient @ tangent - own_part
         if step < steps:
-            tangent = tangent + rates[:, None] * (compiled.simultaneous_jacobian(phi) @ tangent)
-            phi = phi + rates * _simultaneous_gradient(compiled, gradients)
-    return MetaGradient(own + peer, np.zeros_like(own), own, peer)
+            tangent = tangent + rates[:, None] * (jacobian @ tangent)
+            phi = phi + rates * compiled.layout.own_parts(gradients)
+    return MetaGradient(own + peer, np.zeros(tangent.shape[1]), own, peer)
 
 
 def lola(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], meta_agent: int = 0) -> LolaGradient:
@@ -108,16 +108,11 @@ def lola(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], meta
     exact = expected_update(compiled, x, peers_only, 1, meta_agent).total
     own = compiled.layout.slice(meta_agent)
     rates = inner_rates(compiled, peers_only)
-    gradients, hessians = compiled.gradient(x), compiled.hessian(x)
-    jacobian = compiled.simultaneous_block(hessians)
+    gradients, jacobian = compiled.step(x)
     first_order = gradients[meta_agent][own] + gradients[meta_agent] @ (rates[:, None] * jacobian[:, own])
-    step = rates * _simultaneous_gradient(compiled, gradients)
-    return LolaGradient(exact, first_order, first_order + hessians[meta_agent][own] @ step)
-
-
-def _simultaneous_gradient(compiled: CompiledValues, gradients: np.ndarray) -> np.ndarray:
-    """``xi = (grad_{theta^k} V^k)_k``, flat, from every agent's full gradient."""
-    return np.concatenate([gradients[k, compiled.layout.slice(k)] for k in range(compiled.n_agents)])
+    step = rates * compiled.layout.own_parts(gradients)
+    # agent i's rows of d xi / dx are hess V^i [theta^i rows]: the Taylor term (d grad_{-i} V^i/dtheta^i)^T step
+    return LolaGradient(exact, first_order, first_order + jacobian[own] @ step)
 
 
 def sampled_update(

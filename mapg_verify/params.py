@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -18,17 +20,21 @@ class Layout:
 
     shapes: tuple[tuple[int, ...], ...]
 
-    @property
+    @cached_property
     def sizes(self) -> tuple[int, ...]:
         return tuple(math.prod(shape) for shape in self.shapes)
 
-    @property
+    @cached_property
     def size(self) -> int:
         return sum(self.sizes)
 
+    @cached_property
+    def _slices(self) -> tuple[slice, ...]:
+        ends = np.cumsum((0, *self.sizes))
+        return tuple(slice(int(a), int(b)) for a, b in itertools.pairwise(ends))
+
     def slice(self, agent: int) -> slice:
-        start = sum(self.sizes[:agent])
-        return slice(start, start + self.sizes[agent])
+        return self._slices[agent]
 
     def flatten(self, theta: Sequence[np.ndarray]) -> np.ndarray:
         """Concatenate the row-major flattenings of ``theta^k``."""
@@ -37,6 +43,11 @@ class Layout:
     def unflatten(self, flat: np.ndarray) -> tuple[np.ndarray, ...]:
         """Split a flat vector (or the leading axis of an array) back into per-agent shapes."""
         return tuple(flat[self.slice(k)].reshape(shape + flat.shape[1:]) for k, shape in enumerate(self.shapes))
+
+    def own_parts(self, per_agent) -> np.ndarray:
+        """Agent ``k``'s own entries of ``per_agent[k]``, concatenated: ``(n, D) -> (D,)``
+        (the simultaneous gradient from full gradients) or ``(n, D, D) -> (D, D)``."""
+        return np.concatenate([per_agent[k][self.slice(k)] for k in range(len(self.shapes))])
 
     def per_parameter(self, per_agent) -> np.ndarray:
         """A flat vector holding ``per_agent[k]`` on each of agent ``k``'s parameters."""
