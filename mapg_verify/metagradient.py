@@ -84,7 +84,7 @@ def expected_update(
 ) -> MetaGradient:
     """The exact model-E meta-gradient of agent ``meta_agent``, with its terms."""
     rates = inner_rates(compiled, alpha)
-    own_rows = compiled.layout.slice(meta_agent)
+    own_rows, peer_rows = compiled.layout.slice(meta_agent), compiled.layout.others(meta_agent)
     tangent = np.zeros((compiled.layout.size, own_rows.stop - own_rows.start))
     tangent[own_rows] = np.eye(tangent.shape[1])
     own, peer = 0.0, 0.0
@@ -93,9 +93,8 @@ def expected_update(
         gradients, jacobian = compiled.step(phi) if step < steps else (compiled.gradient(phi), None)
         if objective == "chain" or step == steps:
             gradient = gradients[meta_agent]
-            own_part = gradient[own_rows] @ tangent[own_rows]
-            own = own + own_part
-            peer = peer + gradient @ tangent - own_part
+            own = own + gradient[own_rows] @ tangent[own_rows]
+            peer = peer + gradient[peer_rows] @ tangent[peer_rows]
         if step < steps:
             tangent = tangent + rates[:, None] * (jacobian @ tangent)
             phi = phi + rates * compiled.layout.own_parts(gradients)
@@ -137,16 +136,17 @@ def sampled_update(
     trajectories = enumerate_trajectories(game, inner.horizon)
     batches = enumerate_batches(len(trajectories.states), batch)
     rates = inner_rates(compiled, inner.alpha)
-    i, own_rows = inner.meta_agent, compiled.layout.slice(inner.meta_agent)
+    i = inner.meta_agent
+    own_rows, peer_rows = compiled.layout.slice(i), compiled.layout.others(i)
     totals = np.zeros((3, own_rows.stop - own_rows.start))  # C, O, P
 
     def accumulate(weights, phis, tangents, scores) -> None:
         values, gradients = compiled.value(phis)[:, i], compiled.gradient(phis)[:, i]
-        contribution = np.einsum("md,mdj->mj", gradients, tangents)
         own = np.einsum("md,mdj->mj", gradients[:, own_rows], tangents[:, own_rows])
+        peer = np.einsum("md,mdj->mj", gradients[:, peer_rows], tangents[:, peer_rows])
         totals[0] += weights @ (scores * values[:, None])
         totals[1] += weights @ own
-        totals[2] += weights @ (contribution - own)
+        totals[2] += weights @ peer
 
     def visit(level: int, weight: float, phi, tangent, score) -> None:
         terms = trajectory_terms(game, policy, compiled.layout, trajectories, phi)

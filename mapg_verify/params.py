@@ -49,6 +49,12 @@ class Layout:
         (the simultaneous gradient from full gradients) or ``(n, D, D) -> (D, D)``."""
         return np.concatenate([per_agent[k][self.slice(k)] for k in range(len(self.shapes))])
 
+    def others(self, agent: int) -> np.ndarray:
+        """A mask of every parameter that is not agent ``agent``'s (the ``-i`` rows)."""
+        mask = np.ones(self.size, dtype=bool)
+        mask[self.slice(agent)] = False
+        return mask
+
     def per_parameter(self, per_agent) -> np.ndarray:
         """A flat vector holding ``per_agent[k]`` on each of agent ``k``'s parameters."""
         return np.concatenate([np.full(size, v, dtype=float) for size, v in zip(self.sizes, per_agent, strict=True)])
