@@ -2,9 +2,10 @@
 
 Run: ``python benchmarks/bench_values.py [--sympy-timeout SECONDS]``. Prints one table:
 for each symbolic/compile backend, the time to differentiate and compile V, grad V
-and the Hessians (whose agent blocks are the Jacobian of the simultaneous
-gradient), the time per evaluation of each compiled function, the autograd
-oracle's time for the same quantity, and the ratio oracle / compiled.
+and ``step`` (every gradient and the Jacobian of the simultaneous gradient
+``xi``), the time per evaluation of each compiled function, the autograd
+oracle's time for the same quantity (``d xi/dx`` as autograd's Jacobian of
+``xi``), and the ratio oracle / compiled.
 Plain sympy runs in a child process and is stopped at the timeout.
 """
 
@@ -40,9 +41,13 @@ def sympy_build(values, symbols, queue) -> None:
     expressions = [sympy.sympify(v) for v in values]
     x = [sympy.Symbol(str(s)) for s in symbols]
     gradients = [[sympy.diff(v, xj) for xj in x] for v in expressions]
-    hessians = [[sympy.diff(g[i], x[j]) for i in range(len(x)) for j in range(i, len(x))] for g in gradients]
+    half = len(x) // 2  # two agents with equal parameter counts
+    rows = [
+        [sympy.diff(g[r], xj) for r in range(k * half, (k + 1) * half) for xj in x] for k, g in enumerate(gradients)
+    ]
     derived = time.perf_counter()
-    functions = [sympy.lambdify(x, block, cse=True) for block in (expressions, gradients, *hessians)]
+    steps = [gradients[k] + rows[k] for k in range(len(rows))]
+    functions = [sympy.lambdify(x, block, cse=True) for block in (expressions, gradients, *steps)]
     point = np.random.default_rng(0).normal(size=len(x))
     evaluation = [per_call(lambda p, f=f: f(*p), point) for f in functions]
     queue.put((derived - start, time.perf_counter() - derived, evaluation))
@@ -72,10 +77,14 @@ def main() -> None:
         def values(point, game=game, policy=policy):
             return autograd_values(game, policy, point)
 
+        def simultaneous(point, values=values, layout=symbolic.layout):
+            gradients = autograd.jacobian(values)(point)
+            return autograd.numpy.concatenate([gradients[k, layout.slice(k)] for k in range(2)])
+
         oracle = {
             "value": per_call(values, x),
             "gradient": per_call(autograd.jacobian(values), x),
-            "jacobian": per_call(autograd.jacobian(autograd.jacobian(values)), x),
+            "step": per_call(autograd.jacobian(simultaneous), x),
         }
         print(
             f"\nIPD, {kind} policies ({symbolic.layout.size} parameters); autograd oracle per call: "
@@ -87,15 +96,14 @@ def main() -> None:
         print(header)
         for backend in backends:
             compiled = compile_values(symbolic, backend)
-            timings = [per_call(f, x) for f in (compiled.value, compiled.gradient, compiled.hessian)]
+            timings = [per_call(f, x) for f in (compiled.value, compiled.gradient, compiled.step)]
             print_row(f"symengine/{backend}", compiled.seconds["derive"], compiled.seconds["compile"], timings, oracle)
         result = sympy_row(symbolic, arguments.sympy_timeout)
         if result is None:
             print(f"{'sympy/lambdify':<18}  did not finish within {arguments.sympy_timeout:.0f} s (stopped)")
         else:
             derive, compile_seconds, evaluation = result
-            hessian = sum(evaluation[2:])
-            print_row("sympy/lambdify", derive, compile_seconds, [*evaluation[:2], hessian], oracle)
+            print_row("sympy/lambdify", derive, compile_seconds, [*evaluation[:2], sum(evaluation[2:])], oracle)
 
 
 def print_row(label: str, derive: float, compile_seconds: float, timings: list[float], oracle: dict) -> None:
