@@ -45,10 +45,22 @@ DEFAULT_BACKEND = "llvm" if llvm_available() else "lambda"
 
 
 def lambdify(symbols, expressions, backend: str = DEFAULT_BACKEND) -> Function:
-    """One compiled function ``x -> [e(x) for e in expressions]`` with CSE."""
+    """One compiled function ``x -> [e(x) for e in expressions]`` with CSE; ``x`` of shape
+    ``(D,)`` or ``(..., D)``. A single point goes through ``unsafe_real`` (no checks inside
+    symengine, so the length is checked here), which saves most of the call's overhead."""
     options = {"opt_level": 0} if backend == "llvm" else {}
     compiled = se.Lambdify(list(symbols), list(expressions), backend=backend, cse=True, **options)
-    return lambda x: compiled(np.asarray(x, dtype=float))
+    n_inputs, n_outputs = len(symbols), len(expressions)
+
+    def evaluate(x):
+        x = np.ascontiguousarray(x, dtype=float)
+        if x.shape != (n_inputs,):
+            return compiled(x)
+        out = np.empty(n_outputs)
+        compiled.unsafe_real(x, out)
+        return out
+
+    return evaluate
 
 
 @dataclass(frozen=True, eq=False)

@@ -57,7 +57,7 @@ class Layout:
 
     def per_parameter(self, per_agent) -> np.ndarray:
         """A flat vector holding ``per_agent[k]`` on each of agent ``k``'s parameters."""
-        return np.concatenate([np.full(size, v, dtype=float) for size, v in zip(self.sizes, per_agent, strict=True)])
+        return np.repeat(np.asarray(per_agent, dtype=float), self.sizes)
 
     def random(self, rng: np.random.Generator, scale: float) -> tuple[np.ndarray, ...]:
         """``theta^k ~ Normal(0, scale^2)`` entrywise."""
