@@ -18,13 +18,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import autograd
 import numpy as np
 
 from .cases import Case
 from .compiled import CompiledValues, compile_game
+from .enumeration import count_batches, count_trajectories
 from .errors import InputError
 from .metagradient import expected_update, inner_path, lola, sampled_update
-from .oracles import autograd_derivatives, mpmath_gradient, mpmath_values, richardson
+from .oracles import (
+    autograd_derivatives,
+    autograd_meta_objective,
+    autograd_sampled_objective,
+    mpmath_gradient,
+    mpmath_values,
+    richardson,
+)
 
 TOLERANCE = {"autograd": 1e-10, "richardson": 1e-6, "mpmath": 1e-12}
 
@@ -185,10 +194,58 @@ def sampled_identities(case: Case, compiled: CompiledValues | None = None) -> Ch
     return CheckResult("identities-sampled", passed, figures, summary)
 
 
+META_TOLERANCE = 1e-8  # autograd through the inner loop rounds differently over L steps and many batches
+ORACLE_BATCH_LIMIT = 2_000  # autograd over the enumerated objective is slow beyond this many batches
+
+
+def meta_oracle_errors(case: Case, compiled: CompiledValues | None = None) -> dict:
+    """Relative error of each asked-for model's exact total against its autograd oracle (model
+    name -> error, or ``None`` where the enumeration exceeds :data:`ORACLE_BATCH_LIMIT`)."""
+    compiled = compiled or compile_game(case.game, case.policy)
+    x, inner = compiled.layout.flatten(case.theta), case.inner
+    own = compiled.layout.slice(inner.meta_agent)
+    errors: dict = {}
+    if "expected" in inner.models:
+        truth = expected_update(compiled, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective)
+        meta = autograd_meta_objective(
+            case.game, case.policy, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective
+        )
+        errors["expected"] = relative_error(truth.total, autograd.grad(meta)(x[own]))
+    if "sampled" in inner.models:
+        n = count_trajectories(case.game, inner.horizon)
+        if count_batches(n, inner.batch, inner.steps) > ORACLE_BATCH_LIMIT:
+            errors["sampled"] = None
+        else:
+            truth = sampled_update(compiled, case.game, case.policy, x, inner)
+            objective = autograd_sampled_objective(case.game, case.policy, x, inner)
+            errors["sampled"] = relative_error(truth.total, autograd.grad(objective)(x[own]))
+    return errors
+
+
+def meta_oracles(case: Case, compiled: CompiledValues | None = None) -> CheckResult:
+    """The exact meta-gradient of each model against autograd through the whole inner loop
+    (model E) or the whole enumerated objective (model S); tolerance 1e-8, relative."""
+    errors = meta_oracle_errors(case, compiled)
+    checked = {model: error for model, error in errors.items() if error is not None}
+    passed = all(error <= META_TOLERANCE for error in checked.values())
+    parts = [f"model {model[0].upper()} {error:.1e}" for model, error in checked.items()]
+    parts += [
+        f"model {model[0].upper()} not checked (over {ORACLE_BATCH_LIMIT} batches)"
+        for model, error in errors.items()
+        if error is None
+    ]
+    figures = {f"{model} vs autograd": error for model, error in errors.items()}
+    return CheckResult("meta-oracles", passed, figures, "; ".join(parts) + f" (tolerance {META_TOLERANCE:.0e})")
+
+
 CHECKS: dict[str, tuple[str, Callable[..., CheckResult]]] = {
     "oracles": (
         "compiled symbolic V, grad V, d xi/dx versus autograd, Richardson differences and mpmath",
         oracle_agreement,
+    ),
+    "meta-oracles": (
+        "exact meta-gradients versus autograd through the inner loop / the enumerated objective",
+        meta_oracles,
     ),
     "identities-expected": (
         "model E: total = C + O + P, vanishing terms at alpha = 0, LOLA's O(alpha^2) gap",

@@ -18,7 +18,7 @@ import numpy as np
 import symengine
 
 from .cases import Case, case_paths, load_case
-from .checks import CHECKS, expected_identities, oracle_agreement, sampled_identities
+from .checks import CHECKS, expected_identities, meta_oracles, oracle_agreement, sampled_identities
 from .compiled import DEFAULT_BACKEND, compile_game
 from .errors import InputError
 from .estimators import ESTIMATORS
@@ -144,15 +144,15 @@ def _evaluate(case: Case, mpmath_gradients: bool = False) -> dict:
             "theta": [np.asarray(part).tolist() for part in case.theta],
         },
         "exact": truth.to_json(),
-        "checks": [asdict(check) for check in (oracles, *_identity_checks(case, compiled))],
+        "checks": [asdict(check) for check in (oracles, *_meta_checks(case, compiled))],
         "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},
     }
 
 
-def _identity_checks(case: Case, compiled) -> list:
-    """The identity checks of the inner models the case asks for (model S needs trajectories)."""
-    checks = {"expected": expected_identities, "sampled": sampled_identities}
-    return [checks[model](case, compiled) for model in case.inner.models]
+def _meta_checks(case: Case, compiled) -> list:
+    """The meta-gradients' oracle check, and the identity checks of the inner models asked for."""
+    identities = {"expected": expected_identities, "sampled": sampled_identities}
+    return [meta_oracles(case, compiled), *(identities[model](case, compiled) for model in case.inner.models)]
 
 
 def _versions() -> dict:
