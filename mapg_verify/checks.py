@@ -25,7 +25,7 @@ from .cases import Case
 from .compiled import CompiledValues, compile_game
 from .enumeration import count_batches, count_trajectories
 from .errors import InputError
-from .metagradient import expected_update, inner_path, lola, sampled_update
+from .metagradient import expected_update, inner_path, lola, meta_gradients, sampled_update
 from .oracles import (
     autograd_derivatives,
     autograd_meta_objective,
@@ -93,7 +93,7 @@ IDENTITY_TOLERANCE = 1e-12  # identities that hold by algebra: only rounding sep
 LOLA_RATES = np.geomspace(1e-2, 1e-4, 5)  # small enough that alpha^3 terms barely tilt the fit
 
 
-def expected_identities(case: Case, compiled: CompiledValues | None = None) -> CheckResult:
+def expected_identities(case: Case, compiled: CompiledValues | None = None, truth: dict | None = None) -> CheckResult:
     """Model E identities at the case's ``theta`` and inner-loop settings (SPEC §3).
 
     ``total = current + own + peer``; ``current = 0``; ``peer = 0`` when every peer's
@@ -109,7 +109,7 @@ def expected_identities(case: Case, compiled: CompiledValues | None = None) -> C
     compiled = compiled or compile_game(case.game, case.policy)
     x, inner, i = compiled.layout.flatten(case.theta), case.inner, case.inner.meta_agent
     own_rows = compiled.layout.slice(i)
-    truth = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective)
+    truth = (truth or {}).get("expected") or expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective)
     no_peers = tuple(a if k == i else 0.0 for k, a in enumerate(inner.alpha))
     no_self = tuple(0.0 if k == i else a for k, a in enumerate(inner.alpha))
     still = expected_update(compiled, x, no_self, inner.steps, i, "terminal")
@@ -151,7 +151,7 @@ def _exponent_text(exponent: float | None) -> str:
 GAP_BATCHES = (1, 2, 4, 8, 16)
 
 
-def sampled_identities(case: Case, compiled: CompiledValues | None = None) -> CheckResult:
+def sampled_identities(case: Case, compiled: CompiledValues | None = None, truth: dict | None = None) -> CheckResult:
     """Model S identities (SPEC §3): ``total = current + own + peer``; ``peer = 0`` with
     REINFORCE inner updates; the gap to model E over ``K = 1, 2, 4, ..`` (as far as the
     enumeration cap allows) shrinks, with its rate ``gap ~ K^p`` fitted on the last
@@ -160,7 +160,7 @@ def sampled_identities(case: Case, compiled: CompiledValues | None = None) -> Ch
     """
     compiled = compiled or compile_game(case.game, case.policy)
     x, inner, i = compiled.layout.flatten(case.theta), case.inner, case.inner.meta_agent
-    truth = sampled_update(compiled, case.game, case.policy, x, inner)
+    truth = (truth or {}).get("sampled") or sampled_update(compiled, case.game, case.policy, x, inner)
     expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
     scale = max(float(np.max(np.abs(truth.total))), 1e-12)
     sizes, gaps = [], []
@@ -198,34 +198,33 @@ META_TOLERANCE = 1e-8  # autograd through the inner loop rounds differently over
 ORACLE_BATCH_LIMIT = 2_000  # autograd over the enumerated objective is slow beyond this many batches
 
 
-def meta_oracle_errors(case: Case, compiled: CompiledValues | None = None) -> dict:
+def meta_oracle_errors(case: Case, compiled: CompiledValues | None = None, truth: dict | None = None) -> dict:
     """Relative error of each asked-for model's exact total against its autograd oracle (model
     name -> error, or ``None`` where the enumeration exceeds :data:`ORACLE_BATCH_LIMIT`)."""
     compiled = compiled or compile_game(case.game, case.policy)
+    truth = truth or meta_gradients(compiled, case)
     x, inner = compiled.layout.flatten(case.theta), case.inner
     own = compiled.layout.slice(inner.meta_agent)
     errors: dict = {}
     if "expected" in inner.models:
-        truth = expected_update(compiled, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective)
         meta = autograd_meta_objective(
             case.game, case.policy, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective
         )
-        errors["expected"] = relative_error(truth.total, autograd.grad(meta)(x[own]))
+        errors["expected"] = relative_error(truth["expected"].total, autograd.grad(meta)(x[own]))
     if "sampled" in inner.models:
         n = count_trajectories(case.game, inner.horizon)
         if count_batches(n, inner.batch, inner.steps) > ORACLE_BATCH_LIMIT:
             errors["sampled"] = None
         else:
-            truth = sampled_update(compiled, case.game, case.policy, x, inner)
             objective = autograd_sampled_objective(case.game, case.policy, x, inner)
-            errors["sampled"] = relative_error(truth.total, autograd.grad(objective)(x[own]))
+            errors["sampled"] = relative_error(truth["sampled"].total, autograd.grad(objective)(x[own]))
     return errors
 
 
-def meta_oracles(case: Case, compiled: CompiledValues | None = None) -> CheckResult:
+def meta_oracles(case: Case, compiled: CompiledValues | None = None, truth: dict | None = None) -> CheckResult:
     """The exact meta-gradient of each model against autograd through the whole inner loop
     (model E) or the whole enumerated objective (model S); tolerance 1e-8, relative."""
-    errors = meta_oracle_errors(case, compiled)
+    errors = meta_oracle_errors(case, compiled, truth)
     checked = {model: error for model, error in errors.items() if error is not None}
     passed = all(error <= META_TOLERANCE for error in checked.values())
     parts = [f"model {model[0].upper()} {error:.1e}" for model, error in checked.items()]

@@ -23,6 +23,7 @@ from .compiled import DEFAULT_BACKEND, compile_game
 from .errors import InputError
 from .estimators import ESTIMATORS
 from .games import GAMES
+from .metagradient import meta_gradients
 from .policies import POLICIES
 from .results import dumps, exact_truth, write_atomic
 
@@ -134,7 +135,8 @@ def _evaluate(case: Case, mpmath_gradients: bool = False) -> dict:
     started = time.perf_counter()
     compiled = compile_game(case.game, case.policy)
     oracles = oracle_agreement(case, compiled, mpmath_gradients=mpmath_gradients)
-    truth = exact_truth(case, compiled, oracles)
+    gradients = meta_gradients(compiled, case)
+    truth = exact_truth(case, compiled, oracles, gradients)
     return {
         "case": {
             "name": case.name,
@@ -144,15 +146,16 @@ def _evaluate(case: Case, mpmath_gradients: bool = False) -> dict:
             "theta": [np.asarray(part).tolist() for part in case.theta],
         },
         "exact": truth.to_json(),
-        "checks": [asdict(check) for check in (oracles, *_meta_checks(case, compiled))],
+        "checks": [asdict(check) for check in (oracles, *_meta_checks(case, compiled, gradients))],
         "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},
     }
 
 
-def _meta_checks(case: Case, compiled) -> list:
+def _meta_checks(case: Case, compiled, truth: dict) -> list:
     """The meta-gradients' oracle check, and the identity checks of the inner models asked for."""
     identities = {"expected": expected_identities, "sampled": sampled_identities}
-    return [meta_oracles(case, compiled), *(identities[model](case, compiled) for model in case.inner.models)]
+    checks = [identities[model](case, compiled, truth) for model in case.inner.models]
+    return [meta_oracles(case, compiled, truth), *checks]
 
 
 def _versions() -> dict:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cases import InnerLoop
+from .cases import Case, InnerLoop
 from .compiled import CompiledValues
 from .enumeration import check_enumerable, enumerate_batches, enumerate_trajectories
 from .game import Game
@@ -168,3 +168,13 @@ def sampled_update(
     visit(0, 1.0, x, root, np.zeros(root.shape[1]))
     current, own, peer = totals
     return MetaGradient(current + own + peer, current, own, peer)
+
+
+def meta_gradients(compiled: CompiledValues, case: Case) -> dict[str, MetaGradient]:
+    """The exact meta-gradient of each inner model the case asks for, by model name."""
+    x, inner = compiled.layout.flatten(case.theta), case.inner
+    models = {
+        "expected": lambda: expected_update(compiled, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective),
+        "sampled": lambda: sampled_update(compiled, case.game, case.policy, x, inner),
+    }
+    return {model: models[model]() for model in inner.models}

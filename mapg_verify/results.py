@@ -24,7 +24,7 @@ from .cases import Case
 from .checks import CheckResult
 from .compiled import CompiledValues
 from .game import Game
-from .metagradient import LolaGradient, expected_update, lola, sampled_update
+from .metagradient import LolaGradient, lola
 
 
 @dataclass(frozen=True)
@@ -52,20 +52,12 @@ class ExactTruth:
 NOT_ASKED = "not asked for ([inner] model)"
 
 
-def exact_truth(case: Case, compiled: CompiledValues, oracles: CheckResult) -> ExactTruth:
+def exact_truth(case: Case, compiled: CompiledValues, oracles: CheckResult, truth: dict) -> ExactTruth:
     """The case's exact values ``V^k(theta)``, per-step averages, meta-gradients in each model asked for, LOLA."""
     x, inner = compiled.layout.flatten(case.theta), case.inner
     values = compiled.value(x)
     mass = case.game.discount_mass() if isinstance(case.game, Game) else 1.0
-    truth, skipped = {}, {}
-    if "expected" in inner.models:
-        truth["expected"] = expected_update(compiled, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective)
-    else:
-        skipped["truth.expected"] = NOT_ASKED
-    if "sampled" in inner.models:
-        truth["sampled"] = sampled_update(compiled, case.game, case.policy, x, inner)
-    else:
-        skipped["truth.sampled"] = NOT_ASKED
+    skipped = {f"truth.{model}": NOT_ASKED for model in ("expected", "sampled") if model not in truth}
     if case.estimators.names:
         skipped["estimators"] = "estimators are not implemented in this version"
     return ExactTruth(
