@@ -98,10 +98,14 @@ def enumerate_trajectories(game: Game, horizon: int) -> Trajectories:
         rows = grown
     states = np.array([r[0] for r in rows], dtype=int)
     actions = np.array([r[1] for r in rows], dtype=int)
+    return Trajectories(states, actions, np.array([r[2] for r in rows]), discounted_to_go(game, states, actions))
+
+
+def discounted_to_go(game: Game, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """``to_go[b, t, k] = sum_{t' >= t} gamma^{t'} r^k_{t'}`` for states ``(N, H)`` and actions ``(N, H, n)``."""
     rewards = np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], axis=-1)
-    discounted = rewards * game.gamma ** np.arange(horizon)[None, :, None]
-    to_go = np.flip(np.cumsum(np.flip(discounted, axis=1), axis=1), axis=1)
-    return Trajectories(states, actions, np.array([r[2] for r in rows]), to_go)
+    discounted = rewards * game.gamma ** np.arange(states.shape[1])[None, :, None]
+    return np.flip(np.cumsum(np.flip(discounted, axis=1), axis=1), axis=1)
 
 
 def enumerate_batches(n_trajectories: int, batch: int) -> Batches:
