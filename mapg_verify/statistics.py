@@ -1,0 +1,93 @@
+"""Tests of a Monte-Carlo mean against a known value (SPEC §5, check 3).
+
+Hotelling's T-squared: for ``N`` i.i.d. rows with mean ``xbar`` and covariance
+``S``, ``T^2 = N (xbar - mu)^T S^+ (xbar - mu)`` and, under the null and with
+``r = rank(S)``, ``(N - r) / (r (N - 1)) T^2 ~ F(r, N - r)`` (Hotelling 1931).
+Directions of zero sample variance cannot be tested that way: a mean that
+differs from ``mu`` along one of them rejects outright (``p = 0``).
+Alongside, per-component two-sided z-tests with Holm's step-down correction
+(Holm 1979) say which components differ.
+
+The F law is exact for Gaussian rows and only asymptotic otherwise: on cubed
+correlated normals (3 components, N = 500) the false-alarm rate at level 0.01
+measured 1.95% over 2000 seeds (``tests/test_statistics.py``). Heavy-tailed
+estimators need their own calibration at their own budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class MeanTest:
+    """The result of :func:`mean_test`: T-squared, its p-value and the per-component tests."""
+
+    statistic: float
+    p_value: float
+    rank: int
+    mean: np.ndarray
+    standard_error: np.ndarray
+    component_p_values: np.ndarray
+    holm_rejected: np.ndarray
+    level: float
+
+    @property
+    def rejected(self) -> bool:
+        return self.p_value < self.level
+
+
+def holm(p_values: np.ndarray, level: float) -> np.ndarray:
+    """Holm's step-down rejections: the k-th smallest p is compared with ``level / (m - k)``."""
+    order = np.argsort(p_values)
+    thresholds = level / (len(p_values) - np.arange(len(p_values)))
+    passed = p_values[order] < thresholds
+    stop = len(p_values) if passed.all() else int(np.argmin(passed))
+    rejected = np.zeros(len(p_values), dtype=bool)
+    rejected[order[:stop]] = True
+    return rejected
+
+
+def mean_test(samples: np.ndarray, null_mean: np.ndarray, *, level: float = 0.01) -> MeanTest:
+    """Test ``E[samples] = null_mean`` from rows of i.i.d. samples, shape ``(N, d)``."""
+    samples, null_mean = _validate(samples, null_mean, level)
+    n = len(samples)
+    mean = samples.mean(axis=0)
+    difference = mean - null_mean
+    covariance = np.atleast_2d(np.cov(samples, rowvar=False))
+    values, vectors = np.linalg.eigh(covariance)
+    keep = values > values.max(initial=0.0) * 1e-12
+    rank = int(keep.sum())
+    projected = vectors.T @ difference
+    scale = np.max(np.abs(samples), initial=0.0) + np.max(np.abs(null_mean), initial=0.0)
+    if np.any(np.abs(projected[~keep]) > 1e-12 * max(scale, 1e-300)) or n <= rank:
+        statistic, p_value = np.inf, 0.0
+    elif rank == 0:
+        statistic, p_value = 0.0, 1.0
+    else:
+        statistic = float(n * np.sum(projected[keep] ** 2 / values[keep]))
+        p_value = float(stats.f.sf((n - rank) / (rank * (n - 1)) * statistic, rank, n - rank))
+    error = np.sqrt(np.diag(covariance) / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(error > 0, difference / error, np.where(difference == 0, 0.0, np.inf))
+    component = 2 * stats.norm.sf(np.abs(z))
+    return MeanTest(statistic, p_value, rank, mean, error, component, holm(component, level), level)
+
+
+def _validate(samples, null_mean, level) -> tuple[np.ndarray, np.ndarray]:
+    samples = np.asarray(samples, dtype=float)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    null_mean = np.atleast_1d(np.asarray(null_mean, dtype=float))
+    if samples.ndim != 2 or samples.shape[1] != null_mean.shape[0]:
+        raise ValueError(f"samples of shape (N, {null_mean.shape[0]}) expected, got {samples.shape}")
+    if len(samples) < 2:
+        raise ValueError("at least two samples are needed")
+    if not (np.all(np.isfinite(samples)) and np.all(np.isfinite(null_mean))):
+        raise ValueError("samples and null mean must be finite")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return samples, null_mean
