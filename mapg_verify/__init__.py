@@ -5,6 +5,7 @@ from .compiled import CompiledValues, compile_game
 from .errors import InputError
 from .game import DifferentiableGame, Game, make_game
 from .games import GAMES, build_game
+from .metagradient import LolaGradient, MetaGradient, expected_update, lola, meta_gradients, sampled_update
 from .policies import POLICIES
 
 __all__ = [
@@ -15,8 +16,14 @@ __all__ = [
     "DifferentiableGame",
     "Game",
     "InputError",
+    "LolaGradient",
+    "MetaGradient",
     "build_game",
     "compile_game",
+    "expected_update",
     "load_case",
+    "lola",
     "make_game",
+    "meta_gradients",
+    "sampled_update",
 ]
