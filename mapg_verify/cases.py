@@ -34,7 +34,7 @@ SECTIONS = {
     "policy": ("kind",),
     "params": ("theta", "seed", "scale"),
     "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent", "enumeration_cap"),
-    "estimators": ("names", "samples", "outer", "pairing"),
+    "estimators": ("names", "samples", "outer", "pairing", "outer_batch"),
     "checks": ("level",),
 }
 INLINE_GAME = ("name", "states", "actions", "transitions", "rewards", "initial", "gamma", "horizon", "views")
@@ -66,6 +66,7 @@ class EstimatorSettings:
     samples: int
     outer: str
     pairing: str
+    outer_batch: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,7 +136,7 @@ def parse_case(document: dict, default_name: str, path: str = "") -> Case:
         policy,
         theta,
         inner,
-        _estimators(document.get("estimators", {})),
+        _estimators(document.get("estimators", {}), game, inner),
         _level(document.get("checks", {})),
     )
 
@@ -257,18 +258,34 @@ def _inner(table: dict, game) -> InnerLoop:
     return InnerLoop(tuple(models), steps, alpha, batch, horizon, objective, meta_agent, cap)
 
 
-def _estimators(table: dict) -> EstimatorSettings:
+def _estimators(table: dict, game, inner: InnerLoop) -> EstimatorSettings:
     names = table.get("names", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise InputError("estimators.names", f"must be a list of names or module:function, got {names!r}")
     check_names(tuple(names))
+    if names and isinstance(game, DifferentiableGame):
+        raise InputError("estimators.names", f"estimators sample trajectories; {game.name!r} has none")
+    if names and inner.horizon is None:
+        raise InputError("inner.horizon", "estimators sample trajectories: give their length for this game")
     outer = table.get("outer", "sampled")
     if outer not in OUTERS:
         raise InputError("estimators.outer", f"must be one of {', '.join(OUTERS)}, got {outer!r}")
     pairing = table.get("pairing", "batch")
     if pairing not in PAIRINGS:
         raise InputError("estimators.pairing", f"must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
-    return EstimatorSettings(tuple(names), _integer(table.get("samples", 20000), "estimators.samples"), outer, pairing)
+    if pairing == "timestep" and outer == "exact":
+        raise InputError("estimators.pairing", 'timestep pairing needs outer trajectories: use outer = "sampled"')
+    outer_batch = _integer(table.get("outer_batch", inner.batch), "estimators.outer_batch")
+    if pairing != "batch" and outer_batch != inner.batch:
+        raise InputError(
+            "estimators.outer_batch",
+            f"{pairing} pairing matches inner trajectory b with outer trajectory b: it must equal "
+            f"[inner] batch ({inner.batch}), got {outer_batch}",
+        )
+    samples = _integer(table.get("samples", 20000), "estimators.samples")
+    if samples < 2:
+        raise InputError("estimators.samples", "must be at least 2 (a covariance needs two samples)")
+    return EstimatorSettings(tuple(names), samples, outer, pairing, outer_batch)
 
 
 def _level(table: dict) -> float:

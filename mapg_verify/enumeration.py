@@ -35,6 +35,11 @@ class Trajectories:
     log_environment: np.ndarray
     to_go: np.ndarray
 
+    def tiled(self, times: int) -> Trajectories:
+        """The ``N`` trajectories repeated ``times`` times, block after block."""
+        fields = (self.states, self.actions, self.log_environment, self.to_go)
+        return Trajectories(*(np.tile(a, (times,) + (1,) * (a.ndim - 1)) for a in fields))
+
 
 @dataclass(frozen=True, eq=False)
 class Batches:
@@ -101,10 +106,11 @@ def enumerate_trajectories(game: Game, horizon: int) -> Trajectories:
     return Trajectories(states, actions, np.array([r[2] for r in rows]), discounted_to_go(game, states, actions))
 
 
-def discounted_to_go(game: Game, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """``to_go[b, t, k] = sum_{t' >= t} gamma^{t'} r^k_{t'}`` for states ``(N, H)`` and actions ``(N, H, n)``."""
+def discounted_to_go(game: Game, states: np.ndarray, actions: np.ndarray, gamma: float | None = None) -> np.ndarray:
+    """``to_go[b, t, k] = sum_{t' >= t} gamma^{t'} r^k_{t'}`` for states ``(N, H)`` and actions ``(N, H, n)``;
+    ``gamma`` defaults to the game's."""
     rewards = np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], axis=-1)
-    discounted = rewards * game.gamma ** np.arange(states.shape[1])[None, :, None]
+    discounted = rewards * (game.gamma if gamma is None else gamma) ** np.arange(states.shape[1])[None, :, None]
     return np.flip(np.cumsum(np.flip(discounted, axis=1), axis=1), axis=1)
 
 

@@ -1,36 +1,233 @@
-"""The estimator table of SPEC §4: each stable name, the terms it keeps and its inner derivative.
+"""The sampled estimators of SPEC §4, as one parametrised surrogate, and the algebra they share.
 
-Implementations arrive with the sampled-estimator work; this table is what
-case files are validated against and what ``list`` prints. A case may also
-name a plug-in as ``module:function``.
+Every estimator draws inner batches ``B_0 .. B_{L-1}`` (``K`` trajectories each, from
+``pi(phi_l)``) and updates ``phi_{l+1} = phi_l + A g(B_l; phi_l)`` with REINFORCE and
+discounted reward-to-go (the value of the update is the same for every estimator). They
+differ in how ``d phi_{l+1} / d phi_l`` is taken and which terms they keep:
+
+- the tangent ``T_l = d phi_l / d theta^i`` follows ``T_0 = E_i``,
+  ``T_{l+1} = T_l + A M J(B_l) T_l`` with ``J`` the batch mean of the pathwise Jacobian
+  ``sum_t hess log pi G_t`` (``pathwise``) or of it plus DiCE's causal score products
+  (``dice``, see :mod:`mapg_verify.reinforce`), and ``M`` the rows of the agents whose
+  updates are differentiated (``own``: the meta-agent, ``peers``: the others);
+- outer term: an outer batch of ``K_out`` trajectories from ``pi(phi_L)`` gives agent ``i``'s
+  REINFORCE gradient ``g_out`` over every agent's parameters (or the exact ``grad V^i(phi_L)``
+  with ``outer = "exact"``); ``own = g_out[i] T_L[i]``, ``peer = g_out[-i] T_L[-i]``;
+- current term: the inner batches' score through the tangent, ``s_l = score(B_l | phi_l) T_l``,
+  paired with the outer returns: ``batch`` ``sum_l s_l * mean_b G^i_0(B_L)`` (expectation ``C``),
+  ``trajectory`` ``(1/K) sum_l sum_b s_l(tau_l^b) G^i_0(tau_L^b)`` (expectation ``C / K``),
+  ``timestep`` ``(1/K) sum_l sum_b sum_t s_{l,t}(tau_l^b) G^i_t(tau_L^b)`` with ``s_{l,t}`` the
+  score of step ``t`` alone (the official Meta-MAPG base loss, no baseline);
+- the chain objective adds these terms at every ``l = 0..L``, each with a fresh outer batch
+  from ``pi(phi_l)``.
+
+``lola-dice`` is the same surrogate with the meta-agent's inner rate set to 0 and no current
+term (the LOLA objective ``V^i(theta^i, phi^-i)`` of Foerster et al. 2018); ``naive`` has no
+inner loop. A case may also name a plug-in ``module:function`` (see :mod:`mapg_verify.plugins`).
+
+``MUTANTS`` are ``meta-mapg`` with one deliberate defect each; tested against ``meta-mapg``'s
+exact expectation, they measure the power of the implementation check (SPEC §5, check 6).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from .enumeration import Trajectories, discounted_to_go
 from .errors import InputError
+from .game import Game
+from .reinforce import TrajectoryTerms, dice_products, trajectory_terms
+
+if TYPE_CHECKING:  # cases validates estimator names with this module
+    from .cases import Case
+    from .compiled import CompiledValues
+
+BASIS = ("current", "adapted", "own-pathwise", "own-dice", "peer")
+"""The fingerprint's exact terms (check 5): ``C``; ``E[grad_{phi^i} V^i(phi_L)]`` (the plain gradient
+at the adapted parameters); self-shaping through the pathwise Jacobian ``E[grad_{phi^i} V^i (T^path_L - I)[i]]``;
+the part DiCE's score products add to it ``E[grad_{phi^i} V^i (T^dice_L - T^path_L)[i]]``; and the
+opponent-shaping term ``E[grad_{phi^-i} V^i T^dice_L[-i]]``."""
 
 
 @dataclass(frozen=True)
-class EstimatorEntry:
-    """One row of SPEC §4."""
+class Estimator:
+    """One estimator of the family above; ``declared`` is its fingerprint by construction at
+    ``L = 1`` (``None`` where it is not a combination of :data:`BASIS`), ``1`` on ``current``
+    standing for the pairing's factor."""
 
     terms: str
     inner_derivative: str
+    current: bool = True
+    jacobian: str = "dice"
+    own: bool = True
+    peers: bool = True
+    self_learns: bool = True
+    inner: bool = True
+    pairing: str | None = None  # forced, whatever the case says
+    returns: str = "reward-to-go"  # or the defects "undiscounted", "full-return"
+    peer_sign: float = 1.0
+    declared: tuple[float, ...] | None = None
 
 
-ESTIMATORS: dict[str, EstimatorEntry] = {
-    "meta-mapg": EstimatorEntry("current + own + peer", "DiCE"),
-    "meta-pg": EstimatorEntry("current + own", "DiCE, peer update not differentiated"),
-    "opponent-only": EstimatorEntry("current + peer", "DiCE, own update not differentiated"),
-    "lola-dice": EstimatorEntry("LOLA objective V^i(theta^i, phi^-i)", "DiCE"),
-    "naive": EstimatorEntry("plain policy gradient at theta", "none"),
-    "sampled-exact": EstimatorEntry("current + own", "pathwise (model S's gradient)"),
-    "expected-update": EstimatorEntry("own + peer, no current term", "DiCE"),
+_FULL = Estimator("current + own + peer", "DiCE", declared=(1, 1, 1, 1, 1))
+
+ESTIMATORS: dict[str, Estimator] = {
+    "meta-mapg": _FULL,
+    "meta-pg": Estimator(
+        "current + own", "DiCE, peer update not differentiated", peers=False, declared=(1, 1, 1, 1, 0)
+    ),
+    "opponent-only": Estimator(
+        "current + peer", "DiCE, own update not differentiated", own=False, declared=(1, 1, 0, 0, 1)
+    ),
+    "lola-dice": Estimator(
+        "LOLA objective V^i(theta^i, phi^-i)", "DiCE; the meta-agent does not learn", current=False, self_learns=False
+    ),
+    "naive": Estimator("plain policy gradient at theta", "none", current=False, inner=False),
+    "sampled-exact": Estimator(
+        "current + own", "pathwise (model S's gradient)", jacobian="pathwise", pairing="batch", declared=(1, 1, 1, 0, 0)
+    ),
+    "expected-update": Estimator("own + peer, no current term", "DiCE", current=False, declared=(0, 1, 1, 1, 1)),
 }
+
+MUTANTS: dict[str, Estimator] = {
+    "meta-mapg/dropped-current": dataclasses.replace(_FULL, terms="meta-mapg without its current term", current=False),
+    "meta-mapg/flipped-peer": dataclasses.replace(_FULL, terms="meta-mapg with the peer term negated", peer_sign=-1.0),
+    "meta-mapg/undiscounted": dataclasses.replace(
+        _FULL, terms="meta-mapg with undiscounted returns", returns="undiscounted"
+    ),
+    "meta-mapg/no-reward-to-go": dataclasses.replace(
+        _FULL, terms="meta-mapg with the full return at every step", returns="full-return"
+    ),
+}
+"""Deliberately wrong variants of ``meta-mapg``, each with one defect, for the power study."""
+
+
+@dataclass(frozen=True)
+class Parts:
+    """An estimate split into its ``current``, ``own`` and ``peer`` parts; a leading sample axis
+    for Monte-Carlo draws, none for exact expectations."""
+
+    current: np.ndarray
+    own: np.ndarray
+    peer: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.current + self.own + self.peer
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What every level of one estimator on one case needs, fixed once."""
+
+    case: Case
+    compiled: CompiledValues
+    estimator: Estimator
+    rates: np.ndarray  # alpha^k on agent k's parameters
+    differentiated: np.ndarray  # the rates on the rows whose updates are differentiated, 0 elsewhere
+    signs: np.ndarray  # +1 on own rows, peer_sign on the others
+    steps: int
+    pairing: str
+
+    @property
+    def own_rows(self) -> slice:
+        return self.compiled.layout.slice(self.case.inner.meta_agent)
+
+    @property
+    def width(self) -> int:
+        return self.compiled.layout.sizes[self.case.inner.meta_agent]
+
+    @property
+    def batch(self) -> int:
+        return self.case.inner.batch
+
+    def evaluated(self, level: int) -> bool:
+        """Whether the objective has a term at level ``l`` (every level for the chain, else the last)."""
+        return level == self.steps or self.case.inner.objective == "chain"
+
+
+def plan(case: Case, compiled: CompiledValues, estimator: Estimator) -> Plan:
+    """Fix an estimator's settings on a case."""
+    layout, i = compiled.layout, case.inner.meta_agent
+    alpha = tuple(0.0 if k == i and not estimator.self_learns else a for k, a in enumerate(case.inner.alpha))
+    rates = layout.per_parameter(alpha)
+    rows = np.zeros(layout.size, dtype=bool)
+    rows[layout.slice(i)] = estimator.own
+    rows[layout.others(i)] = estimator.peers
+    signs = np.where(layout.others(i), estimator.peer_sign, 1.0)
+    steps = case.inner.steps if estimator.inner else 0
+    return Plan(
+        case, compiled, estimator, rates, rates * rows, signs, steps, estimator.pairing or case.estimators.pairing
+    )
+
+
+def with_returns(game: Game, trajectories: Trajectories, kind: str) -> Trajectories:
+    """The trajectories with the rewards-to-go an estimator uses: as recorded, undiscounted, or the
+    full discounted return at every step."""
+    if kind == "reward-to-go":
+        return trajectories
+    if kind == "undiscounted":
+        to_go = discounted_to_go(game, trajectories.states, trajectories.actions, gamma=1.0)
+    else:
+        to_go = np.repeat(trajectories.to_go[:, :1], trajectories.to_go.shape[1], axis=1)
+    return dataclasses.replace(trajectories, to_go=to_go)
+
+
+def inner_terms(run: Plan, trajectories: Trajectories, phi) -> tuple[TrajectoryTerms, np.ndarray | None]:
+    """Per-trajectory terms at ``phi`` and the Jacobian ``dg/dphi`` the estimator differentiates
+    with (``None`` when no update is differentiated)."""
+    case = run.case
+    differentiates = bool(np.any(run.differentiated))
+    terms = trajectory_terms(case.game, case.policy, run.compiled.layout, trajectories, phi, differentiates)
+    if not differentiates:
+        return terms, None
+    jacobian = terms.reinforce_jacobian
+    if run.estimator.jacobian == "dice":
+        jacobian = jacobian + dice_products(run.compiled.layout, trajectories, terms.step_scores)
+    return terms, jacobian
+
+
+def advance(run: Plan, phi, tangent, reinforce, jacobian) -> tuple[np.ndarray, np.ndarray]:
+    """One inner step for a stack of nodes: ``phi + A g`` and ``T + A M J T`` from the batch means
+    ``reinforce (G, D)`` and ``jacobian (G, D, D)`` (or ``None``)."""
+    phi = phi + run.rates * reinforce
+    if jacobian is not None:
+        tangent = tangent + run.differentiated[None, :, None] * (jacobian @ tangent)
+    return phi, tangent
+
+
+def outer_parts(run: Plan, gradient, tangent) -> tuple[np.ndarray, np.ndarray]:
+    """``own = g_out[i] T[i]`` and ``peer = sign g_out[-i] T[-i]`` for stacks ``(G, D)``, ``(G, D, d)``."""
+    weighted = gradient * run.signs
+    own_rows, peer_rows = run.own_rows, run.compiled.layout.others(run.case.inner.meta_agent)
+    own = np.einsum("gd,gdj->gj", weighted[:, own_rows], tangent[:, own_rows])
+    peer = np.einsum("gd,gdj->gj", weighted[:, peer_rows], tangent[:, peer_rows])
+    return own, peer
+
+
+def outer_terms(run: Plan, trajectories: Trajectories, phi) -> tuple[TrajectoryTerms, np.ndarray, np.ndarray]:
+    """Per outer trajectory at ``phi``: its first-order terms, agent ``i``'s rewards-to-go ``(N, H)``
+    (as the estimator computes them) and its REINFORCE gradient over every parameter
+    ``sum_t score_t G^i_t`` ``(N, D)``."""
+    case = run.case
+    trajectories = with_returns(case.game, trajectories, run.estimator.returns)
+    terms = trajectory_terms(case.game, case.policy, run.compiled.layout, trajectories, phi, second_order=False)
+    to_go = trajectories.to_go[..., case.inner.meta_agent]
+    return terms, to_go, np.einsum("nhd,nh->nd", terms.step_scores, to_go)
+
+
+def root(run: Plan, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` copies of ``phi_0 = theta`` and ``T_0 = E_i``."""
+    layout = run.compiled.layout
+    theta = layout.flatten(run.case.theta)
+    tangent = np.eye(layout.size)[:, run.own_rows]
+    return np.tile(theta, (count, 1)), np.tile(tangent, (count, 1, 1))
 
 
 def resolve_plugin(name: str, key: str = "estimators.names") -> Callable:
@@ -48,12 +245,13 @@ def resolve_plugin(name: str, key: str = "estimators.names") -> Callable:
 
 
 def check_names(names: tuple[str, ...]) -> None:
-    """Every name is in :data:`ESTIMATORS` or an importable ``module:function``."""
+    """Every name is in :data:`ESTIMATORS` or :data:`MUTANTS`, or an importable ``module:function``."""
     for name in names:
         if ":" in name:
             resolve_plugin(name)
-        elif name not in ESTIMATORS:
+        elif name not in ESTIMATORS and name not in MUTANTS:
             raise InputError(
                 "estimators.names",
-                f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}, or module:function for a plug-in",
+                f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}, the wrong variants "
+                f"{', '.join(MUTANTS)}, or module:function for a plug-in",
             )

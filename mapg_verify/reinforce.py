@@ -3,10 +3,14 @@
 For agent ``k`` and a trajectory ``tau`` of horizon ``H``:
 ``g^k(tau; phi^k) = sum_t grad_{phi^k} log pi^k(a^k_t | s_t) G^k_t`` with
 ``G^k_t = sum_{t' >= t} gamma^{t'} r^k_{t'}`` (so ``E[g^k] = grad_{phi^k} V^k_H``),
-and its Jacobian ``dg^k/dphi^k = sum_t hess_{phi^k} log pi^k(a^k_t | s_t) G^k_t``.
-``g^k`` depends on ``phi^k`` alone, so ``dg/dphi`` is block diagonal over agents.
-Also ``log P(tau | phi)`` and its score ``grad_phi log P(tau | phi) = sum_t sum_k grad log pi^k``.
-Scores and Hessians come from the policy's closed forms, not from autodiff.
+and its pathwise Jacobian ``dg^k/dphi^k = sum_t hess_{phi^k} log pi^k(a^k_t | s_t) G^k_t``
+(block diagonal over agents: ``g^k`` depends on ``phi^k`` alone).
+DiCE (Foerster et al. 2018) differentiates the magic-box objective
+``sum_t box(sum_{t' <= t} log pi(a_t' | s_t')) gamma^t r^k_t`` twice instead, which adds
+the causal score products ``sum_t gamma^t r^k_t c^k_t c_t^T`` with
+``c_t = sum_{t' <= t} grad_phi log pi(a_t' | s_t')`` (all agents' parameters in the columns).
+Also ``log P(tau | phi)``, its score ``grad_phi log P(tau | phi) = sum_t sum_k grad log pi^k``
+and the per-step scores. Scores and Hessians come from the policy's closed forms, not autodiff.
 """
 
 from __future__ import annotations
@@ -23,38 +27,58 @@ from .policies import Policy
 
 @dataclass(frozen=True, eq=False)
 class TrajectoryTerms:
-    """Per trajectory (leading axis ``N``): ``log_prob``, ``score (N, D)``, ``reinforce (N, D)``
-    (agent ``k``'s ``g^k`` in its block) and ``reinforce_jacobian (N, D, D)`` (block diagonal)."""
+    """Per trajectory (leading axis ``N``): ``log_prob``, ``step_scores (N, H, D)`` (the joint
+    score of step ``t``), ``score (N, D)``, ``reinforce (N, D)`` (agent ``k``'s ``g^k`` in its
+    block) and, when asked for, the pathwise ``reinforce_jacobian (N, D, D)`` (block diagonal)."""
 
     log_prob: np.ndarray
+    step_scores: np.ndarray
     score: np.ndarray
     reinforce: np.ndarray
-    reinforce_jacobian: np.ndarray
+    reinforce_jacobian: np.ndarray | None
 
 
-def trajectory_terms(game: Game, policy: Policy, layout: Layout, trajectories: Trajectories, phi) -> TrajectoryTerms:
-    """Log-probabilities, scores, REINFORCE terms and their Jacobians at flat parameters ``phi``."""
-    n, size = len(trajectories.states), layout.size
+def trajectory_terms(
+    game: Game, policy: Policy, layout: Layout, trajectories: Trajectories, phi, second_order: bool = True
+) -> TrajectoryTerms:
+    """The terms at flat parameters ``phi``: one vector ``(D,)`` for every trajectory, or one row
+    per trajectory ``(N, D)``."""
+    n, horizon, size = trajectories.states.shape[0], trajectories.states.shape[1], layout.size
+    phi = np.broadcast_to(np.asarray(phi, dtype=float), (n, size))
     log_prob = trajectories.log_environment.copy()
-    score = np.zeros((n, size))
+    step_scores = np.zeros((n, horizon, size))
     reinforce = np.zeros((n, size))
-    jacobian = np.zeros((n, size, size))
-    for k, theta in enumerate(layout.unflatten(np.asarray(phi, dtype=float))):
+    jacobian = np.zeros((n, size, size)) if second_order else None
+    trajectory = np.arange(n)[:, None]
+    for k, shape in enumerate(layout.shapes):
+        block = layout.slice(k)
+        theta = phi[:, block].reshape(n, *shape)
         rows = game.views[k, trajectories.states]  # (N, H): the row of theta^k used at each step
         actions = trajectories.actions[..., k]
         to_go = trajectories.to_go[..., k][..., None]  # (N, H, 1)
-        n_states, width = theta.shape[0], int(np.prod(theta.shape[1:]))
-        log_prob += policy.log_probs(theta)[rows, actions].sum(axis=1)
-        step_scores = policy.scores(theta)[rows, actions].reshape(n, -1, width)
-        step_hessians = policy.score_hessians(theta)[rows, actions].reshape(n, -1, width * width)
-        block = layout.slice(k)
-        score[:, block] = _per_row(rows, step_scores, n_states).reshape(n, -1)
-        reinforce[:, block] = _per_row(rows, step_scores * to_go, n_states).reshape(n, -1)
-        row_blocks = _per_row(rows, step_hessians * to_go, n_states).reshape(n, n_states, width, width)
-        jacobian[:, block, block] = np.einsum("nsij,st->nsitj", row_blocks, np.eye(n_states)).reshape(
-            n, n_states * width, n_states * width
-        )
-    return TrajectoryTerms(log_prob, score, reinforce, jacobian)
+        n_states, width = shape[0], int(np.prod(shape[1:]))
+        log_prob += policy.log_probs(theta)[trajectory, rows, actions].sum(axis=1)
+        scores = policy.scores(theta)[trajectory, rows, actions].reshape(n, horizon, width)
+        step_scores[:, :, block] = _embed(rows, scores, n_states)
+        reinforce[:, block] = _per_row(rows, scores * to_go, n_states).reshape(n, -1)
+        if second_order:
+            hessians = policy.score_hessians(theta)[trajectory, rows, actions].reshape(n, horizon, width * width)
+            row_blocks = _per_row(rows, hessians * to_go, n_states).reshape(n, n_states, width, width)
+            jacobian[:, block, block] = np.einsum("nsij,st->nsitj", row_blocks, np.eye(n_states)).reshape(
+                n, n_states * width, n_states * width
+            )
+    return TrajectoryTerms(log_prob, step_scores, step_scores.sum(axis=1), reinforce, jacobian)
+
+
+def dice_products(layout: Layout, trajectories: Trajectories, step_scores: np.ndarray) -> np.ndarray:
+    """The score products DiCE adds to the pathwise Jacobian, per trajectory ``(N, D, D)``:
+    agent ``k``'s rows are ``sum_t gamma^t r^k_t c^k_t c_t^T``, with ``gamma^t r^k_t`` read off
+    the rewards-to-go as ``G^k_t - G^k_{t+1}``."""
+    to_go = trajectories.to_go
+    rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)  # (N, H, n)
+    cumulative = np.cumsum(step_scores, axis=1)
+    weights = np.repeat(rewards, layout.sizes, axis=2)  # agent k's reward on its own parameters
+    return np.einsum("ntd,nte->nde", weights * cumulative, cumulative)
 
 
 def _per_row(rows: np.ndarray, values: np.ndarray, n_states: int) -> np.ndarray:
@@ -62,3 +86,11 @@ def _per_row(rows: np.ndarray, values: np.ndarray, n_states: int) -> np.ndarray:
     out = np.zeros((values.shape[0], n_states, values.shape[2]))
     np.add.at(out, (np.arange(values.shape[0])[:, None], rows), values)
     return out
+
+
+def _embed(rows: np.ndarray, values: np.ndarray, n_states: int) -> np.ndarray:
+    """Place per-step ``values (N, H, W)`` at the parameter row used at each step: ``(N, H, S*W)``."""
+    n, horizon, width = values.shape
+    out = np.zeros((n, horizon, n_states, width))
+    out[np.arange(n)[:, None], np.arange(horizon)[None, :], rows] = values
+    return out.reshape(n, horizon, n_states * width)

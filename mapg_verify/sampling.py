@@ -26,8 +26,11 @@ def _draw(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def sample_trajectories(
     game: Game, policy: Policy, layout: Layout, phi, horizon: int, count: int, rng: np.random.Generator
 ) -> Trajectories:
-    """``count`` trajectories of ``horizon`` steps drawn i.i.d. from ``rho0``, ``pi(phi)`` and ``P``."""
-    probs = [policy.probs(theta) for theta in layout.unflatten(np.asarray(phi, dtype=float))]
+    """``count`` trajectories of ``horizon`` steps drawn from ``rho0``, ``pi(phi)`` and ``P``,
+    independently; ``phi`` is one vector ``(D,)`` for all, or one row per trajectory ``(count, D)``."""
+    phi = np.broadcast_to(np.asarray(phi, dtype=float), (count, layout.size))
+    probs = [policy.probs(phi[:, layout.slice(k)].reshape(count, *shape)) for k, shape in enumerate(layout.shapes)]
+    trajectory = np.arange(count)
     states = np.empty((count, horizon), dtype=int)
     actions = np.empty((count, horizon, game.n_agents), dtype=int)
     log_environment = np.zeros(count)
@@ -36,9 +39,9 @@ def sample_trajectories(
     for t in range(horizon):
         states[:, t] = state
         for k in range(game.n_agents):
-            actions[:, t, k] = _draw(probs[k][game.views[k, state]], rng)
+            actions[:, t, k] = _draw(probs[k][trajectory, game.views[k, state]], rng)
         if t + 1 < horizon:
             rows = game.transitions[(state, *actions[:, t].T)]
             state = _draw(rows, rng)
-            log_environment += np.log(rows[np.arange(count), state])
+            log_environment += np.log(rows[trajectory, state])
     return Trajectories(states, actions, log_environment, discounted_to_go(game, states, actions))

@@ -1,0 +1,94 @@
+"""Exact expectations of the estimators, by enumerating every inner batch (SPEC §4).
+
+Depth first over batch sequences ``B_0 .. B_{L-1}`` (multisets with multinomial weights, as
+model S's truth does), each level vectorised over its multisets. At every evaluated level the
+outer batch is not enumerated: each outer term is an average over the outer trajectories, so
+its conditional expectation given ``phi_l`` is the same sum over every trajectory weighted by
+its probability under ``pi(phi_l)``, whatever ``K_out``. For pairings that match inner
+trajectory ``b`` with outer trajectory ``b``, the expectation of
+``(1/K) sum_b s(tau_l^b) G(tau_L^b)`` given the inner batches is ``(1/K) (sum_b s(tau_l^b)) E[G]``.
+Nothing here is shared with :mod:`mapg_verify.montecarlo` but the per-level algebra, so the
+implementation check compares two computations of the same estimator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .enumeration import check_enumerable, enumerate_batches, enumerate_trajectories
+from .estimators import Parts, Plan, advance, inner_terms, outer_parts, outer_terms, root, with_returns
+
+EVALUATION_FLOATS = 2_000_000  # leaves times trajectories times steps times parameters held at once
+
+
+def expectation(run: Plan) -> Parts:
+    """The estimator's exact expectation; an input error (key ``inner.batch``) above the case's cap."""
+    case = run.case
+    inner, game = case.inner, case.game
+    if run.steps:
+        check_enumerable(game, inner.horizon, inner.batch, run.steps, inner.enumeration_cap)
+    drawn = enumerate_trajectories(game, inner.horizon)
+    trajectories = with_returns(game, drawn, run.estimator.returns)
+    batches = enumerate_batches(len(drawn.states), run.batch) if run.steps else None
+    totals = np.zeros((3, run.width))
+
+    def visit(level: int, weight: float, phi, tangent, paired) -> None:
+        terms, jacobian = inner_terms(run, trajectories, phi)
+        counts = batches.counts
+        weights = weight * np.exp(batches.log_coefficients + counts @ terms.log_prob)
+        reinforce = counts @ terms.reinforce / run.batch
+        if jacobian is not None:
+            jacobian = np.einsum("mn,nde->mde", counts, jacobian) / run.batch
+        phis, tangents = advance(
+            run, np.tile(phi, (len(counts), 1)), np.tile(tangent, (len(counts), 1, 1)), reinforce, jacobian
+        )
+        steps = np.einsum("nhd,dj->nhj", terms.step_scores, tangent)
+        pairs = paired + np.einsum("mn,nhj->mhj", counts, steps)
+        if run.evaluated(level + 1):
+            totals[:] += _evaluate(run, drawn, weights, phis, tangents, pairs)
+        if level + 1 < run.steps:
+            for m in range(len(counts)):
+                visit(level + 1, weights[m], phis[m], tangents[m], pairs[m])
+
+    phi, tangent = root(run, 1)
+    paired = np.zeros((1, inner.horizon, run.width))
+    if run.evaluated(0):
+        totals += _evaluate(run, drawn, np.ones(1), phi, tangent, paired)
+    if run.steps:
+        visit(0, 1.0, phi[0], tangent[0], paired[0])
+    current, own, peer = totals
+    return Parts(current if run.estimator.current else np.zeros_like(current), own, peer)
+
+
+def _evaluate(run: Plan, drawn, weights, phis, tangents, paired) -> np.ndarray:
+    """``sum_g weights[g] E[outer term | phi_g]`` as rows (current, own, peer), ``paired (G, H, d)``
+    holding ``sum_l sum_b score_t(tau_l^b) T_l`` of each node."""
+    n, horizon = drawn.states.shape
+    per_node = n * horizon * run.compiled.layout.size
+    chunk = max(1, EVALUATION_FLOATS // per_node)
+    total = np.zeros((3, run.width))
+    for start in range(0, len(weights), chunk):
+        part = slice(start, start + chunk)
+        total += _evaluate_chunk(run, drawn, weights[part], phis[part], tangents[part], paired[part])
+    return total
+
+
+def _evaluate_chunk(run: Plan, drawn, weights, phis, tangents, paired) -> np.ndarray:
+    case, i = run.case, run.case.inner.meta_agent
+    nodes, n = len(weights), len(drawn.states)
+    if case.estimators.outer == "exact":
+        gradient, mean_return = run.compiled.gradient(phis)[:, i], run.compiled.value(phis)[:, i]
+        step_returns = None
+    else:
+        terms, to_go, gradients = outer_terms(run, drawn.tiled(nodes), np.repeat(phis, n, axis=0))
+        probability = np.exp(terms.log_prob).reshape(nodes, n)
+        gradient = np.einsum("gn,gnd->gd", probability, gradients.reshape(nodes, n, -1))
+        step_returns = np.einsum("gn,gnh->gh", probability, to_go.reshape(nodes, n, -1))
+        mean_return = step_returns[:, 0]
+    own, peer = outer_parts(run, gradient, tangents)
+    if run.pairing == "timestep":
+        current = np.einsum("ghj,gh->gj", paired, step_returns) / run.batch
+    else:
+        factor = 1.0 if run.pairing == "batch" else 1.0 / run.batch
+        current = paired.sum(axis=1) * mean_return[:, None] * factor
+    return np.stack([weights @ current, weights @ own, weights @ peer])

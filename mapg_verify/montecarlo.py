@@ -1,0 +1,104 @@
+"""Monte-Carlo draws of an estimator: one row per independent replicate (inner batches and outer batch).
+
+Replicates are vectorised: at every level the ``R`` replicates' ``K`` trajectories are drawn at
+once, each from its own replicate's ``phi_l`` (:func:`mapg_verify.sampling.sample_trajectories`),
+and their terms come from the closed-form scores and Hessians (:mod:`mapg_verify.estimators`).
+Replicates run in chunks of a size fixed by the case, which bounds memory; the same seed gives
+the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .enumeration import Trajectories
+from .estimators import Parts, Plan, advance, inner_terms, outer_parts, outer_terms, root, with_returns
+from .sampling import sample_trajectories
+
+CHUNK_FLOATS = 4_000_000  # per-trajectory Jacobians held at once: about 32 MB
+
+
+@dataclass(frozen=True, eq=False)
+class Draws:
+    """Per-replicate estimates (``Parts`` with a leading axis ``R``) and, when recorded, the batches
+    as drawn: ``inner[l]`` holds ``B_l`` of every replicate (``R * K`` trajectories, replicate-major),
+    ``outer[l]`` the outer batch at level ``l`` (``R * K_out``; ``None`` where nothing is evaluated
+    or the outer term is exact)."""
+
+    parts: Parts
+    inner: tuple[Trajectories, ...] = ()
+    outer: tuple[Trajectories | None, ...] = ()
+
+
+def chunk_size(run: Plan) -> int:
+    """Replicates per chunk."""
+    size = run.compiled.layout.size
+    return max(1, CHUNK_FLOATS // (max(run.batch, run.case.estimators.outer_batch) * size * size))
+
+
+def draw(run: Plan, samples: int, rng: np.random.Generator) -> Parts:
+    """``samples`` independent estimates from ``rng``, one row each."""
+    chunk = chunk_size(run)
+    pieces = [_draw_chunk(run, min(chunk, samples - start), rng).parts for start in range(0, samples, chunk)]
+    return Parts(*(np.concatenate([getattr(p, f) for p in pieces]) for f in ("current", "own", "peer")))
+
+
+def draw_recorded(run: Plan, samples: int, rng: np.random.Generator) -> Draws:
+    """Like :func:`draw` in one chunk, keeping the batches (for the autograd reference)."""
+    return _draw_chunk(run, samples, rng)
+
+
+def _draw_chunk(run: Plan, count: int, rng: np.random.Generator) -> Draws:
+    case = run.case
+    game, policy, layout, horizon, batch = case.game, case.policy, run.compiled.layout, case.inner.horizon, run.batch
+    phi, tangent = root(run, count)
+    current, own, peer = (np.zeros((count, run.width)) for _ in range(3))
+    paired = np.zeros((count, batch, horizon, run.width))  # score(tau_l^b, step t) T_l, summed over l
+    inner_record, outer_record = [], []
+    for level in range(run.steps + 1):
+        outer = None
+        if run.evaluated(level):
+            parts, outer = _outer(run, phi, tangent, paired, rng)
+            current, own, peer = current + parts.current, own + parts.own, peer + parts.peer
+        outer_record.append(outer)
+        if level == run.steps:
+            break
+        at = np.repeat(phi, batch, axis=0)
+        drawn = sample_trajectories(game, policy, layout, at, horizon, count * batch, rng)
+        inner_record.append(drawn)
+        terms, jacobian = inner_terms(run, with_returns(game, drawn, run.estimator.returns), at)
+        paired = paired + np.einsum("rkhd,rdj->rkhj", terms.step_scores.reshape(count, batch, horizon, -1), tangent)
+        reinforce = terms.reinforce.reshape(count, batch, -1).mean(axis=1)
+        if jacobian is not None:
+            jacobian = jacobian.reshape(count, batch, *jacobian.shape[1:]).mean(axis=1)
+        phi, tangent = advance(run, phi, tangent, reinforce, jacobian)
+    if not run.estimator.current:
+        current = np.zeros_like(current)
+    return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record))
+
+
+def _outer(run: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajectories | None]:
+    """The outer term at one level (current, own and peer parts) and the outer batch drawn."""
+    case, i = run.case, run.case.inner.meta_agent
+    count = len(phi)
+    if case.estimators.outer == "exact":
+        gradient, mean_return = run.compiled.gradient(phi)[:, i], run.compiled.value(phi)[:, i]
+        factor = 1.0 if run.pairing == "batch" else 1.0 / run.batch
+        return Parts(
+            paired.sum(axis=(1, 2)) * mean_return[:, None] * factor, *outer_parts(run, gradient, tangent)
+        ), None
+    size = case.estimators.outer_batch
+    at = np.repeat(phi, size, axis=0)
+    drawn = sample_trajectories(case.game, case.policy, run.compiled.layout, at, case.inner.horizon, count * size, rng)
+    _, to_go, gradients = outer_terms(run, drawn, at)
+    own, peer = outer_parts(run, gradients.reshape(count, size, -1).mean(axis=1), tangent)
+    returns = to_go.reshape(count, size, -1)
+    if run.pairing == "batch":
+        current = paired.sum(axis=(1, 2)) * returns[:, :, 0].mean(axis=1)[:, None]
+    elif run.pairing == "trajectory":
+        current = np.einsum("rkhj,rk->rj", paired, returns[:, :, 0]) / run.batch
+    else:
+        current = np.einsum("rkhj,rkh->rj", paired, returns) / run.batch
+    return Parts(current, own, peer), drawn
