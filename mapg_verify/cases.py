@@ -7,8 +7,9 @@ reason; unknown keys are errors. Defaults: ``[policy] kind = "softmax"``,
 game's (required for model S on an infinite-horizon game),
 ``objective = "terminal"``, ``meta_agent = 0``, ``enumeration_cap = 200000``
 (model S refuses to enumerate more inner batches than this); ``[estimators] names = []``,
-``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``;
-``[checks] level = 0.01``.
+``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``, ``outer_batch`` the inner
+``batch``; ``[checks] level = 0.01``, ``relative_error = 0.1``, ``fingerprint_draws = 3``,
+``seeds = 0`` (calibration and power off), ``calibration_samples = 1000``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SECTIONS = {
     "params": ("theta", "seed", "scale"),
     "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent", "enumeration_cap"),
     "estimators": ("names", "samples", "outer", "pairing", "outer_batch"),
-    "checks": ("level",),
+    "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples"),
 }
 INLINE_GAME = ("name", "states", "actions", "transitions", "rewards", "initial", "gamma", "horizon", "views")
 MODELS = ("expected", "sampled")
@@ -69,6 +70,19 @@ class EstimatorSettings:
     outer_batch: int
 
 
+@dataclass(frozen=True)
+class CheckSettings:
+    """The statistical checks' settings: the test level, the relative error whose sample size the
+    bias check reports, the fingerprint's parameter draws, and the calibration's seeds (0: off)
+    and samples per seed."""
+
+    level: float = 0.01
+    relative_error: float = 0.1
+    fingerprint_draws: int = 3
+    seeds: int = 0
+    calibration_samples: int = 1000
+
+
 @dataclass(frozen=True, eq=False)
 class Case:
     """One verification case: a game, a policy kind, ``theta`` and the settings to check."""
@@ -80,7 +94,7 @@ class Case:
     theta: tuple[np.ndarray, ...]
     inner: InnerLoop
     estimators: EstimatorSettings
-    level: float
+    checks: CheckSettings = CheckSettings()
 
 
 def load_case(path: str | Path) -> Case:
@@ -137,7 +151,7 @@ def parse_case(document: dict, default_name: str, path: str = "") -> Case:
         theta,
         inner,
         _estimators(document.get("estimators", {}), game, inner),
-        _level(document.get("checks", {})),
+        _checks(document.get("checks", {})),
     )
 
 
@@ -288,11 +302,23 @@ def _estimators(table: dict, game, inner: InnerLoop) -> EstimatorSettings:
     return EstimatorSettings(tuple(names), samples, outer, pairing, outer_batch)
 
 
-def _level(table: dict) -> float:
-    level = _number(table.get("level", 0.01), "checks.level", low=0.0)
-    if not 0.0 < level < 1.0:
-        raise InputError("checks.level", f"must be in (0, 1), got {level!r}")
-    return level
+def _checks(table: dict) -> CheckSettings:
+    fractions = {}
+    for key, default in (("level", 0.01), ("relative_error", 0.1)):
+        value = _number(table.get(key, default), f"checks.{key}", low=0.0)
+        if not 0.0 < value < 1.0:
+            raise InputError(f"checks.{key}", f"must be in (0, 1), got {value!r}")
+        fractions[key] = value
+    seeds = table.get("seeds", 0)
+    if seeds != 0 or isinstance(seeds, bool):
+        seeds = _integer(seeds, "checks.seeds")
+    return CheckSettings(
+        fractions["level"],
+        fractions["relative_error"],
+        _integer(table.get("fingerprint_draws", 3), "checks.fingerprint_draws"),
+        seeds,
+        _integer(table.get("calibration_samples", 1000), "checks.calibration_samples"),
+    )
 
 
 def _integer(value: object, key: str) -> int:

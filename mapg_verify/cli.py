@@ -7,6 +7,7 @@ naming file, key and reason; no traceback), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -17,15 +18,17 @@ from pathlib import Path
 import numpy as np
 import symengine
 
+from .calibration import calibration, power
 from .cases import Case, case_paths, load_case
 from .checks import CHECKS, expected_identities, meta_oracles, oracle_agreement, sampled_identities
 from .compiled import DEFAULT_BACKEND, compile_game
 from .errors import InputError
-from .estimators import ESTIMATORS
+from .estimators import ESTIMATORS, MUTANTS
 from .games import GAMES
 from .metagradient import meta_gradients
 from .policies import POLICIES
 from .results import dumps, exact_truth, write_atomic
+from .verification import ESTIMATOR_CHECKS, expectations, verify_estimator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+")
     run.add_argument("--out", default="reports", help="output folder (default: reports)")
     run.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes (default 1)")
+    run.add_argument("--seed", type=int, default=0, help="seed of every Monte-Carlo draw (default 0)")
     return parser
 
 
@@ -67,7 +71,13 @@ def _list(_: argparse.Namespace) -> int:
         [(name, e.terms, e.inner_derivative) for name, e in ESTIMATORS.items()],
         ("name", "terms", "inner derivative"),
     )
+    _table(
+        "deliberately wrong estimators (for the power check)",
+        [(name, e.terms) for name, e in MUTANTS.items()],
+        ("name", "defect"),
+    )
     _table("checks", [(name, summary) for name, (summary, _) in CHECKS.items()], ("name", "summary"))
+    _table("estimator checks", list(ESTIMATOR_CHECKS.items()), ("name", "summary"))
     return 0
 
 
@@ -98,7 +108,8 @@ def _run(arguments: argparse.Namespace) -> int:
     documents = []
     pool = ProcessPoolExecutor(max_workers=arguments.jobs) if arguments.jobs > 1 else None
     try:
-        for index, document in enumerate((pool.map if pool else map)(_evaluate, cases), start=1):
+        evaluate = functools.partial(_evaluate, seed=arguments.seed, progress=arguments.jobs == 1)
+        for index, document in enumerate((pool.map if pool else map)(evaluate, cases), start=1):
             verdict = "pass" if all(c["passed"] for c in document["checks"]) else "FAIL"
             print(
                 f"[{index}/{len(cases)}] {document['case']['name']}: {verdict} "
@@ -130,13 +141,31 @@ def _run(arguments: argparse.Namespace) -> int:
     return 0 if all(row[2] == "pass" for row in rows) else 1
 
 
-def _evaluate(case: Case, mpmath_gradients: bool = False) -> dict:
-    """Everything computed for one case, as a JSON-ready document."""
+def _evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None, progress: bool = False) -> dict:
+    """Everything computed for one case, as a JSON-ready document; with a ``seed``, the estimators'
+    Monte-Carlo checks too (and calibration and power when the case asks for seeds)."""
     started = time.perf_counter()
     compiled = compile_game(case.game, case.policy)
     oracles = oracle_agreement(case, compiled, mpmath_gradients=mpmath_gradients)
     gradients = meta_gradients(compiled, case)
-    truth = exact_truth(case, compiled, oracles, gradients)
+    found = expectations(case, compiled)
+    truth = exact_truth(case, compiled, oracles, gradients, found)
+    checks = [oracles, *_meta_checks(case, compiled, gradients)]
+    reports = {}
+    if seed is not None:
+        for name in case.estimators.names:
+            began = time.perf_counter()
+            reports[name] = verify_estimator(
+                case, compiled, gradients, name, seed, found[0].get(name), found[1].get(name, "")
+            )
+            checks.extend(reports[name].checks)
+            if progress:
+                verdict = "pass" if all(c.passed for c in reports[name].checks) else "FAIL"
+                print(f"    {case.name} / {name}: {verdict} ({time.perf_counter() - began:.1f} s)", file=sys.stderr)
+        if case.checks.seeds:
+            checks.append(calibration(case, compiled, seed))
+            if "meta-mapg" in case.estimators.names:
+                checks.append(power(case, compiled, seed))
     return {
         "case": {
             "name": case.name,
@@ -146,7 +175,8 @@ def _evaluate(case: Case, mpmath_gradients: bool = False) -> dict:
             "theta": [np.asarray(part).tolist() for part in case.theta],
         },
         "exact": truth.to_json(),
-        "checks": [asdict(check) for check in (oracles, *_meta_checks(case, compiled, gradients))],
+        "estimators": {name: report.to_json() for name, report in reports.items()},
+        "checks": [asdict(check) for check in checks],
         "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},
     }
 

@@ -37,8 +37,12 @@ class Trajectories:
 
     def tiled(self, times: int) -> Trajectories:
         """The ``N`` trajectories repeated ``times`` times, block after block."""
+        return self.take(np.tile(np.arange(len(self.states)), times))
+
+    def take(self, indices) -> Trajectories:
+        """The trajectories at ``indices`` (an index array or a slice), in that order."""
         fields = (self.states, self.actions, self.log_environment, self.to_go)
-        return Trajectories(*(np.tile(a, (times,) + (1,) * (a.ndim - 1)) for a in fields))
+        return Trajectories(*(a[indices] for a in fields))
 
 
 @dataclass(frozen=True, eq=False)

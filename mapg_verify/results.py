@@ -7,7 +7,9 @@ likewise, ``lola`` with
 (``V / sum_{t<H} gamma^t``, which is ``(1 - gamma) V`` for infinite horizons;
 reported for finite horizons too, as the discount-weighted mean reward per
 step), the oracle agreement figures under ``oracles``, and ``skipped`` with
-a reason for each part not computed.
+a reason for each part not computed. ``estimators`` holds, for each listed estimator whose
+exact expectation could be enumerated, ``expectation`` (flat over ``theta^i``) and its
+``current``, ``own`` and ``peer`` parts; the others are under ``skipped`` as ``estimators.NAME``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ExactTruth:
     lola: LolaGradient
     oracles: CheckResult
     skipped: dict
+    estimators: dict  # name -> Parts
 
     def to_json(self) -> dict:
         return {
@@ -46,20 +49,27 @@ class ExactTruth:
             "lola": _lists(asdict(self.lola)),
             "oracles": asdict(self.oracles),
             "skipped": dict(self.skipped),
+            "estimators": {
+                name: {"expectation": parts.total.tolist(), **_lists(asdict(parts))}
+                for name, parts in self.estimators.items()
+            },
         }
 
 
 NOT_ASKED = "not asked for ([inner] model)"
 
 
-def exact_truth(case: Case, compiled: CompiledValues, oracles: CheckResult, truth: dict) -> ExactTruth:
-    """The case's exact values ``V^k(theta)``, per-step averages, meta-gradients in each model asked for, LOLA."""
+def exact_truth(
+    case: Case, compiled: CompiledValues, oracles: CheckResult, truth: dict, expectations: tuple[dict, dict]
+) -> ExactTruth:
+    """The case's exact values ``V^k(theta)``, per-step averages, meta-gradients in each model asked
+    for, LOLA, and the estimators' exact expectations with the reasons for those missing."""
     x, inner = compiled.layout.flatten(case.theta), case.inner
     values = compiled.value(x)
     mass = case.game.discount_mass() if isinstance(case.game, Game) else 1.0
     skipped = {f"truth.{model}": NOT_ASKED for model in ("expected", "sampled") if model not in truth}
-    if case.estimators.names:
-        skipped["estimators"] = "estimators are not implemented in this version"
+    found, missing = expectations
+    skipped |= {f"estimators.{name}": reason for name, reason in missing.items()}
     return ExactTruth(
         tuple(map(float, values)),
         tuple(float(v) / mass for v in values),
@@ -67,6 +77,7 @@ def exact_truth(case: Case, compiled: CompiledValues, oracles: CheckResult, trut
         lola(compiled, x, inner.alpha, inner.meta_agent),
         oracles,
         skipped,
+        found,
     )
 
 

@@ -1,0 +1,324 @@
+"""Checks 3 to 5 of SPEC §5 for one estimator on one case, and the record the results keep.
+
+3. ``implementation``: the Monte-Carlo mean of the estimator's rows against its own exact
+   expectation, Hotelling's T-squared with Holm-corrected z-tests at the case's level.
+4. ``bias``: the exact expectation (the Monte-Carlo mean where it cannot be enumerated) against
+   each model's truth: relative bias ``||E - g|| / ||g||``, cosine, and the number of
+   replicates ``n`` whose mean reaches a relative error ``eps`` in root mean square,
+   ``n = tr(Sigma) / ((eps ||g||)^2 - ||E - g||^2)`` (never, when the bias alone exceeds it).
+   Where an estimator equals a truth by definition the check requires it (1e-10, relative):
+   ``sampled-exact`` is model S's gradient and ``naive`` the plain gradient, when the outer
+   term sees the game's horizon (``outer = "exact"``, or sampled trajectories as long as the game).
+5. ``fingerprint``: least squares of the expectation on the exact terms of
+   :data:`mapg_verify.estimators.BASIS`, over the case's ``theta`` and further parameter draws,
+   with 95% intervals from the residuals (zero width when the fit is exact, as it is for the
+   estimators built from these terms at ``L = 1``). An estimator that declares its
+   fingerprint must show it there; at ``L >= 2`` and for plug-ins the fit is reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from .cases import Case
+from .checks import CheckResult
+from .compiled import CompiledValues
+from .errors import InputError
+from .estimators import BASIS, ESTIMATORS, MUTANTS, Estimator, Parts, plan, resolve_plugin
+from .expectations import expectation
+from .montecarlo import draw
+from .plugins import PluginError, draw_plugin, plugin_expectation
+from .statistics import mean_test
+
+ESTIMATOR_CHECKS = {
+    "implementation:NAME": "Monte-Carlo mean versus the exact expectation: Hotelling T^2, Holm z-tests",
+    "bias:NAME": "exact expectation versus each model's truth: relative bias, cosine, samples needed",
+    "fingerprint:NAME": "the expectation fitted on the exact terms C, adapted, own pathwise, own DiCE, peer",
+    "calibration": "false alarms of the implementation check over [checks] seeds (binomial test)",
+    "power": "rejections of the deliberately wrong meta-mapg variants, and the budget for 99%",
+}
+DEFINITION_TOLERANCE = 1e-10
+FROZEN = Estimator("adapted gradient", "none", current=False, own=False, peers=False)  # no update differentiated
+
+
+def estimator_of(name: str) -> Estimator | None:
+    """The built-in estimator (or wrong variant) of that name; ``None`` for a plug-in."""
+    return ESTIMATORS.get(name) or MUTANTS.get(name)
+
+
+def rng_for(seed: int, case: Case, name: str) -> np.random.Generator:
+    """The generator of one estimator on one case: fixed by the run's seed and both names."""
+    return np.random.default_rng([seed, zlib.crc32(case.name.encode()), zlib.crc32(name.encode())])
+
+
+def exact_expectation(case: Case, compiled: CompiledValues, name: str) -> Parts:
+    """The estimator's exact expectation (an :class:`InputError` when it cannot be enumerated)."""
+    estimator = estimator_of(name)
+    if estimator is None:
+        return plugin_expectation(case, compiled, resolve_plugin(name))
+    return expectation(plan(case, compiled, estimator))
+
+
+def draw_rows(case: Case, compiled: CompiledValues, name: str, samples: int, rng) -> np.ndarray:
+    """``samples`` Monte-Carlo estimates, one row each."""
+    estimator = estimator_of(name)
+    if estimator is None:
+        return draw_plugin(case, compiled, resolve_plugin(name), samples, rng)
+    return draw(plan(case, compiled, estimator), samples, rng).total
+
+
+@dataclass(frozen=True)
+class EstimatorReport:
+    """One estimator on one case: its exact expectation (or why there is none), Monte-Carlo
+    summary, the options it ran with, and checks 3 to 5."""
+
+    name: str
+    expectation: dict | None
+    monte_carlo: dict | None
+    options: dict
+    checks: tuple[CheckResult, ...]
+    skipped: dict
+
+    def to_json(self) -> dict:
+        return {
+            "expectation": None if self.expectation is None else self.expectation["total"],
+            "expectation_terms": self.expectation,
+            "monte_carlo": self.monte_carlo,
+            "options": self.options,
+            "checks": [dataclasses.asdict(check) for check in self.checks],
+            "skipped": self.skipped,
+        }
+
+
+def expectations(case: Case, compiled: CompiledValues) -> tuple[dict, dict]:
+    """Each listed estimator's exact expectation (name -> :class:`Parts`), and the reason for each
+    that has none (over the enumeration cap, or a plug-in that failed)."""
+    found, skipped = {}, {}
+    for name in case.estimators.names:
+        try:
+            found[name] = exact_expectation(case, compiled, name)
+        except (InputError, PluginError) as error:
+            skipped[name] = error.reason if isinstance(error, InputError) else f"plug-in {error}"
+    return found, skipped
+
+
+def verify_estimator(
+    case: Case, compiled: CompiledValues, truth: dict, name: str, seed: int, exact: Parts | None, reason: str = ""
+) -> EstimatorReport:
+    """Checks 3 to 5 for estimator ``name`` given its exact expectation (``None``, and why, if it
+    has none); a plug-in's failure fails its checks, nothing more."""
+    options = _options(case, name, seed)
+    skipped = {} if exact is not None else {"expectation": reason}
+    if reason.startswith("plug-in"):
+        failed = CheckResult(f"implementation:{name}", False, {}, reason)
+        return EstimatorReport(name, None, None, options, (failed,), skipped)
+    try:
+        rows = draw_rows(case, compiled, name, case.estimators.samples, rng_for(seed, case, name))
+    except PluginError as error:
+        failed = CheckResult(f"implementation:{name}", False, {}, f"plug-in {error}")
+        return EstimatorReport(name, _terms(exact), None, options, (failed,), {**skipped, "monte_carlo": str(error)})
+    mean = rows.mean(axis=0)
+    covariance = np.atleast_2d(np.cov(rows, rowvar=False))
+    monte_carlo = {
+        "mean": mean.tolist(),
+        "standard_error": np.sqrt(np.diag(covariance) / len(rows)).tolist(),
+        "samples": len(rows),
+    }
+    checks = []
+    if exact is None:
+        skipped["implementation"] = "no exact expectation: " + reason
+    else:
+        checks.append(implementation(name, rows, exact.total, case.checks.level))
+    checks.append(bias(case, compiled, truth, name, exact.total if exact is not None else mean, covariance))
+    try:
+        checks.append(fingerprint(case, compiled, name))
+    except InputError as error:
+        skipped["fingerprint"] = error.reason
+    except PluginError as error:
+        checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
+    return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped)
+
+
+def _terms(parts: Parts | None) -> dict | None:
+    if parts is None:
+        return None
+    return {"total": parts.total.tolist(), **{f: getattr(parts, f).tolist() for f in ("current", "own", "peer")}}
+
+
+def _options(case: Case, name: str, seed: int) -> dict:
+    estimator = estimator_of(name)
+    settings = case.estimators
+    return {
+        "pairing": (estimator.pairing if estimator and estimator.pairing else settings.pairing),
+        "outer": settings.outer,
+        "samples": settings.samples,
+        "batch": case.inner.batch,
+        "outer_batch": settings.outer_batch,
+        "steps": case.inner.steps,
+        "objective": case.inner.objective,
+        "seed": seed,
+    }
+
+
+def implementation(name: str, rows: np.ndarray, exact: np.ndarray, level: float) -> CheckResult:
+    """Check 3: ``E[rows] = exact`` by Hotelling's T-squared at ``level``."""
+    test = mean_test(rows, exact, level=level)
+    z = (test.mean - exact) / np.where(test.standard_error > 0, test.standard_error, 1.0)
+    figures = {
+        "T-squared": test.statistic,
+        "p-value": test.p_value,
+        "level": level,
+        "rank": test.rank,
+        "largest |z|": float(np.max(np.abs(z))),
+        "components rejected (Holm)": int(test.holm_rejected.sum()),
+        "samples": len(rows),
+    }
+    verdict = "rejected" if test.rejected else "consistent"
+    summary = f"{verdict}: T^2 {test.statistic:.3g}, p = {test.p_value:.3g} at level {level} ({len(rows)} samples)"
+    return CheckResult(f"implementation:{name}", not test.rejected, figures, summary)
+
+
+def samples_needed(bias_vector: np.ndarray, covariance: np.ndarray, scale: float, target: float) -> float:
+    """Replicates for a root-mean-square relative error ``target``: ``inf`` if the bias alone exceeds it."""
+    room = (target * scale) ** 2 - float(bias_vector @ bias_vector)
+    return math.inf if room <= 0 else float(math.ceil(np.trace(covariance) / room))
+
+
+def bias(case: Case, compiled: CompiledValues, truth: dict, name: str, value, covariance) -> CheckResult:
+    """Check 4 (see the module's docstring)."""
+    figures: dict = {}
+    parts, failures = [], []
+    target = case.checks.relative_error
+    for model, gradient in truth.items():
+        reference = gradient.total
+        scale = float(np.linalg.norm(reference))
+        difference = np.asarray(value) - reference
+        relative = float(np.linalg.norm(difference)) / max(scale, 1e-300)
+        cosine = float(value @ reference / max(np.linalg.norm(value) * scale, 1e-300))
+        needed = samples_needed(difference, covariance, scale, target)
+        figures[f"relative bias vs model {model[0].upper()}"] = relative
+        figures[f"cosine vs model {model[0].upper()}"] = cosine
+        figures[f"samples for {target:g} relative error vs model {model[0].upper()}"] = (
+            None if math.isinf(needed) else needed
+        )
+        text = "never" if math.isinf(needed) else f"{needed:.0f}"
+        parts.append(f"{model[0].upper()}: bias {relative:.2g}, cos {cosine:.3f}, n({target:g}) {text}")
+    claim = _definition(case, compiled, truth, name)
+    if claim is not None:
+        label, reference = claim
+        error = float(np.max(np.abs(np.asarray(value) - reference)) / max(np.max(np.abs(reference)), 1e-12))
+        figures[f"error vs {label} (by definition)"] = error
+        if error > DEFINITION_TOLERANCE:
+            failures.append(f"differs from {label}, which it is by definition: {error:.1e}")
+        parts.append(f"equals {label} to {error:.0e}")
+    summary = "; ".join(failures or parts) or "no model truth asked for"
+    return CheckResult(f"bias:{name}", not failures, figures, summary)
+
+
+def _definition(case: Case, compiled: CompiledValues, truth: dict, name: str):
+    """``(label, vector)`` the estimator must equal in expectation, where it has such a definition."""
+    game, inner = case.game, case.inner
+    sees_game = case.estimators.outer == "exact" or (not game.infinite and inner.horizon == game.horizon)
+    if not sees_game:
+        return None
+    if name == "sampled-exact" and "sampled" in truth and inner.horizon == game.horizon:
+        return "model S's truth", truth["sampled"].total
+    if name == "naive":
+        x = compiled.layout.flatten(case.theta)
+        return "grad V^i(theta)", compiled.gradient(x)[inner.meta_agent, compiled.layout.slice(inner.meta_agent)]
+    return None
+
+
+def basis(case: Case, compiled: CompiledValues) -> np.ndarray:
+    """The exact terms of :data:`BASIS` at the case's ``theta``, as columns ``(d, 5)``."""
+    pathwise = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["sampled-exact"], declared=None)))
+    dice = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["meta-mapg"], pairing="batch")))
+    frozen = expectation(plan(case, compiled, FROZEN))
+    columns = (pathwise.current, frozen.own, pathwise.own - frozen.own, dice.own - pathwise.own, dice.peer)
+    return np.stack(columns, axis=1)
+
+
+def parameter_draws(case: Case, count: int) -> list[Case]:
+    """The case itself and ``count - 1`` cases with parameters drawn around its scale (seeded by its name)."""
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
+    scale = max(float(np.sqrt(np.mean(np.concatenate([np.ravel(t) for t in case.theta]) ** 2))), 0.5)
+    draws = [case]
+    for _ in range(count - 1):
+        theta = tuple(scale * rng.standard_normal(np.shape(part)) for part in case.theta)
+        draws.append(dataclasses.replace(case, theta=theta))
+    return draws
+
+
+def fingerprint(case: Case, compiled: CompiledValues, name: str) -> CheckResult:
+    """Check 5 (see the module's docstring)."""
+    width = np.size(case.theta[case.inner.meta_agent])
+    count = max(case.checks.fingerprint_draws, math.ceil((len(BASIS) + 1) / width))
+    design, target = [], []
+    for draw_case in parameter_draws(case, count):
+        design.append(basis(draw_case, compiled))
+        target.append(exact_expectation(draw_case, compiled, name).total)
+    design, target = np.concatenate(design), np.concatenate(target)
+    coefficients, intervals, residual = _fit(design, target)
+    figures = {f"coefficient {term}": c for term, c in zip(BASIS, coefficients, strict=True)}
+    figures |= {f"95% half-width {term}": h for term, h in zip(BASIS, intervals, strict=True)}
+    figures["relative residual"] = residual
+    figures["parameter draws"] = count
+    shown = ", ".join(f"{term} {_coefficient_text(c)}" for term, c in zip(BASIS, coefficients, strict=True))
+    estimator = estimator_of(name)
+    declared = _declared(case, estimator)
+    if declared is None:
+        return CheckResult(f"fingerprint:{name}", True, figures, f"{shown} (residual {residual:.1e}; reported)")
+    wrong = [
+        term
+        for term, c, h, d in zip(BASIS, coefficients, intervals, declared, strict=True)
+        if d is not None and c is not None and abs(c - d) > max(1e-6, h)
+    ]
+    summary = f"{shown} (residual {residual:.1e})"
+    if wrong:
+        summary = f"not as declared ({', '.join(wrong)}): " + summary
+    return CheckResult(f"fingerprint:{name}", not wrong, figures, summary)
+
+
+def _coefficient_text(value: float | None) -> str:
+    """``n/a`` for a term that is 0 on every draw, rounding-level values as 0."""
+    if value is None:
+        return "n/a"
+    return "0" if abs(value) < 1e-9 else f"{value:.3g}"
+
+
+def _declared(case: Case, estimator: Estimator | None) -> tuple | None:
+    """The declared coefficients at ``L = 1`` (``None`` entries not checked), the current term
+    scaled by the pairing: 1 for ``batch``, ``1/K`` for ``trajectory``, unchecked for ``timestep``."""
+    if estimator is None or estimator.declared is None or case.inner.steps != 1:
+        return None
+    pairing = estimator.pairing or case.estimators.pairing
+    factor = {"batch": 1.0, "trajectory": 1.0 / case.inner.batch, "timestep": None}[pairing]
+    current = None if factor is None else estimator.declared[0] * factor
+    return (current, *estimator.declared[1:])
+
+
+def _fit(design: np.ndarray, target: np.ndarray) -> tuple[list, list, float]:
+    """Least squares over the identifiable columns (nonzero ones), 95% half-widths from the residuals."""
+    scale = max(float(np.max(np.abs(design))), 1e-300)
+    keep = np.max(np.abs(design), axis=0) > 1e-12 * scale
+    solution, _, rank, _ = np.linalg.lstsq(design[:, keep], target, rcond=None)
+    residual_vector = target - design[:, keep] @ solution
+    relative = float(np.linalg.norm(residual_vector) / max(np.linalg.norm(target), 1e-300))
+    dof = len(target) - rank
+    if rank < keep.sum() or dof <= 0:
+        half = np.full(keep.sum(), np.inf)
+    else:
+        sigma2 = float(residual_vector @ residual_vector) / dof
+        unscaled = np.linalg.inv(design[:, keep].T @ design[:, keep])
+        half = stats.t.ppf(0.975, dof) * np.sqrt(sigma2 * np.diag(unscaled))
+    coefficients: list = [None] * design.shape[1]
+    intervals: list = [None] * design.shape[1]
+    for index, c, h in zip(np.flatnonzero(keep), solution, half, strict=True):
+        coefficients[index], intervals[index] = float(c), float(h)
+    return coefficients, intervals, relative
