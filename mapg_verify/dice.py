@@ -71,7 +71,9 @@ def _batch(run: Plan, trajectories, replicate: int, size: int) -> dict:
     as the estimator computes them, and its rewards-to-go."""
     part = slice(replicate * size, (replicate + 1) * size)
     to_go = with_returns(run.case.game, trajectories, run.estimator.returns).to_go[part]
-    rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)
+    rewards = to_go
+    if run.estimator.returns != "immediate":
+        rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)
     return {
         "states": trajectories.states[part],
         "actions": trajectories.actions[part],
@@ -91,9 +93,10 @@ def _joint_log_probs(run: Plan, phi, batch: dict):
     return sum(_agent_log_probs(run, phi, batch, k) for k in range(run.case.game.n_agents))
 
 
-def _dice_objective(step_log_probs, rewards):
-    """``(1/K) sum_b sum_t box(sum_{t' <= t} log p_t') r_t``."""
-    return anp.mean(anp.sum(magic_box(anp.cumsum(step_log_probs, axis=1)) * rewards, axis=1))
+def _dice_objective(step_log_probs, rewards, causal: bool = True):
+    """``(1/K) sum_b sum_t box(sum_{t' <= t} log p_t') r_t`` (``box(log p_t)`` alone if not causal)."""
+    log_probs = anp.cumsum(step_log_probs, axis=1) if causal else step_log_probs
+    return anp.mean(anp.sum(magic_box(log_probs) * rewards, axis=1))
 
 
 def _inner_step(run: Plan, phi, batch: dict):
@@ -111,7 +114,11 @@ def _inner_objective(phi, run: Plan, batch: dict, k: int):
     """Agent ``k``'s inner objective: DiCE's, or the pathwise ``(1/K) sum log pi^k stop(G^k_t)``."""
     if run.estimator.jacobian == "pathwise":
         return anp.mean(anp.sum(_agent_log_probs(run, phi, batch, k) * batch["to_go"][..., k], axis=1))
-    return _dice_objective(_joint_log_probs(run, phi, batch), batch["rewards"][..., k])
+    return _dice_objective(_joint_log_probs(run, phi, batch), batch["rewards"][..., k], _causal(run))
+
+
+def _causal(run: Plan) -> bool:
+    return run.estimator.returns != "immediate"
 
 
 def _outer_term(run: Plan, phi, batch: dict | None, paired: list, i: int):
@@ -123,7 +130,7 @@ def _outer_term(run: Plan, phi, batch: dict | None, paired: list, i: int):
         mean_return = stop(value)
         returns = None
     else:
-        value = _dice_objective(_joint_log_probs(run, shown, batch), batch["rewards"][..., i])
+        value = _dice_objective(_joint_log_probs(run, shown, batch), batch["rewards"][..., i], _causal(run))
         returns = batch["to_go"][..., i]
         mean_return = returns[:, 0].mean()
     if not run.estimator.current or not paired:

@@ -70,7 +70,7 @@ class Estimator:
     self_learns: bool = True
     inner: bool = True
     pairing: str | None = None  # forced, whatever the case says
-    returns: str = "reward-to-go"  # or the defects "undiscounted", "full-return"
+    returns: str = "reward-to-go"  # or the defects "undiscounted", "immediate"
     peer_sign: float = 1.0
     declared: tuple[float, ...] | None = None
 
@@ -102,7 +102,9 @@ MUTANTS: dict[str, Estimator] = {
         _FULL, terms="meta-mapg with undiscounted returns", returns="undiscounted"
     ),
     "meta-mapg/no-reward-to-go": dataclasses.replace(
-        _FULL, terms="meta-mapg with the full return at every step", returns="full-return"
+        _FULL,
+        terms="meta-mapg weighting each step's score by its own reward only (no reward-to-go, no causal sum)",
+        returns="immediate",
     ),
 }
 """Deliberately wrong variants of ``meta-mapg``, each with one defect, for the power study."""
@@ -168,14 +170,14 @@ def plan(case: Case, compiled: CompiledValues, estimator: Estimator) -> Plan:
 
 
 def with_returns(game: Game, trajectories: Trajectories, kind: str) -> Trajectories:
-    """The trajectories with the rewards-to-go an estimator uses: as recorded, undiscounted, or the
-    full discounted return at every step."""
+    """The trajectories with the returns an estimator weights step ``t``'s score by: the recorded
+    discounted reward-to-go, the undiscounted one, or the step's own discounted reward ``gamma^t r_t``."""
     if kind == "reward-to-go":
         return trajectories
     if kind == "undiscounted":
         to_go = discounted_to_go(game, trajectories.states, trajectories.actions, gamma=1.0)
     else:
-        to_go = np.repeat(trajectories.to_go[:, :1], trajectories.to_go.shape[1], axis=1)
+        to_go = trajectories.to_go - np.concatenate([trajectories.to_go[:, 1:], 0 * trajectories.to_go[:, :1]], axis=1)
     return dataclasses.replace(trajectories, to_go=to_go)
 
 
@@ -189,7 +191,8 @@ def inner_terms(run: Plan, trajectories: Trajectories, phi) -> tuple[TrajectoryT
         return terms, None
     jacobian = terms.reinforce_jacobian
     if run.estimator.jacobian == "dice":
-        jacobian = jacobian + dice_products(run.compiled.layout, trajectories, terms.step_scores)
+        causal = run.estimator.returns != "immediate"
+        jacobian = jacobian + dice_products(run.compiled.layout, trajectories, terms.step_scores, causal)
     return terms, jacobian
 
 

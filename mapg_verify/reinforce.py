@@ -70,13 +70,18 @@ def trajectory_terms(
     return TrajectoryTerms(log_prob, step_scores, step_scores.sum(axis=1), reinforce, jacobian)
 
 
-def dice_products(layout: Layout, trajectories: Trajectories, step_scores: np.ndarray) -> np.ndarray:
+def dice_products(layout: Layout, trajectories: Trajectories, step_scores: np.ndarray, causal: bool = True):
     """The score products DiCE adds to the pathwise Jacobian, per trajectory ``(N, D, D)``:
     agent ``k``'s rows are ``sum_t gamma^t r^k_t c^k_t c_t^T``, with ``gamma^t r^k_t`` read off
-    the rewards-to-go as ``G^k_t - G^k_{t+1}``."""
+    the rewards-to-go as ``G^k_t - G^k_{t+1}``. With ``causal=False`` (a defect: each step's
+    log-probability alone in the magic box) ``to_go`` holds ``gamma^t r_t`` and ``c_t`` is
+    step ``t``'s score alone."""
     to_go = trajectories.to_go
-    rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)  # (N, H, n)
-    cumulative = np.cumsum(step_scores, axis=1)
+    if causal:
+        rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)  # (N, H, n)
+        cumulative = np.cumsum(step_scores, axis=1)
+    else:
+        rewards, cumulative = to_go, step_scores
     weights = np.repeat(rewards, layout.sizes, axis=2)  # agent k's reward on its own parameters
     return np.einsum("ntd,nte->nde", weights * cumulative, cumulative)
 
