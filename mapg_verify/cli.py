@@ -28,7 +28,7 @@ from .games import GAMES
 from .metagradient import meta_gradients
 from .policies import POLICIES
 from .results import dumps, exact_truth, write_atomic
-from .verification import ESTIMATOR_CHECKS, expectations, verify_estimator
+from .verification import ESTIMATOR_CHECKS, expectations, holm_family, verify_estimator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,10 +158,10 @@ def _evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = Non
             reports[name] = verify_estimator(
                 case, compiled, gradients, name, seed, found[0].get(name), found[1].get(name, "")
             )
-            checks.extend(reports[name].checks)
             if progress:
-                verdict = "pass" if all(c.passed for c in reports[name].checks) else "FAIL"
-                print(f"    {case.name} / {name}: {verdict} ({time.perf_counter() - began:.1f} s)", file=sys.stderr)
+                print(f"    {case.name} / {name} ({time.perf_counter() - began:.1f} s)", file=sys.stderr, flush=True)
+        reports = holm_family(reports, case.checks.level)
+        checks.extend(check for report in reports.values() for check in report.checks)
         if case.checks.seeds:
             checks.append(calibration(case, compiled, seed))
             if "meta-mapg" in case.estimators.names:

@@ -3,7 +3,8 @@
 Hotelling's T-squared: for ``N`` i.i.d. rows with mean ``xbar`` and covariance
 ``S``, ``T^2 = N (xbar - mu)^T S^+ (xbar - mu)`` and, under the null and with
 ``r = rank(S)``, ``(N - r) / (r (N - 1)) T^2 ~ F(r, N - r)`` (Hotelling 1931).
-Directions of zero sample variance cannot be tested that way: a mean that
+Directions of zero sample variance (below ``(1e-10 * scale)^2``: rounding of
+values that do not vary, such as an exact outer term) cannot be tested that way: a mean that
 differs from ``mu`` along one of them rejects outright (``p = 0``).
 Alongside, per-component two-sided z-tests with Holm's step-down correction
 (Holm 1979) say which components differ.
@@ -59,10 +60,10 @@ def mean_test(samples: np.ndarray, null_mean: np.ndarray, *, level: float = 0.01
     difference = mean - null_mean
     covariance = np.atleast_2d(np.cov(samples, rowvar=False))
     values, vectors = np.linalg.eigh(covariance)
-    keep = values > values.max(initial=0.0) * 1e-12
+    scale = np.max(np.abs(samples), initial=0.0) + np.max(np.abs(null_mean), initial=0.0)
+    keep = values > max(values.max(initial=0.0) * 1e-12, (1e-10 * scale) ** 2)  # below: rounding, not variance
     rank = int(keep.sum())
     projected = vectors.T @ difference
-    scale = np.max(np.abs(samples), initial=0.0) + np.max(np.abs(null_mean), initial=0.0)
     if np.any(np.abs(projected[~keep]) > 1e-12 * max(scale, 1e-300)) or n <= rank:
         statistic, p_value = np.inf, 0.0
     elif rank == 0:

@@ -34,7 +34,7 @@ from .estimators import BASIS, ESTIMATORS, MUTANTS, Estimator, Parts, plan, reso
 from .expectations import expectation
 from .montecarlo import draw
 from .plugins import PluginError, draw_plugin, plugin_expectation
-from .statistics import mean_test
+from .statistics import holm, mean_test
 
 ESTIMATOR_CHECKS = {
     "implementation:NAME": "Monte-Carlo mean versus the exact expectation: Hotelling T^2, Holm z-tests",
@@ -255,16 +255,19 @@ def parameter_draws(case: Case, count: int) -> list[Case]:
     return draws
 
 
+MAX_DRAWS = 24
+
+
 def fingerprint(case: Case, compiled: CompiledValues, name: str) -> CheckResult:
-    """Check 5 (see the module's docstring)."""
-    width = np.size(case.theta[case.inner.meta_agent])
-    count = max(case.checks.fingerprint_draws, math.ceil((len(BASIS) + 1) / width))
+    """Check 5 (see the module's docstring). Draws are added, up to :data:`MAX_DRAWS`, until every
+    term that is not 0 everywhere is identifiable (softmax gradients, say, repeat themselves)."""
     design, target = [], []
-    for draw_case in parameter_draws(case, count):
+    for count, draw_case in enumerate(parameter_draws(case, MAX_DRAWS), start=1):
         design.append(basis(draw_case, compiled))
         target.append(exact_expectation(draw_case, compiled, name).total)
-    design, target = np.concatenate(design), np.concatenate(target)
-    coefficients, intervals, residual = _fit(design, target)
+        if count >= case.checks.fingerprint_draws and _identifiable(np.concatenate(design)):
+            break
+    coefficients, intervals, residual = _fit(np.concatenate(design), np.concatenate(target))
     figures = {f"coefficient {term}": c for term, c in zip(BASIS, coefficients, strict=True)}
     figures |= {f"95% half-width {term}": h for term, h in zip(BASIS, intervals, strict=True)}
     figures["relative residual"] = residual
@@ -277,12 +280,23 @@ def fingerprint(case: Case, compiled: CompiledValues, name: str) -> CheckResult:
     wrong = [
         term
         for term, c, h, d in zip(BASIS, coefficients, intervals, declared, strict=True)
-        if d is not None and c is not None and abs(c - d) > max(1e-6, h)
+        if c is not None and abs(c - d) > max(1e-6, h or 0.0)
     ]
     summary = f"{shown} (residual {residual:.1e})"
     if wrong:
         summary = f"not as declared ({', '.join(wrong)}): " + summary
     return CheckResult(f"fingerprint:{name}", not wrong, figures, summary)
+
+
+def _kept(design: np.ndarray) -> np.ndarray:
+    """The columns that are not 0 on every draw."""
+    scale = max(float(np.max(np.abs(design))), 1e-300)
+    return np.max(np.abs(design), axis=0) > 1e-12 * scale
+
+
+def _identifiable(design: np.ndarray) -> bool:
+    keep = _kept(design)
+    return np.linalg.matrix_rank(design[:, keep]) == keep.sum() and len(design) > keep.sum()
 
 
 def _coefficient_text(value: float | None) -> str:
@@ -293,32 +307,50 @@ def _coefficient_text(value: float | None) -> str:
 
 
 def _declared(case: Case, estimator: Estimator | None) -> tuple | None:
-    """The declared coefficients at ``L = 1`` (``None`` entries not checked), the current term
-    scaled by the pairing: 1 for ``batch``, ``1/K`` for ``trajectory``, unchecked for ``timestep``."""
-    if estimator is None or estimator.declared is None or case.inner.steps != 1:
+    """The declared coefficients at ``L = 1``, the current term scaled by the pairing: 1 for
+    ``batch``, ``1/K`` for ``trajectory``. None for ``timestep``: its current term is not a
+    multiple of ``C``, so no coefficient on the basis states it (the residual shows it)."""
+    pairing = estimator.pairing or case.estimators.pairing if estimator else None
+    if estimator is None or estimator.declared is None or case.inner.steps != 1 or pairing == "timestep":
         return None
-    pairing = estimator.pairing or case.estimators.pairing
-    factor = {"batch": 1.0, "trajectory": 1.0 / case.inner.batch, "timestep": None}[pairing]
-    current = None if factor is None else estimator.declared[0] * factor
-    return (current, *estimator.declared[1:])
+    factor = 1.0 if pairing == "batch" else 1.0 / case.inner.batch
+    return (estimator.declared[0] * factor, *estimator.declared[1:])
 
 
 def _fit(design: np.ndarray, target: np.ndarray) -> tuple[list, list, float]:
-    """Least squares over the identifiable columns (nonzero ones), 95% half-widths from the residuals."""
-    scale = max(float(np.max(np.abs(design))), 1e-300)
-    keep = np.max(np.abs(design), axis=0) > 1e-12 * scale
+    """Least squares over the nonzero columns; 95% half-widths from the residuals (``None`` when
+    the columns are not identifiable). Rows that repeat each other (softmax) count as they are."""
+    keep = _kept(design)
     solution, _, rank, _ = np.linalg.lstsq(design[:, keep], target, rcond=None)
     residual_vector = target - design[:, keep] @ solution
     relative = float(np.linalg.norm(residual_vector) / max(np.linalg.norm(target), 1e-300))
     dof = len(target) - rank
-    if rank < keep.sum() or dof <= 0:
-        half = np.full(keep.sum(), np.inf)
-    else:
+    half: list = [None] * int(keep.sum())
+    if rank == keep.sum() and dof > 0:
         sigma2 = float(residual_vector @ residual_vector) / dof
         unscaled = np.linalg.inv(design[:, keep].T @ design[:, keep])
-        half = stats.t.ppf(0.975, dof) * np.sqrt(sigma2 * np.diag(unscaled))
+        half = list(stats.t.ppf(0.975, dof) * np.sqrt(sigma2 * np.diag(unscaled)))
     coefficients: list = [None] * design.shape[1]
     intervals: list = [None] * design.shape[1]
     for index, c, h in zip(np.flatnonzero(keep), solution, half, strict=True):
-        coefficients[index], intervals[index] = float(c), float(h)
+        coefficients[index], intervals[index] = float(c), None if h is None else float(h)
     return coefficients, intervals, relative
+
+
+def holm_family(reports: dict, level: float) -> dict:
+    """The implementation checks of one case's estimators as one family: each passes unless Holm's
+    step-down procedure at ``level`` rejects it, so that a case's false-alarm rate stays at
+    ``level`` however many estimators it lists. Raw p-values stay in the figures."""
+    tested = {name: r for name, r in reports.items() if r.checks and "p-value" in r.checks[0].figures}
+    if not tested:
+        return reports
+    rejected = holm(np.array([r.checks[0].figures["p-value"] for r in tested.values()]), level)
+    adjusted = dict(reports)
+    for (name, report), reject in zip(tested.items(), rejected, strict=True):
+        check = report.checks[0]
+        figures = {**check.figures, "family size (Holm)": len(tested)}
+        verdict = "rejected" if reject else "consistent"
+        summary = f"{verdict} (Holm over {len(tested)}): " + check.summary.split(": ", 1)[1]
+        check = dataclasses.replace(check, passed=not reject, figures=figures, summary=summary)
+        adjusted[name] = dataclasses.replace(report, checks=(check, *report.checks[1:]))
+    return adjusted
