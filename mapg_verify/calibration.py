@@ -107,7 +107,9 @@ def hotelling_power(n: int, delta: np.ndarray, covariance: np.ndarray, level: fl
     projected = vectors.T @ delta
     noncentrality = n * float(np.sum(projected[keep] ** 2 / values[keep]))
     critical = stats.f.isf(level, rank, n - rank)
-    return float(stats.ncf.sf(critical, rank, n - rank, noncentrality))
+    if noncentrality == 0.0:  # scipy's ncf is wrong at nc = 0 (it returned -0.99 for level 0.01)
+        return float(stats.f.sf(critical, rank, n - rank))
+    return float(np.clip(stats.ncf.sf(critical, rank, n - rank, noncentrality), 0.0, 1.0))
 
 
 def budget_for_power(delta: np.ndarray, covariance: np.ndarray, level: float, target: float = POWER) -> int:

@@ -181,18 +181,21 @@ def with_returns(game: Game, trajectories: Trajectories, kind: str) -> Trajector
     return dataclasses.replace(trajectories, to_go=to_go)
 
 
-def inner_terms(run: Plan, trajectories: Trajectories, phi) -> tuple[TrajectoryTerms, np.ndarray | None]:
-    """Per-trajectory terms at ``phi`` and the Jacobian ``dg/dphi`` the estimator differentiates
-    with (``None`` when no update is differentiated)."""
+def inner_terms(
+    run: Plan, trajectories: Trajectories, phi, group: int = 1
+) -> tuple[TrajectoryTerms, np.ndarray | None]:
+    """Per-trajectory terms at ``phi`` (see :func:`mapg_verify.reinforce.trajectory_terms`) and the
+    Jacobian ``dg/dphi`` the estimator differentiates with, summed over groups of ``group``
+    trajectories (``None`` when no update is differentiated)."""
     case = run.case
     differentiates = bool(np.any(run.differentiated))
-    terms = trajectory_terms(case.game, case.policy, run.compiled.layout, trajectories, phi, differentiates)
+    terms = trajectory_terms(case.game, case.policy, run.compiled.layout, trajectories, phi, differentiates, group)
     if not differentiates:
         return terms, None
     jacobian = terms.reinforce_jacobian
     if run.estimator.jacobian == "dice":
         causal = run.estimator.returns != "immediate"
-        jacobian = jacobian + dice_products(run.compiled.layout, trajectories, terms.step_scores, causal)
+        jacobian = jacobian + dice_products(run.compiled.layout, trajectories, terms.step_scores, causal, group)
     return terms, jacobian
 
 

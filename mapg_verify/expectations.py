@@ -80,7 +80,7 @@ def _evaluate_chunk(run: Plan, drawn, weights, phis, tangents, paired) -> np.nda
         gradient, mean_return = run.compiled.gradient(phis)[:, i], run.compiled.value(phis)[:, i]
         step_returns = None
     else:
-        terms, to_go, gradients = outer_terms(run, drawn.tiled(nodes), np.repeat(phis, n, axis=0))
+        terms, to_go, gradients = outer_terms(run, drawn.tiled(nodes), phis)
         probability = np.exp(terms.log_prob).reshape(nodes, n)
         gradient = np.einsum("gn,gnd->gd", probability, gradients.reshape(nodes, n, -1))
         step_returns = np.einsum("gn,gnh->gh", probability, to_go.reshape(nodes, n, -1))

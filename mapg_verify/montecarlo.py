@@ -65,15 +65,12 @@ def _draw_chunk(run: Plan, count: int, rng: np.random.Generator) -> Draws:
         outer_record.append(outer)
         if level == run.steps:
             break
-        at = np.repeat(phi, batch, axis=0)
-        drawn = sample_trajectories(game, policy, layout, at, horizon, count * batch, rng)
+        drawn = sample_trajectories(game, policy, layout, phi, horizon, count * batch, rng)
         inner_record.append(drawn)
-        terms, jacobian = inner_terms(run, with_returns(game, drawn, run.estimator.returns), at)
+        terms, jacobian = inner_terms(run, with_returns(game, drawn, run.estimator.returns), phi, group=batch)
         paired = paired + np.einsum("rkhd,rdj->rkhj", terms.step_scores.reshape(count, batch, horizon, -1), tangent)
         reinforce = terms.reinforce.reshape(count, batch, -1).mean(axis=1)
-        if jacobian is not None:
-            jacobian = jacobian.reshape(count, batch, *jacobian.shape[1:]).mean(axis=1)
-        phi, tangent = advance(run, phi, tangent, reinforce, jacobian)
+        phi, tangent = advance(run, phi, tangent, reinforce, None if jacobian is None else jacobian / batch)
     if not run.estimator.current:
         current = np.zeros_like(current)
     return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record))
@@ -90,9 +87,8 @@ def _outer(run: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajectories | 
             paired.sum(axis=(1, 2)) * mean_return[:, None] * factor, *outer_parts(run, gradient, tangent)
         ), None
     size = case.estimators.outer_batch
-    at = np.repeat(phi, size, axis=0)
-    drawn = sample_trajectories(case.game, case.policy, run.compiled.layout, at, case.inner.horizon, count * size, rng)
-    _, to_go, gradients = outer_terms(run, drawn, at)
+    drawn = sample_trajectories(case.game, case.policy, run.compiled.layout, phi, case.inner.horizon, count * size, rng)
+    _, to_go, gradients = outer_terms(run, drawn, phi)
     own, peer = outer_parts(run, gradients.reshape(count, size, -1).mean(axis=1), tangent)
     returns = to_go.reshape(count, size, -1)
     if run.pairing == "batch":

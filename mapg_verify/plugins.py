@@ -131,8 +131,7 @@ def _phis(run, inner: tuple[Trajectories, ...]) -> list[np.ndarray]:
     phi = np.tile(layout.flatten(case.theta), (count, 1))
     phis = [phi]
     for drawn in inner:
-        at = np.repeat(phi, run.batch, axis=0)
-        terms = trajectory_terms(case.game, case.policy, layout, drawn, at, second_order=False)
+        terms = trajectory_terms(case.game, case.policy, layout, drawn, phi, second_order=False)
         phi = phi + run.rates * terms.reinforce.reshape(count, run.batch, -1).mean(axis=1)
         phis.append(phi)
     return phis

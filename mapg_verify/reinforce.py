@@ -29,7 +29,8 @@ from .policies import Policy
 class TrajectoryTerms:
     """Per trajectory (leading axis ``N``): ``log_prob``, ``step_scores (N, H, D)`` (the joint
     score of step ``t``), ``score (N, D)``, ``reinforce (N, D)`` (agent ``k``'s ``g^k`` in its
-    block) and, when asked for, the pathwise ``reinforce_jacobian (N, D, D)`` (block diagonal)."""
+    block) and, when asked for, the pathwise ``reinforce_jacobian`` (block diagonal), summed over
+    consecutive groups of ``group`` trajectories: ``(N / group, D, D)``."""
 
     log_prob: np.ndarray
     step_scores: np.ndarray
@@ -39,57 +40,73 @@ class TrajectoryTerms:
 
 
 def trajectory_terms(
-    game: Game, policy: Policy, layout: Layout, trajectories: Trajectories, phi, second_order: bool = True
+    game: Game,
+    policy: Policy,
+    layout: Layout,
+    trajectories: Trajectories,
+    phi,
+    second_order: bool = True,
+    group: int = 1,
 ) -> TrajectoryTerms:
-    """The terms at flat parameters ``phi``: one vector ``(D,)`` for every trajectory, or one row
-    per trajectory ``(N, D)``."""
+    """The terms at flat parameters ``phi``: one vector ``(D,)`` for every trajectory, or rows
+    ``(G, D)``, trajectory ``n`` drawn at row ``n // (N / G)``. Jacobians are summed over
+    consecutive groups of ``group`` trajectories (1: one per trajectory)."""
     n, horizon, size = trajectories.states.shape[0], trajectories.states.shape[1], layout.size
-    phi = np.broadcast_to(np.asarray(phi, dtype=float), (n, size))
+    phi = np.atleast_2d(np.asarray(phi, dtype=float))
+    at = (np.arange(n) // (n // len(phi)))[:, None]  # the row of phi each trajectory was drawn at
     log_prob = trajectories.log_environment.copy()
     step_scores = np.zeros((n, horizon, size))
     reinforce = np.zeros((n, size))
-    jacobian = np.zeros((n, size, size)) if second_order else None
-    trajectory = np.arange(n)[:, None]
+    jacobian = np.zeros((n // group, size, size)) if second_order else None
     for k, shape in enumerate(layout.shapes):
         block = layout.slice(k)
-        theta = phi[:, block].reshape(n, *shape)
+        theta = phi[:, block].reshape(len(phi), *shape)
         rows = game.views[k, trajectories.states]  # (N, H): the row of theta^k used at each step
         actions = trajectories.actions[..., k]
         to_go = trajectories.to_go[..., k][..., None]  # (N, H, 1)
         n_states, width = shape[0], int(np.prod(shape[1:]))
-        log_prob += policy.log_probs(theta)[trajectory, rows, actions].sum(axis=1)
-        scores = policy.scores(theta)[trajectory, rows, actions].reshape(n, horizon, width)
+        log_prob += policy.log_probs(theta)[at, rows, actions].sum(axis=1)
+        scores = policy.scores(theta)[at, rows, actions].reshape(n, horizon, width)
         step_scores[:, :, block] = _embed(rows, scores, n_states)
-        reinforce[:, block] = _per_row(rows, scores * to_go, n_states).reshape(n, -1)
+        each = np.arange(n)[:, None]
+        reinforce[:, block] = _per_row(each, rows, scores * to_go, n, n_states).reshape(n, -1)
         if second_order:
-            hessians = policy.score_hessians(theta)[trajectory, rows, actions].reshape(n, horizon, width * width)
-            row_blocks = _per_row(rows, hessians * to_go, n_states).reshape(n, n_states, width, width)
+            hessians = policy.score_hessians(theta)[at, rows, actions].reshape(n, horizon, width * width)
+            groups = np.arange(n)[:, None] // group
+            row_blocks = _per_row(groups, rows, hessians * to_go, n // group, n_states)
+            row_blocks = row_blocks.reshape(n // group, n_states, width, width)
             jacobian[:, block, block] = np.einsum("nsij,st->nsitj", row_blocks, np.eye(n_states)).reshape(
-                n, n_states * width, n_states * width
+                n // group, n_states * width, n_states * width
             )
     return TrajectoryTerms(log_prob, step_scores, step_scores.sum(axis=1), reinforce, jacobian)
 
 
-def dice_products(layout: Layout, trajectories: Trajectories, step_scores: np.ndarray, causal: bool = True):
-    """The score products DiCE adds to the pathwise Jacobian, per trajectory ``(N, D, D)``:
-    agent ``k``'s rows are ``sum_t gamma^t r^k_t c^k_t c_t^T``, with ``gamma^t r^k_t`` read off
-    the rewards-to-go as ``G^k_t - G^k_{t+1}``. With ``causal=False`` (a defect: each step's
-    log-probability alone in the magic box) ``to_go`` holds ``gamma^t r_t`` and ``c_t`` is
-    step ``t``'s score alone."""
+def dice_products(
+    layout: Layout, trajectories: Trajectories, step_scores: np.ndarray, causal: bool = True, group: int = 1
+) -> np.ndarray:
+    """The score products DiCE adds to the pathwise Jacobian, summed over consecutive groups of
+    ``group`` trajectories ``(N / group, D, D)``: agent ``k``'s rows are
+    ``sum_t gamma^t r^k_t c^k_t c_t^T``, with ``gamma^t r^k_t`` read off the rewards-to-go as
+    ``G^k_t - G^k_{t+1}``. With ``causal=False`` (a defect: each step's log-probability alone
+    in the magic box) ``to_go`` holds ``gamma^t r_t`` and ``c_t`` is step ``t``'s score alone."""
     to_go = trajectories.to_go
     if causal:
         rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)  # (N, H, n)
         cumulative = np.cumsum(step_scores, axis=1)
     else:
         rewards, cumulative = to_go, step_scores
-    weights = np.repeat(rewards, layout.sizes, axis=2)  # agent k's reward on its own parameters
-    return np.einsum("ntd,nte->nde", weights * cumulative, cumulative)
+    n, horizon, size = cumulative.shape
+    weighted = np.empty_like(cumulative)
+    for k in range(len(layout.shapes)):  # agent k's reward on its own rows
+        weighted[:, :, layout.slice(k)] = rewards[:, :, k, None] * cumulative[:, :, layout.slice(k)]
+    weighted = weighted.reshape(n // group, group * horizon, size)
+    return np.swapaxes(weighted, 1, 2) @ cumulative.reshape(n // group, group * horizon, size)
 
 
-def _per_row(rows: np.ndarray, values: np.ndarray, n_states: int) -> np.ndarray:
-    """Sum per-step ``values (N, H, W)`` into the parameter row used at each step: ``(N, S, W)``."""
-    out = np.zeros((values.shape[0], n_states, values.shape[2]))
-    np.add.at(out, (np.arange(values.shape[0])[:, None], rows), values)
+def _per_row(groups: np.ndarray, rows: np.ndarray, values: np.ndarray, n_groups: int, n_states: int) -> np.ndarray:
+    """Sum per-step ``values (N, H, W)`` into each group's parameter row used at each step: ``(G, S, W)``."""
+    out = np.zeros((n_groups, n_states, values.shape[2]))
+    np.add.at(out, (groups, rows), values)
     return out
 
 

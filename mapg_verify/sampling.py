@@ -27,9 +27,11 @@ def sample_trajectories(
     game: Game, policy: Policy, layout: Layout, phi, horizon: int, count: int, rng: np.random.Generator
 ) -> Trajectories:
     """``count`` trajectories of ``horizon`` steps drawn from ``rho0``, ``pi(phi)`` and ``P``,
-    independently; ``phi`` is one vector ``(D,)`` for all, or one row per trajectory ``(count, D)``."""
-    phi = np.broadcast_to(np.asarray(phi, dtype=float), (count, layout.size))
-    probs = [policy.probs(phi[:, layout.slice(k)].reshape(count, *shape)) for k, shape in enumerate(layout.shapes)]
+    independently; ``phi`` is one vector ``(D,)`` for all, or rows ``(G, D)`` with trajectory ``n``
+    drawn at row ``n // (count / G)`` (a replicate's batch shares its parameters)."""
+    phi = np.atleast_2d(np.asarray(phi, dtype=float))
+    probs = [policy.probs(phi[:, layout.slice(k)].reshape(len(phi), *shape)) for k, shape in enumerate(layout.shapes)]
+    at = np.arange(count) // (count // len(phi))
     trajectory = np.arange(count)
     states = np.empty((count, horizon), dtype=int)
     actions = np.empty((count, horizon, game.n_agents), dtype=int)
@@ -39,7 +41,7 @@ def sample_trajectories(
     for t in range(horizon):
         states[:, t] = state
         for k in range(game.n_agents):
-            actions[:, t, k] = _draw(probs[k][trajectory, game.views[k, state]], rng)
+            actions[:, t, k] = _draw(probs[k][at, game.views[k, state]], rng)
         if t + 1 < horizon:
             rows = game.transitions[(state, *actions[:, t].T)]
             state = _draw(rows, rng)

@@ -81,6 +81,29 @@ BAD_INPUTS = [
     ("alpha length", '[game]\nbuiltin = "ipd"\n[inner]\nalpha = [1.0]', "[inner.alpha]"),
     ("policy on a differentiable game", '[game]\nbuiltin = "bilinear"\n[policy]\nkind = "softmax"', "[policy]"),
     ("missing game", 'name = "x"', "[game] is required"),
+    (
+        "estimators on a differentiable game",
+        '[game]\nbuiltin = "bilinear"\n[estimators]\nnames = ["naive"]',
+        "[estimators.names] estimators sample trajectories",
+    ),
+    (
+        "estimators need a trajectory length",
+        '[game]\nbuiltin = "ipd"\n[estimators]\nnames = ["naive"]',
+        "[inner.horizon] estimators sample trajectories",
+    ),
+    (
+        "timestep pairing with an exact outer term",
+        INLINE + '[estimators]\nnames = ["meta-mapg"]\nouter = "exact"\npairing = "timestep"',
+        "[estimators.pairing] timestep pairing needs outer trajectories",
+    ),
+    (
+        "paired outer batch of another size",
+        INLINE + '[estimators]\nnames = ["meta-mapg"]\npairing = "trajectory"\nouter_batch = 5',
+        "[estimators.outer_batch] trajectory pairing matches inner trajectory b",
+    ),
+    ("one sample", INLINE + "[estimators]\nsamples = 1", "[estimators.samples] must be at least 2"),
+    ("negative seeds", INLINE + "[checks]\nseeds = -3", "[checks.seeds] must be a positive integer"),
+    ("relative error", INLINE + "[checks]\nrelative_error = 2", "[checks.relative_error] must be in (0, 1)"),
 ]
 
 
@@ -122,6 +145,24 @@ def test_exact_json_agrees_with_autograd(tmp_path):
     assert "truth.sampled" in document["skipped"]
     meta = autograd_meta_objective(ipd(), POLICIES["sigmoid"], theta, (1.0, 1.0), 1, 0, "terminal")
     np.testing.assert_allclose(document["truth"]["expected"]["total"], autograd.grad(meta)(theta[:5]), rtol=1e-8)
+
+
+def test_exact_json_has_each_estimators_expectation(tmp_path):
+    out = tmp_path / "pd.json"
+    assert main(["exact", str(ROOT / "cases" / "pd.toml"), "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert set(document["estimators"]) == {
+        "meta-mapg",
+        "meta-pg",
+        "opponent-only",
+        "lola-dice",
+        "naive",
+        "sampled-exact",
+        "expected-update",
+    }
+    exact = document["estimators"]["sampled-exact"]
+    assert exact["expectation"] == pytest.approx(document["truth"]["sampled"]["total"], rel=1e-12)
+    assert set(exact) == {"expectation", "current", "own", "peer"}
 
 
 def test_exact_inline_one_shot(tmp_path):
