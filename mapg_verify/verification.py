@@ -9,6 +9,8 @@
    Where an estimator equals a truth by definition the check requires it (1e-10, relative):
    ``sampled-exact`` is model S's gradient and ``naive`` the plain gradient, when the outer
    term sees the game's horizon (``outer = "exact"``, or sampled trajectories as long as the game).
+   Beside it, :func:`bias_sweep` records the relative bias against both models as ``K`` and the
+   inner rates vary (built-in estimators, as far as the enumeration cap allows).
 5. ``fingerprint``: least squares of the expectation on the exact terms of
    :data:`mapg_verify.estimators.BASIS`, over the case's ``theta`` and further parameter draws,
    with 95% intervals from the residuals (zero width when the fit is exact, as it is for the
@@ -26,12 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .cases import Case
+from .cases import MODELS, Case
 from .checks import CheckResult
 from .compiled import CompiledValues
 from .errors import InputError
 from .estimators import BASIS, ESTIMATORS, MUTANTS, Estimator, Parts, plan, resolve_plugin
 from .expectations import expectation
+from .metagradient import expected_update, sampled_update
 from .montecarlo import draw
 from .plugins import PluginError, draw_plugin, plugin_expectation
 from .statistics import holm, mean_test
@@ -84,9 +87,11 @@ class EstimatorReport:
     options: dict
     checks: tuple[CheckResult, ...]
     skipped: dict
+    sweep: tuple[dict, ...] = ()
 
     def to_json(self) -> dict:
         return {
+            "bias_sweep": list(self.sweep),
             "expectation": None if self.expectation is None else self.expectation["total"],
             "expectation_terms": self.expectation,
             "monte_carlo": self.monte_carlo,
@@ -142,7 +147,48 @@ def verify_estimator(
         skipped["fingerprint"] = error.reason
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
-    return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped)
+    sweep = bias_sweep(case, compiled, name) if estimator_of(name) and case.inner.models == MODELS else ()
+    return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped, sweep)
+
+
+SWEEP_BATCHES = (1, 2, 4, 8)
+SWEEP_RATES = (0.25, 0.5, 1.0)  # multiples of the case's inner rates
+
+
+def bias_sweep(case: Case, compiled: CompiledValues, name: str) -> tuple[dict, ...]:
+    """Relative bias ``||E - g|| / ||g||`` of a built-in estimator against model E's and model S's
+    truth, over ``K`` in :data:`SWEEP_BATCHES` (while the enumeration fits the case's cap) and the
+    case's rates times :data:`SWEEP_RATES`. Paired outer batches follow ``K``."""
+    rows = []
+    x, i = compiled.layout.flatten(case.theta), case.inner.meta_agent
+    for factor in SWEEP_RATES:
+        for batch in SWEEP_BATCHES:
+            alpha = tuple(factor * a for a in case.inner.alpha)
+            inner = dataclasses.replace(case.inner, batch=batch, alpha=alpha)
+            paired = case.estimators.outer_batch == case.inner.batch
+            settings = dataclasses.replace(
+                case.estimators, outer_batch=batch if paired else case.estimators.outer_batch
+            )
+            variant = dataclasses.replace(case, inner=inner, estimators=settings)
+            try:
+                value = exact_expectation(variant, compiled, name).total
+                sampled = sampled_update(compiled, case.game, case.policy, x, inner).total
+            except InputError:  # over the cap: larger K are larger still
+                break
+            expected = expected_update(compiled, x, alpha, inner.steps, i, inner.objective).total
+            rows.append(
+                {
+                    "K": batch,
+                    "alpha factor": factor,
+                    "relative bias vs model E": _relative(value, expected),
+                    "relative bias vs model S": _relative(value, sampled),
+                }
+            )
+    return tuple(rows)
+
+
+def _relative(value: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.linalg.norm(value - reference) / max(np.linalg.norm(reference), 1e-300))
 
 
 def _terms(parts: Parts | None) -> dict | None:
