@@ -16,6 +16,7 @@ power against deliberately wrong ones, over many seeds.
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -26,6 +27,7 @@ from .checks import CheckResult
 from .compiled import CompiledValues
 from .errors import InputError
 from .estimators import ESTIMATORS, MUTANTS
+from .progress import Progress
 from .statistics import mean_test
 from .verification import draw_rows, exact_expectation
 
@@ -38,18 +40,21 @@ def seed_rng(seed: int, case: Case, name: str, index: int) -> np.random.Generato
 
 
 def rejections(
-    case: Case, compiled: CompiledValues, name: str, null, samples: int, seed: int
+    case: Case, compiled: CompiledValues, name: str, null, samples: int, seed: int, progress: bool = False
 ) -> tuple[int, np.ndarray]:
     """How many of ``case.checks.seeds`` tests of ``name`` against ``null`` reject, and the pooled rows' covariance."""
     count, covariances = 0, []
+    bar = Progress(case.checks.seeds, f"    {case.name} / {name}", delay=1.0 if progress else math.inf)
     for index in range(case.checks.seeds):
         rows = draw_rows(case, compiled, name, samples, seed_rng(seed, case, name, index))
         count += mean_test(rows, null, level=case.checks.level).rejected
         covariances.append(np.atleast_2d(np.cov(rows, rowvar=False)))
+        bar.advance()
+    bar.close()
     return count, np.mean(covariances, axis=0)
 
 
-def calibration(case: Case, compiled: CompiledValues, seed: int) -> CheckResult:
+def calibration(case: Case, compiled: CompiledValues, seed: int, progress: bool = False) -> CheckResult:
     """False alarms of the implementation check on the case's built-in estimators."""
     level, seeds = case.checks.level, case.checks.seeds
     figures, failed, parts = {}, [], []
@@ -59,7 +64,7 @@ def calibration(case: Case, compiled: CompiledValues, seed: int) -> CheckResult:
         except InputError as error:
             figures[f"{name}: skipped"] = error.reason
             continue
-        count, _ = rejections(case, compiled, name, null, case.checks.calibration_samples, seed)
+        count, _ = rejections(case, compiled, name, null, case.checks.calibration_samples, seed, progress)
         p_value = float(stats.binomtest(count, seeds, level).pvalue)
         figures[f"{name}: false alarms"] = count
         figures[f"{name}: binomial p"] = p_value
@@ -73,7 +78,7 @@ def calibration(case: Case, compiled: CompiledValues, seed: int) -> CheckResult:
     return CheckResult("calibration", not failed, figures, summary)
 
 
-def power(case: Case, compiled: CompiledValues, seed: int) -> CheckResult:
+def power(case: Case, compiled: CompiledValues, seed: int, progress: bool = False) -> CheckResult:
     """Rejections of the wrong variants of ``meta-mapg`` at the case's budget, and the budget for 99%."""
     null = exact_expectation(case, compiled, "meta-mapg").total
     samples, seeds, level = case.estimators.samples, case.checks.seeds, case.checks.level
@@ -84,7 +89,7 @@ def power(case: Case, compiled: CompiledValues, seed: int) -> CheckResult:
             figures[f"{name}: expectation equals meta-mapg's"] = True
             parts.append(f"{name} identical here")
             continue
-        count, covariance = rejections(case, compiled, name, null, samples, seed)
+        count, covariance = rejections(case, compiled, name, null, samples, seed, progress)
         budget = budget_for_power(delta, covariance, level)
         figures[f"{name}: rejection rate"] = count / seeds
         figures[f"{name}: samples for {POWER:.0%} power"] = budget

@@ -7,7 +7,10 @@ naming file, key and reason; no traceback), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import json
+import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,14 +23,16 @@ import symengine
 
 from .calibration import calibration, power
 from .cases import Case, case_paths, load_case
-from .checks import CHECKS, expected_identities, meta_oracles, oracle_agreement, sampled_identities
+from .checks import CHECKS, CheckResult, expected_identities, meta_oracles, oracle_agreement, sampled_identities
 from .compiled import DEFAULT_BACKEND, compile_game
 from .errors import InputError
 from .estimators import ESTIMATORS, MUTANTS
 from .games import GAMES
 from .metagradient import meta_gradients
 from .policies import POLICIES
-from .results import dumps, exact_truth, write_atomic
+from .progress import Progress
+from .report import render
+from .results import describe_case, dumps, exact_truth, write_atomic
 from .verification import ESTIMATOR_CHECKS, expectations, holm_family, verify_estimator
 
 
@@ -44,13 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="reports", help="output folder (default: reports)")
     run.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes (default 1)")
     run.add_argument("--seed", type=int, default=0, help="seed of every Monte-Carlo draw (default 0)")
+    run.add_argument(
+        "--quick", action="store_true", help="a first look: a tenth of the samples, no calibration or power"
+    )
+    report = commands.add_parser("report", help="rebuild the HTML report from a results file")
+    report.add_argument("results")
+    report.add_argument("--out", help="folder of index.html (default: the results file's folder)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     try:
-        return {"list": _list, "exact": _exact, "run": _run}[arguments.command](arguments)
+        return {"list": _list, "exact": _exact, "run": _run, "report": _report}[arguments.command](arguments)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -101,34 +112,40 @@ def _exact(arguments: argparse.Namespace) -> int:
     return 0 if all(check["passed"] for check in document["checks"]) else 1
 
 
+QUICK_SAMPLES = 10  # --quick divides [estimators] samples by this (at least MIN_QUICK_SAMPLES remain)
+MIN_QUICK_SAMPLES = 200
+
+
+def quick(case: Case) -> Case:
+    """The case at a first look's budgets: a tenth of the samples, no calibration or power."""
+    samples = max(MIN_QUICK_SAMPLES, case.estimators.samples // QUICK_SAMPLES)
+    estimators = dataclasses.replace(case.estimators, samples=min(samples, case.estimators.samples))
+    return dataclasses.replace(case, estimators=estimators, checks=dataclasses.replace(case.checks, seeds=0))
+
+
 def _run(arguments: argparse.Namespace) -> int:
     paths = case_paths(arguments.paths)
     cases = [load_case(path) for path in paths]  # all input is checked before anything runs
+    if arguments.quick:
+        cases = [quick(case) for case in cases]
     started = time.perf_counter()
     documents = []
     pool = ProcessPoolExecutor(max_workers=arguments.jobs) if arguments.jobs > 1 else None
+    bar = Progress(len(cases), "cases", delay=0.0)
     try:
-        evaluate = functools.partial(_evaluate, seed=arguments.seed, progress=arguments.jobs == 1)
-        for index, document in enumerate((pool.map if pool else map)(evaluate, cases), start=1):
+        evaluate = functools.partial(_evaluate_safely, seed=arguments.seed, progress=arguments.jobs == 1)
+        for document in (pool.map if pool else map)(evaluate, cases):
             verdict = "pass" if all(c["passed"] for c in document["checks"]) else "FAIL"
-            print(
-                f"[{index}/{len(cases)}] {document['case']['name']}: {verdict} "
-                f"({document['timings']['seconds']:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
+            bar.advance(f"{document['case']['name']}: {verdict}")
             documents.append(document)
     finally:
+        bar.close()
         if pool:
             pool.shutdown(cancel_futures=True)
-    rows = [
-        (d["case"]["name"], c["name"], "pass" if c["passed"] else "FAIL", c["summary"])
-        for d in documents
-        for c in d["checks"]
-    ]
-    _table("summary", rows, ("case", "check", "verdict", "key figure"))
+    _summary(documents)
     results = {
         "mapg_verify": _versions(),
+        "run": {"seed": arguments.seed, "quick": arguments.quick},
         "cases": [{k: v for k, v in d.items() if k != "timings"} for d in documents],
         "timings": {
             "total seconds": time.perf_counter() - started,
@@ -136,9 +153,58 @@ def _run(arguments: argparse.Namespace) -> int:
         },
     }
     target = Path(arguments.out) / "results.json"
+    page = render(results)  # built before anything is written: a failure leaves no file behind
     write_atomic(target, dumps(results))
-    print(f"wrote {target} (the HTML report is not implemented in this version)")
-    return 0 if all(row[2] == "pass" for row in rows) else 1
+    write_atomic(target.with_name("index.html"), page)
+    print(f"wrote {target} and {target.with_name('index.html')}")
+    return 0 if all(c["passed"] for d in documents for c in d["checks"]) else 1
+
+
+def _summary(documents: list[dict]) -> None:
+    """One line per case, then the failing checks with their key figures."""
+    rows = []
+    for d in documents:
+        checks = d["checks"]
+        failed = [c["name"] for c in checks if not c["passed"]]
+        verdict = "pass" if not failed else "FAIL"
+        rows.append((d["case"]["name"], verdict, f"{len(checks) - len(failed)}/{len(checks)}", ", ".join(failed)))
+    _table("summary", rows, ("case", "verdict", "checks passed", "failed"))
+    failures = [(d["case"]["name"], c["name"], c["summary"]) for d in documents for c in d["checks"] if not c["passed"]]
+    if failures:
+        _table("failed checks", failures, ("case", "check", "key figure"))
+
+
+def _report(arguments: argparse.Namespace) -> int:
+    source = Path(arguments.results)
+    try:
+        results = json.loads(source.read_text())
+    except OSError as error:
+        raise InputError("file", f"cannot be read: {error.strerror}", str(source)) from None
+    except json.JSONDecodeError as error:
+        raise InputError("file", f"is not valid JSON: {error}", str(source)) from None
+    if not isinstance(results, dict) or not isinstance(results.get("cases"), list):
+        raise InputError("cases", "is missing: not a results file written by run", str(source))
+    target = Path(arguments.out or source.parent) / "index.html"
+    write_atomic(target, render(results))
+    print(f"wrote {target}")
+    return 0
+
+
+def _evaluate_safely(case: Case, seed: int, progress: bool) -> dict:
+    """:func:`_evaluate`, with an unexpected error recorded as the case's failed check ``error``
+    (the other cases go on); an interruption still stops the run."""
+    started = time.perf_counter()
+    try:
+        return _evaluate(case, seed=seed, progress=progress)
+    except Exception as error:  # a bug in one case must not cost the others their results
+        check = CheckResult("error", False, {"type": type(error).__name__}, f"{type(error).__name__}: {error}")
+        return {
+            "case": {"name": case.name, "path": case.path, "game": case.game.name, **describe_case(case)},
+            "exact": {"values": [], "per_step": [], "truth": {}, "lola": {}, "skipped": {}, "estimators": {}},
+            "estimators": {},
+            "checks": [asdict(check)],
+            "timings": {"seconds": time.perf_counter() - started},
+        }
 
 
 def _evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None, progress: bool = False) -> dict:
@@ -153,19 +219,19 @@ def _evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = Non
     checks = [oracles, *_meta_checks(case, compiled, gradients)]
     reports = {}
     if seed is not None:
+        bar = Progress(len(case.estimators.names), f"    {case.name}: estimators", delay=1.0 if progress else math.inf)
         for name in case.estimators.names:
-            began = time.perf_counter()
             reports[name] = verify_estimator(
                 case, compiled, gradients, name, seed, found[0].get(name), found[1].get(name, "")
             )
-            if progress:
-                print(f"    {case.name} / {name} ({time.perf_counter() - began:.1f} s)", file=sys.stderr, flush=True)
+            bar.advance(name)
+        bar.close()
         reports = holm_family(reports, case.checks.level)
         checks.extend(check for report in reports.values() for check in report.checks)
         if case.checks.seeds:
-            checks.append(calibration(case, compiled, seed))
+            checks.append(calibration(case, compiled, seed, progress))
             if "meta-mapg" in case.estimators.names:
-                checks.append(power(case, compiled, seed))
+                checks.append(power(case, compiled, seed, progress))
     return {
         "case": {
             "name": case.name,
@@ -173,6 +239,7 @@ def _evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = Non
             "game": case.game.name,
             "policy": case.policy.name if case.policy else None,
             "theta": [np.asarray(part).tolist() for part in case.theta],
+            **describe_case(case),
         },
         "exact": truth.to_json(),
         "estimators": {name: report.to_json() for name, report in reports.items()},

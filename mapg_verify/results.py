@@ -21,12 +21,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import sympy
 
 from .cases import Case
 from .checks import CheckResult
 from .compiled import CompiledValues
 from .game import Game
 from .metagradient import LolaGradient, lola
+from .symbolic import symbolic_values
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,59 @@ def exact_truth(
     )
 
 
+LATEX_LIMIT = 400  # characters: larger closed forms are not shown
+
+
+def describe_case(case: Case) -> dict:
+    """What the report shows of a case's game and settings: sizes, payoffs, conventions, the inner
+    loop and estimator settings, and each value ``V^k`` in LaTeX where the closed form is small
+    (one-shot and differentiable games)."""
+    game = case.game
+    info: dict = {"name": game.name, "description": " ".join(game.description.split())}
+    latex = None
+    if isinstance(game, Game):
+        info |= {
+            "states": game.n_states,
+            "actions": list(game.n_actions),
+            "gamma": game.gamma,
+            "horizon": "inf" if game.infinite else int(game.horizon),
+        }
+        if game.rewards.size <= 64:
+            info["rewards"] = game.rewards.tolist()
+        if game.n_states == 1 and not game.infinite and game.horizon == 1:
+            latex = _latex(case)
+    else:
+        latex = _latex(case)
+    inner, estimators = case.inner, case.estimators
+    return {
+        "game": info,
+        "value_latex": latex,
+        "inner": {
+            "models": list(inner.models),
+            "steps": inner.steps,
+            "alpha": list(inner.alpha),
+            "batch": inner.batch,
+            "horizon": inner.horizon,
+            "objective": inner.objective,
+            "meta_agent": inner.meta_agent,
+        },
+        "estimators": {
+            "names": list(estimators.names),
+            "samples": estimators.samples,
+            "outer": estimators.outer,
+            "pairing": estimators.pairing,
+            "outer_batch": estimators.outer_batch,
+        },
+        "checks": asdict(case.checks),
+    }
+
+
+def _latex(case: Case) -> list[str] | None:
+    values = symbolic_values(case.game, case.policy).to_sympy()
+    shown = [sympy.latex(sympy.simplify(value)) for value in values]
+    return shown if all(len(text) <= LATEX_LIMIT for text in shown) else None
+
+
 def _lists(record: dict) -> dict:
     return {key: np.asarray(value).tolist() for key, value in record.items()}
 
@@ -93,6 +148,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w") as stream:
             stream.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the report from other readers
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -88,9 +88,11 @@ class EstimatorReport:
     checks: tuple[CheckResult, ...]
     skipped: dict
     sweep: tuple[dict, ...] = ()
+    error_curve: tuple[dict, ...] = ()
 
     def to_json(self) -> dict:
         return {
+            "error_curve": list(self.error_curve),
             "bias_sweep": list(self.sweep),
             "expectation": None if self.expectation is None else self.expectation["total"],
             "expectation_terms": self.expectation,
@@ -148,7 +150,23 @@ def verify_estimator(
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
     sweep = bias_sweep(case, compiled, name) if estimator_of(name) and case.inner.models == MODELS else ()
-    return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped, sweep)
+    curve = error_curve(rows, exact.total) if exact is not None else ()
+    return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped, sweep, curve)
+
+
+def error_curve(rows: np.ndarray, exact: np.ndarray, points: int = 8) -> tuple[dict, ...]:
+    """``||mean of the first N rows - exact|| / ||exact||`` at ``points`` sizes ``N``, evenly spaced
+    in log from 10 rows to all of them, beside its root-mean-square prediction
+    ``sqrt(tr(Sigma) / N) / ||exact||``: how the Monte-Carlo error falls with the budget."""
+    sizes = np.unique(np.geomspace(min(10, len(rows)), len(rows), points).astype(int))
+    means = np.cumsum(rows, axis=0)[sizes - 1] / sizes[:, None]
+    scale = max(float(np.linalg.norm(exact)), 1e-300)
+    errors = np.linalg.norm(means - exact, axis=1) / scale
+    spread = float(np.sqrt(np.sum(np.var(rows, axis=0, ddof=1)))) / scale
+    return tuple(
+        {"samples": int(n), "relative error": float(e), "predicted": spread / float(np.sqrt(n))}
+        for n, e in zip(sizes, errors, strict=True)
+    )
 
 
 SWEEP_BATCHES = (1, 2, 4, 8)

@@ -1,0 +1,131 @@
+"""The report's figures: records in, inline SVG text out (matplotlib, no files, no network).
+
+SVG is written with text as text (``svg.fonttype = none``), a fixed hash salt and no date, so
+the same records give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+STYLE = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "mapg_verify",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 100,
+}
+TERMS = ("current", "own", "peer")
+COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+
+
+def _svg(figure) -> str:
+    """The figure as an inline ``<svg>`` element."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def formula(latex: str) -> str:
+    """A LaTeX formula (matplotlib's mathtext subset) typeset as SVG."""
+    with plt.rc_context(STYLE):
+        figure = plt.figure(figsize=(0.01, 0.01))
+        figure.text(0, 0, f"${latex}$", fontsize=11)
+        return _svg(figure)
+
+
+def terms(truth: dict) -> str:
+    """Bars of ``current``, ``own`` and ``peer`` per parameter of ``theta^i``, one panel per model."""
+    models = list(truth)
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.4), squeeze=False)
+        for axis, model in zip(axes[0], models, strict=True):
+            width = len(truth[model]["total"])
+            index = np.arange(width)
+            for offset, (term, colour) in enumerate(zip(TERMS, COLOURS, strict=False)):
+                axis.bar(index + (offset - 1) * 0.27, truth[model][term], 0.27, label=term, color=colour)
+            axis.plot(index, truth[model]["total"], "k_", markersize=14, label="total")
+            axis.axhline(0, color="0.6", linewidth=0.6)
+            axis.set_title(f"model {model[0].upper()}")
+            axis.set_xlabel("parameter of theta^i")
+            axis.set_xticks(index)
+        axes[0][0].legend(frameon=False, fontsize=7)
+        return _svg(figure)
+
+
+def errors(curves: dict) -> str:
+    """Relative error of the Monte-Carlo mean against the exact expectation versus the number of
+    samples, log-log, with each estimator's predicted ``sqrt(tr(Sigma) / N) / |E|`` as its guide."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4.6, 3.0))
+        for (name, curve), colour in zip(curves.items(), COLOURS * 4, strict=False):
+            samples = np.array([point["samples"] for point in curve])
+            values = np.array([point["relative error"] for point in curve])
+            axis.loglog(samples, values, "o-", color=colour, markersize=3, label=name)
+            predicted = [point["predicted"] for point in curve]
+            axis.loglog(samples, predicted, ":", color=colour, linewidth=0.8)
+        axis.set_xlabel("samples N")
+        axis.set_ylabel("relative error of the mean")
+        axis.set_title("dotted: the 1/sqrt(N) prediction sqrt(tr Sigma / N) / |E|")
+        axis.legend(frameon=False, fontsize=7)
+        return _svg(figure)
+
+
+def bias(sweeps: dict) -> str:
+    """Relative bias against model E (solid) and model S (dashed) versus ``K``, at the case's rates."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4.6, 3.0))
+        for (name, rows), colour in zip(sweeps.items(), COLOURS * 4, strict=False):
+            rows = [row for row in rows if row["alpha factor"] == 1.0]
+            batches = [row["K"] for row in rows]
+            axis.plot(batches, [row["relative bias vs model E"] for row in rows], "o-", color=colour, label=name)
+            axis.plot(batches, [row["relative bias vs model S"] for row in rows], "s--", color=colour, markersize=3)
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("inner batch size K")
+        axis.set_ylabel("relative bias")
+        axis.set_title("solid: vs model E, dashed: vs model S")
+        axis.legend(frameon=False, fontsize=7)
+        return _svg(figure)
+
+
+def fingerprints(fits: dict, basis: tuple[str, ...]) -> str:
+    """Each estimator's fitted coefficients on the exact terms, with 95% intervals."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(5.6, 3.0))
+        step = 0.8 / max(len(fits), 1)
+        for offset, ((name, fit), colour) in enumerate(zip(fits.items(), COLOURS * 4, strict=False)):
+            values = [np.nan if fit[f"coefficient {t}"] is None else fit[f"coefficient {t}"] for t in basis]
+            half = [0.0 if fit[f"95% half-width {t}"] is None else fit[f"95% half-width {t}"] for t in basis]
+            half = [h if math.isfinite(h) else 0.0 for h in half]
+            position = np.arange(len(basis)) - 0.4 + step * (offset + 0.5)
+            axis.bar(position, values, step, yerr=half, color=colour, label=name, capsize=2)
+        axis.axhline(0, color="0.6", linewidth=0.6)
+        axis.axhline(1, color="0.6", linewidth=0.6, linestyle=":")
+        axis.set_xticks(np.arange(len(basis)), basis)
+        axis.set_ylabel("coefficient")
+        axis.legend(frameon=False, fontsize=7, ncol=2)
+        return _svg(figure)
+
+
+def rates(values: dict, reference: float, label: str, band: tuple[float, float] | None = None) -> str:
+    """Horizontal bars of rates (false alarms or rejections) with the reference line and a band."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4.6, 0.4 + 0.3 * len(values)))
+        names = list(values)
+        axis.barh(np.arange(len(names)), [values[n] for n in names], color=COLOURS[0])
+        if band:
+            axis.axvspan(*band, color="0.85", zorder=0)
+        axis.axvline(reference, color="k", linewidth=0.8)
+        axis.set_yticks(np.arange(len(names)), names)
+        axis.set_xlabel(label)
+        return _svg(figure)

@@ -1,0 +1,202 @@
+"""The HTML report: a results document in, one self-contained page out.
+
+Data first: :func:`records` turns the results (the JSON ``run`` writes) into plain records,
+formatted numbers and inline SVG figures; the jinja2 template ``templates/report.html`` only
+lays them out. Nothing is read but the results, so ``report RESULTS.json`` rebuilds the same
+page, and nothing is fetched: styles and figures are inline.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import jinja2
+import numpy as np
+from scipy import stats
+
+from . import figures
+from .estimators import BASIS
+
+PROVENANCE = (
+    (
+        "values V, gradients, simultaneous Jacobians",
+        "exact: symengine expressions, compiled",
+        "autograd, Richardson differences, mpmath (check oracles)",
+    ),
+    (
+        "model E meta-gradients",
+        "exact: chain rule over the compiled derivatives",
+        "autograd through the unrolled inner loop (check meta-oracles)",
+    ),
+    (
+        "model S meta-gradients",
+        "exact: every inner batch enumerated",
+        "autograd of the enumerated objective (check meta-oracles)",
+    ),
+    (
+        "estimators' expectations",
+        "exact: inner batches enumerated, outer term conditioned",
+        "sampled-exact equals model S; tests: brute force over ordered batches",
+    ),
+    (
+        "estimators' Monte-Carlo rows",
+        "sampled: vectorised closed-form scores",
+        "autograd DiCE reference on the same batches (tests)",
+    ),
+)
+
+
+def number(value, digits: int = 4) -> str:
+    """A short human form of a figure."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "never" if value > 0 else "-inf"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def vector(values, digits: int = 4) -> str:
+    return "[" + ", ".join(number(float(v), digits) for v in values) + "]"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def records(results: dict) -> dict:
+    """Everything the template shows, computed from the results alone."""
+    cases = [_case(document) for document in results["cases"]]
+    checks = [check for case in cases for check in case["checks"]]
+    return {
+        "versions": results.get("mapg_verify", {}),
+        "run": results.get("run", {}),
+        "cases": cases,
+        "passed": all(check["passed"] for check in checks),
+        "counts": {"cases": len(cases), "checks": len(checks), "failed": sum(not c["passed"] for c in checks)},
+        "provenance": PROVENANCE,
+    }
+
+
+def _case(document: dict) -> dict:
+    case, exact = document["case"], document["exact"]
+    checks = [
+        {**check, "figures_text": ", ".join(f"{k}: {number(v)}" for k, v in check["figures"].items())}
+        for check in document["checks"]
+    ]
+    estimators = document.get("estimators", {})
+    record = {
+        "name": case["name"],
+        "slug": slug(case["name"]),
+        "case": case,
+        "game": case.get("game", {}),
+        "inner": case.get("inner", {}),
+        "formulas": [figures.formula(text) for text in case.get("value_latex") or []],
+        "payoffs": _payoffs(case.get("game", {})),
+        "agent_values": [
+            (k, number(v, 8), number(s, 8))
+            for k, (v, s) in enumerate(zip(exact["values"], exact["per_step"], strict=True))
+        ],
+        "truth": [
+            (model, term, vector(terms[term]))
+            for model, terms in exact["truth"].items()
+            for term in ("total", "current", "own", "peer")
+        ],
+        "lola": [(name, vector(values)) for name, values in exact["lola"].items()],
+        "skipped": exact.get("skipped", {}),
+        "checks": checks,
+        "passed": all(check["passed"] for check in checks),
+        "estimators": [_estimator(name, report, document) for name, report in estimators.items()],
+        "figures": {},
+    }
+    if exact["truth"]:
+        record["figures"]["exact terms"] = figures.terms(exact["truth"])
+    curves = {name: r["error_curve"] for name, r in estimators.items() if r.get("error_curve")}
+    if curves:
+        record["figures"]["Monte-Carlo error against samples"] = figures.errors(curves)
+    sweeps = {name: r["bias_sweep"] for name, r in estimators.items() if r.get("bias_sweep")}
+    if sweeps:
+        record["figures"]["bias against the inner batch size"] = figures.bias(sweeps)
+    fits = {name: _check(r, "fingerprint")["figures"] for name, r in estimators.items() if _check(r, "fingerprint")}
+    if fits:
+        record["figures"]["fingerprint (95% intervals)"] = figures.fingerprints(fits, BASIS)
+    record["figures"] |= _calibration_figures(document)
+    return record
+
+
+def _check(report: dict, kind: str) -> dict | None:
+    return next((c for c in report["checks"] if c["name"].startswith(kind + ":")), None)
+
+
+def _estimator(name: str, report: dict, document: dict) -> dict:
+    implementation, bias = _check(report, "implementation"), _check(report, "bias")
+    monte_carlo = report.get("monte_carlo") or {}
+    interval = ""
+    if monte_carlo:
+        interval = vector(np.array(monte_carlo["standard_error"]) * stats.norm.ppf(0.975), 2)
+    figures_of = bias["figures"] if bias else {}
+    needed = {k: v for k, v in figures_of.items() if k.startswith("samples for")}
+    passed = all(check["passed"] for check in report["checks"])
+    return {
+        "name": name,
+        "expectation": vector(report["expectation"]) if report.get("expectation") else "not enumerable",
+        "mean": vector(monte_carlo["mean"]) if monte_carlo else "-",
+        "interval": interval,
+        "bias_e": number(figures_of.get("relative bias vs model E"), 3),
+        "bias_s": number(figures_of.get("relative bias vs model S"), 3),
+        "statistic": number(implementation["figures"].get("T-squared"), 3) if implementation else "-",
+        "p_value": number(implementation["figures"].get("p-value"), 3) if implementation else "-",
+        "needed": ", ".join(
+            f"{k.split(' vs ')[-1]}: {number(math.inf if v is None else v)}" for k, v in needed.items()
+        ),
+        "passed": passed,
+        "options": report.get("options", {}),
+    }
+
+
+def _calibration_figures(document: dict) -> dict:
+    shown = {}
+    for check in document["checks"]:
+        if check["name"] == "calibration":
+            alarms = {k.split(":")[0]: v for k, v in check["figures"].items() if k.endswith("false alarms")}
+            seeds = document["case"].get("checks", {}).get("seeds") or 1
+            level = document["case"].get("checks", {}).get("level", 0.01)
+            low, high = stats.binom.ppf([0.0005, 0.9995], seeds, level) / seeds
+            shown["calibration: false-alarm rate (band: binomial 99.9%)"] = figures.rates(
+                {k: v / seeds for k, v in alarms.items()}, level, f"false-alarm rate over {seeds} seeds", (low, high)
+            )
+        if check["name"] == "power":
+            power = {k.split(":")[0]: v for k, v in check["figures"].items() if k.endswith("rejection rate")}
+            if power:
+                shown["power: rejection rate of the wrong variants"] = figures.rates(power, 0.99, "rejection rate")
+    return shown
+
+
+def _payoffs(game: dict) -> list | None:
+    """One-shot payoff tables as rows ``(row action, [(r0, r1) per column action])``."""
+    rewards = game.get("rewards")
+    if rewards is None or game.get("states") != 1 or len(rewards) != 2:
+        return None
+    first, second = np.array(rewards[0][0]), np.array(rewards[1][0])
+    return [
+        (a, [f"{number(float(first[a, b]))}, {number(float(second[a, b]))}" for b in range(first.shape[1])])
+        for a in range(first.shape[0])
+    ]
+
+
+def render(results: dict) -> str:
+    """The report page for a results document."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("mapg_verify", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return environment.get_template("report.html").render(**records(results))
