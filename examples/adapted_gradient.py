@@ -5,7 +5,7 @@ batch, the discounted reward-to-go ``G^i_t = sum_{t' >= t} gamma^t' r^i_t'``. It
 ``grad_{phi^i} V^i(phi_L)`` averaged over the inner loop: the ``adapted`` term of the fingerprint,
 with no current, self-shaping or opponent-shaping term. Run it with::
 
-    python -m mapg_verify run examples/adapted_gradient.toml
+    python -m mapg_verify run cases/plugin.toml
 """
 
 import numpy as np

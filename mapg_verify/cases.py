@@ -23,7 +23,7 @@ import numpy as np
 
 from .enumeration import DEFAULT_CAP, check_enumerable
 from .errors import InputError
-from .estimators import check_names
+from .estimators import check_names, plugin_path
 from .game import DifferentiableGame, Game, make_game, parse_horizon
 from .games import build_game
 from .params import layout_of
@@ -107,6 +107,10 @@ def load_case(path: str | Path) -> Case:
         raise InputError("file", f"cannot be read: {error.strerror}", path) from None
     except tomllib.TOMLDecodeError as error:
         raise InputError("file", f"is not valid TOML: {error}", path) from None
+    estimators = document.get("estimators")
+    names = estimators.get("names") if isinstance(estimators, dict) else None
+    if isinstance(names, list) and any(isinstance(name, str) and ":" in name for name in names):
+        plugin_path(path)
     try:
         return parse_case(document, default_name=Path(path).stem, path=path)
     except InputError as error:

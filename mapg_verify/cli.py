@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +34,7 @@ from .policies import POLICIES
 from .progress import Progress
 from .report import render
 from .results import describe_case, dumps, exact_truth, write_atomic
-from .verification import ESTIMATOR_CHECKS, expectations, holm_family, verify_estimator
+from .verification import ESTIMATOR_CHECKS, expectations, holm_family, shared, verify_estimator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run case files or folders of them")
     run.add_argument("paths", nargs="+")
     run.add_argument("--out", default="reports", help="output folder (default: reports)")
-    run.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes (default 1)")
+    run.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="cases run in parallel processes (default: one per core)"
+    )
     run.add_argument("--seed", type=int, default=0, help="seed of every Monte-Carlo draw (default 0)")
     run.add_argument(
         "--quick", action="store_true", help="a first look: a tenth of the samples, no calibration or power"
@@ -130,30 +133,31 @@ def _run(arguments: argparse.Namespace) -> int:
         cases = [quick(case) for case in cases]
     started = time.perf_counter()
     documents = []
-    pool = ProcessPoolExecutor(max_workers=arguments.jobs) if arguments.jobs > 1 else None
+    jobs = max(1, min(arguments.jobs, len(cases)))
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
     bar = Progress(len(cases), "cases", delay=0.0)
     try:
-        evaluate = functools.partial(_evaluate_safely, seed=arguments.seed, progress=arguments.jobs == 1)
+        evaluate = functools.partial(_evaluate_safely, seed=arguments.seed, progress=jobs == 1)
         for document in (pool.map if pool else map)(evaluate, cases):
             verdict = "pass" if all(c["passed"] for c in document["checks"]) else "FAIL"
             bar.advance(f"{document['case']['name']}: {verdict}")
             documents.append(document)
-    finally:
         bar.close()
+        _summary(documents)
+        results = {
+            "mapg_verify": _versions(),
+            "run": {"seed": arguments.seed, "quick": arguments.quick},
+            "cases": [{k: v for k, v in d.items() if k != "timings"} for d in documents],
+            "timings": {
+                "total seconds": time.perf_counter() - started,
+                "cases": {d["case"]["name"]: d["timings"] for d in documents},
+            },
+        }
+        page = render(results, pool.map if pool else map)  # before anything is written
+    finally:
         if pool:
             pool.shutdown(cancel_futures=True)
-    _summary(documents)
-    results = {
-        "mapg_verify": _versions(),
-        "run": {"seed": arguments.seed, "quick": arguments.quick},
-        "cases": [{k: v for k, v in d.items() if k != "timings"} for d in documents],
-        "timings": {
-            "total seconds": time.perf_counter() - started,
-            "cases": {d["case"]["name"]: d["timings"] for d in documents},
-        },
-    }
     target = Path(arguments.out) / "results.json"
-    page = render(results)  # built before anything is written: a failure leaves no file behind
     write_atomic(target, dumps(results))
     write_atomic(target.with_name("index.html"), page)
     print(f"wrote {target} and {target.with_name('index.html')}")
@@ -220,9 +224,10 @@ def _evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = Non
     reports = {}
     if seed is not None:
         bar = Progress(len(case.estimators.names), f"    {case.name}: estimators", delay=1.0 if progress else math.inf)
+        context = shared(case, compiled) if case.estimators.names else None
         for name in case.estimators.names:
             reports[name] = verify_estimator(
-                case, compiled, gradients, name, seed, found[0].get(name), found[1].get(name, "")
+                case, compiled, gradients, name, seed, found[0].get(name), found[1].get(name, ""), context
             )
             bar.advance(name)
         bar.close()

@@ -11,6 +11,7 @@ drawn i.i.d.: with counts ``m_j`` its probability is the multinomial
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -118,10 +119,15 @@ def discounted_to_go(game: Game, states: np.ndarray, actions: np.ndarray, gamma:
     return np.flip(np.cumsum(np.flip(discounted, axis=1), axis=1), axis=1)
 
 
+@functools.lru_cache(maxsize=16)
 def enumerate_batches(n_trajectories: int, batch: int) -> Batches:
-    """Every multiset of ``batch`` trajectories out of ``n_trajectories``, as counts."""
+    """Every multiset of ``batch`` trajectories out of ``n_trajectories``, as counts (cached; the
+    arrays are read-only)."""
     combos = np.array(list(itertools.combinations_with_replacement(range(n_trajectories), batch)), dtype=int)
-    counts = np.zeros((len(combos), n_trajectories))
-    np.add.at(counts, (np.arange(len(combos))[:, None], combos), 1.0)
+    rows = np.repeat(np.arange(len(combos)), batch)
+    counts = np.bincount(rows * n_trajectories + combos.ravel(), minlength=len(combos) * n_trajectories)
+    counts = counts.reshape(len(combos), n_trajectories).astype(float)
     log_coefficients = gammaln(batch + 1) - gammaln(counts + 1).sum(axis=1)
+    counts.flags.writeable = False
+    log_coefficients.flags.writeable = False
     return Batches(counts, log_coefficients)

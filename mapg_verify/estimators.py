@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -248,6 +250,15 @@ def resolve_plugin(name: str, key: str = "estimators.names") -> Callable:
     if not callable(function):
         raise InputError(key, f"plug-in {name!r} is not callable")
     return function
+
+
+def plugin_path(case_file: str) -> None:
+    """Let plug-ins named in ``case_file`` import from its folder and that folder's parent too,
+    after everything already on the path (so nothing installed is shadowed)."""
+    folder = Path(case_file).resolve().parent
+    for entry in (str(folder), str(folder.parent)):
+        if entry not in sys.path:
+            sys.path.append(entry)
 
 
 def check_names(names: tuple[str, ...]) -> None:

@@ -13,20 +13,36 @@ implementation check compares two computations of the same estimator.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .enumeration import check_enumerable, enumerate_batches, enumerate_trajectories
+from .enumeration import check_enumerable, count_trajectories, enumerate_batches, enumerate_trajectories
+from .errors import InputError
 from .estimators import Parts, Plan, advance, inner_terms, outer_parts, outer_terms, root, with_returns
 
 EVALUATION_FLOATS = 2_000_000  # leaves times trajectories times steps times parameters held at once
+EVALUATIONS_PER_BATCH = 100  # the outer term costs (leaves x trajectories); allowed: cap x this
 
 
 def expectation(run: Plan) -> Parts:
-    """The estimator's exact expectation; an input error (key ``inner.batch``) above the case's cap."""
+    """The estimator's exact expectation; an input error (key ``inner.batch``) above the case's cap,
+    counting inner batches, and also the outer term's trajectory evaluations (leaves times
+    trajectories) against the cap times :data:`EVALUATIONS_PER_BATCH`."""
     case = run.case
     inner, game = case.inner, case.game
-    if run.steps:
-        check_enumerable(game, inner.horizon, inner.batch, run.steps, inner.enumeration_cap)
+    batches = check_enumerable(game, inner.horizon, inner.batch, run.steps, inner.enumeration_cap) if run.steps else 0
+    trajectories = count_trajectories(game, inner.horizon)
+    multisets = math.comb(trajectories + run.batch - 1, run.batch)
+    leaves = batches + 1 if inner.objective == "chain" else multisets**run.steps
+    limit = inner.enumeration_cap * EVALUATIONS_PER_BATCH
+    if leaves * trajectories > limit:
+        raise InputError(
+            "inner.batch",
+            f"the estimators' exact expectations would evaluate {leaves * trajectories:,} outer trajectories "
+            f"({leaves:,} inner-batch sequences times {trajectories:,}), above {limit:,} "
+            f"([inner] enumeration_cap times {EVALUATIONS_PER_BATCH})",
+        )
     drawn = enumerate_trajectories(game, inner.horizon)
     trajectories = with_returns(game, drawn, run.estimator.returns)
     batches = enumerate_batches(len(drawn.states), run.batch) if run.steps else None

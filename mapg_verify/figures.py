@@ -27,10 +27,10 @@ TERMS = ("current", "own", "peer")
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 
 
-def _svg(figure) -> str:
+def _svg(figure, tight: bool = False) -> str:
     """The figure as an inline ``<svg>`` element."""
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight" if tight else None)
     plt.close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
@@ -41,14 +41,16 @@ def formula(latex: str) -> str:
     with plt.rc_context(STYLE):
         figure = plt.figure(figsize=(0.01, 0.01))
         figure.text(0, 0, f"${latex}$", fontsize=11)
-        return _svg(figure)
+        return _svg(figure, tight=True)
 
 
 def terms(truth: dict) -> str:
     """Bars of ``current``, ``own`` and ``peer`` per parameter of ``theta^i``, one panel per model."""
     models = list(truth)
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.4), squeeze=False)
+        figure, axes = plt.subplots(
+            1, len(models), figsize=(3.4 * len(models), 2.4), squeeze=False, layout="constrained"
+        )
         for axis, model in zip(axes[0], models, strict=True):
             width = len(truth[model]["total"])
             index = np.arange(width)
@@ -67,13 +69,14 @@ def errors(curves: dict) -> str:
     """Relative error of the Monte-Carlo mean against the exact expectation versus the number of
     samples, log-log, with each estimator's predicted ``sqrt(tr(Sigma) / N) / |E|`` as its guide."""
     with plt.rc_context(STYLE):
-        figure, axis = plt.subplots(figsize=(4.6, 3.0))
+        figure, axis = plt.subplots(figsize=(4.6, 3.0), layout="constrained")
         for (name, curve), colour in zip(curves.items(), COLOURS * 4, strict=False):
             samples = np.array([point["samples"] for point in curve])
             values = np.array([point["relative error"] for point in curve])
             axis.loglog(samples, values, "o-", color=colour, markersize=3, label=name)
             predicted = [point["predicted"] for point in curve]
             axis.loglog(samples, predicted, ":", color=colour, linewidth=0.8)
+        _plain_ticks(axis, "both")
         axis.set_xlabel("samples N")
         axis.set_ylabel("relative error of the mean")
         axis.set_title("dotted: the 1/sqrt(N) prediction sqrt(tr Sigma / N) / |E|")
@@ -81,16 +84,27 @@ def errors(curves: dict) -> str:
         return _svg(figure)
 
 
+def _plain_ticks(axis, which: str) -> None:
+    """Log-axis labels as plain numbers (mathtext labels are slow to typeset), no minor labels."""
+    formatter = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    for part in (axis.xaxis, axis.yaxis) if which == "both" else (axis.yaxis,):
+        part.set_major_formatter(formatter)
+        part.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def bias(sweeps: dict) -> str:
     """Relative bias against model E (solid) and model S (dashed) versus ``K``, at the case's rates."""
     with plt.rc_context(STYLE):
-        figure, axis = plt.subplots(figsize=(4.6, 3.0))
+        figure, axis = plt.subplots(figsize=(4.6, 3.0), layout="constrained")
         for (name, rows), colour in zip(sweeps.items(), COLOURS * 4, strict=False):
             rows = [row for row in rows if row["alpha factor"] == 1.0]
             batches = [row["K"] for row in rows]
             axis.plot(batches, [row["relative bias vs model E"] for row in rows], "o-", color=colour, label=name)
             axis.plot(batches, [row["relative bias vs model S"] for row in rows], "s--", color=colour, markersize=3)
         axis.set_xscale("log", base=2)
+        shown = sorted({row["K"] for rows in sweeps.values() for row in rows})
+        axis.set_xticks(shown, [str(k) for k in shown])
+        axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         axis.set_xlabel("inner batch size K")
         axis.set_ylabel("relative bias")
         axis.set_title("solid: vs model E, dashed: vs model S")
@@ -101,7 +115,7 @@ def bias(sweeps: dict) -> str:
 def fingerprints(fits: dict, basis: tuple[str, ...]) -> str:
     """Each estimator's fitted coefficients on the exact terms, with 95% intervals."""
     with plt.rc_context(STYLE):
-        figure, axis = plt.subplots(figsize=(5.6, 3.0))
+        figure, axis = plt.subplots(figsize=(5.6, 3.0), layout="constrained")
         step = 0.8 / max(len(fits), 1)
         for offset, ((name, fit), colour) in enumerate(zip(fits.items(), COLOURS * 4, strict=False)):
             values = [np.nan if fit[f"coefficient {t}"] is None else fit[f"coefficient {t}"] for t in basis]
@@ -120,7 +134,7 @@ def fingerprints(fits: dict, basis: tuple[str, ...]) -> str:
 def rates(values: dict, reference: float, label: str, band: tuple[float, float] | None = None) -> str:
     """Horizontal bars of rates (false alarms or rejections) with the reference line and a band."""
     with plt.rc_context(STYLE):
-        figure, axis = plt.subplots(figsize=(4.6, 0.4 + 0.3 * len(values)))
+        figure, axis = plt.subplots(figsize=(4.6, 0.4 + 0.3 * len(values)), layout="constrained")
         names = list(values)
         axis.barh(np.arange(len(names)), [values[n] for n in names], color=COLOURS[0])
         if band:

@@ -105,9 +105,10 @@ def dice_products(
 
 def _per_row(groups: np.ndarray, rows: np.ndarray, values: np.ndarray, n_groups: int, n_states: int) -> np.ndarray:
     """Sum per-step ``values (N, H, W)`` into each group's parameter row used at each step: ``(G, S, W)``."""
-    out = np.zeros((n_groups, n_states, values.shape[2]))
-    np.add.at(out, (groups, rows), values)
-    return out
+    index = np.broadcast_to(groups * n_states + rows, rows.shape).ravel()
+    flat = values.reshape(-1, values.shape[2])
+    columns = [np.bincount(index, weights=flat[:, w], minlength=n_groups * n_states) for w in range(flat.shape[1])]
+    return np.stack(columns, axis=-1).reshape(n_groups, n_states, values.shape[2])
 
 
 def _embed(rows: np.ndarray, values: np.ndarray, n_states: int) -> np.ndarray:

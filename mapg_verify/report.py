@@ -70,9 +70,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def records(results: dict) -> dict:
-    """Everything the template shows, computed from the results alone."""
-    cases = [_case(document) for document in results["cases"]]
+def records(results: dict, mapper=map) -> dict:
+    """Everything the template shows, computed from the results alone (``mapper`` may be a
+    process pool's ``map``: each case's figures are drawn independently)."""
+    cases = list(mapper(_case, results["cases"]))
     checks = [check for case in cases for check in case["checks"]]
     return {
         "versions": results.get("mapg_verify", {}),
@@ -190,7 +191,7 @@ def _payoffs(game: dict) -> list | None:
     ]
 
 
-def render(results: dict) -> str:
+def render(results: dict, mapper=map) -> str:
     """The report page for a results document."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("mapg_verify", "templates"),
@@ -199,4 +200,4 @@ def render(results: dict) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("report.html").render(**records(results))
+    return environment.get_template("report.html").render(**records(results, mapper))

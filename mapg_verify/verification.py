@@ -116,10 +116,18 @@ def expectations(case: Case, compiled: CompiledValues) -> tuple[dict, dict]:
 
 
 def verify_estimator(
-    case: Case, compiled: CompiledValues, truth: dict, name: str, seed: int, exact: Parts | None, reason: str = ""
+    case: Case,
+    compiled: CompiledValues,
+    truth: dict,
+    name: str,
+    seed: int,
+    exact: Parts | None,
+    reason: str = "",
+    context: Shared | None = None,
 ) -> EstimatorReport:
     """Checks 3 to 5 for estimator ``name`` given its exact expectation (``None``, and why, if it
-    has none); a plug-in's failure fails its checks, nothing more."""
+    has none) and the case's :class:`Shared` context (computed here if not given); a plug-in's
+    failure fails its checks, nothing more."""
     options = _options(case, name, seed)
     skipped = {} if exact is not None else {"expectation": reason}
     if reason.startswith("plug-in"):
@@ -143,13 +151,14 @@ def verify_estimator(
     else:
         checks.append(implementation(name, rows, exact.total, case.checks.level))
     checks.append(bias(case, compiled, truth, name, exact.total if exact is not None else mean, covariance))
+    context = context or shared(case, compiled)
     try:
-        checks.append(fingerprint(case, compiled, name))
+        checks.append(fingerprint(case, compiled, name, context))
     except InputError as error:
         skipped["fingerprint"] = error.reason
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
-    sweep = bias_sweep(case, compiled, name) if estimator_of(name) and case.inner.models == MODELS else ()
+    sweep = bias_sweep(compiled, name, context) if estimator_of(name) else ()
     curve = error_curve(rows, exact.total) if exact is not None else ()
     return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped, sweep, curve)
 
@@ -173,35 +182,69 @@ SWEEP_BATCHES = (1, 2, 4, 8)
 SWEEP_RATES = (0.25, 0.5, 1.0)  # multiples of the case's inner rates
 
 
-def bias_sweep(case: Case, compiled: CompiledValues, name: str) -> tuple[dict, ...]:
+@dataclass(frozen=True, eq=False)
+class Shared:
+    """What every estimator of one case shares, computed once: the sweep's variants of the case
+    with both models' truth, and the fingerprint's parameter draws with their basis columns."""
+
+    sweep: tuple[tuple[float, Case, np.ndarray, np.ndarray], ...]  # (rate factor, variant, E total, S total)
+    draws: tuple[Case, ...]
+    design: np.ndarray  # the basis of every draw, stacked: (draws * d, 5)
+
+
+def shared(case: Case, compiled: CompiledValues) -> Shared:
+    """The sweep over ``K`` and the rates (both models needed), and the fingerprint's design."""
+    sweep = []
+    if case.inner.models == MODELS:
+        x, i = compiled.layout.flatten(case.theta), case.inner.meta_agent
+        for factor in SWEEP_RATES:
+            for batch in SWEEP_BATCHES:
+                variant = _variant(case, batch, tuple(factor * a for a in case.inner.alpha))
+                try:
+                    sampled = sampled_update(compiled, case.game, case.policy, x, variant.inner).total
+                except InputError:  # over the cap: larger K are larger still
+                    break
+                inner = variant.inner
+                expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
+                sweep.append((factor, variant, expected, sampled))
+    draws, design = [], []
+    try:
+        for count, draw_case in enumerate(parameter_draws(case, MAX_DRAWS), start=1):
+            draws.append(draw_case)
+            design.append(basis(draw_case, compiled))
+            if count >= case.checks.fingerprint_draws and _identifiable(np.concatenate(design)):
+                break
+    except InputError:  # not enumerable: no fingerprint
+        draws, design = [], []
+    return Shared(tuple(sweep), tuple(draws), np.concatenate(design) if design else np.zeros((0, len(BASIS))))
+
+
+def _variant(case: Case, batch: int, alpha: tuple[float, ...]) -> Case:
+    """The case with another ``K`` and rates; paired outer batches follow ``K``."""
+    inner = dataclasses.replace(case.inner, batch=batch, alpha=alpha)
+    paired = case.estimators.outer_batch == case.inner.batch
+    settings = dataclasses.replace(case.estimators, outer_batch=batch if paired else case.estimators.outer_batch)
+    return dataclasses.replace(case, inner=inner, estimators=settings)
+
+
+def bias_sweep(compiled: CompiledValues, name: str, context: Shared) -> tuple[dict, ...]:
     """Relative bias ``||E - g|| / ||g||`` of a built-in estimator against model E's and model S's
     truth, over ``K`` in :data:`SWEEP_BATCHES` (while the enumeration fits the case's cap) and the
-    case's rates times :data:`SWEEP_RATES`. Paired outer batches follow ``K``."""
+    case's rates times :data:`SWEEP_RATES`."""
     rows = []
-    x, i = compiled.layout.flatten(case.theta), case.inner.meta_agent
-    for factor in SWEEP_RATES:
-        for batch in SWEEP_BATCHES:
-            alpha = tuple(factor * a for a in case.inner.alpha)
-            inner = dataclasses.replace(case.inner, batch=batch, alpha=alpha)
-            paired = case.estimators.outer_batch == case.inner.batch
-            settings = dataclasses.replace(
-                case.estimators, outer_batch=batch if paired else case.estimators.outer_batch
-            )
-            variant = dataclasses.replace(case, inner=inner, estimators=settings)
-            try:
-                value = exact_expectation(variant, compiled, name).total
-                sampled = sampled_update(compiled, case.game, case.policy, x, inner).total
-            except InputError:  # over the cap: larger K are larger still
-                break
-            expected = expected_update(compiled, x, alpha, inner.steps, i, inner.objective).total
-            rows.append(
-                {
-                    "K": batch,
-                    "alpha factor": factor,
-                    "relative bias vs model E": _relative(value, expected),
-                    "relative bias vs model S": _relative(value, sampled),
-                }
-            )
+    for factor, variant, expected, sampled in context.sweep:
+        try:
+            value = exact_expectation(variant, compiled, name).total
+        except InputError:
+            continue
+        rows.append(
+            {
+                "K": variant.inner.batch,
+                "alpha factor": factor,
+                "relative bias vs model E": _relative(value, expected),
+                "relative bias vs model S": _relative(value, sampled),
+            }
+        )
     return tuple(rows)
 
 
@@ -322,23 +365,21 @@ def parameter_draws(case: Case, count: int) -> list[Case]:
 MAX_DRAWS = 24
 
 
-def fingerprint(case: Case, compiled: CompiledValues, name: str) -> CheckResult:
-    """Check 5 (see the module's docstring). Draws are added, up to :data:`MAX_DRAWS`, until every
-    term that is not 0 everywhere is identifiable (softmax gradients, say, repeat themselves)."""
-    design, target = [], []
-    for count, draw_case in enumerate(parameter_draws(case, MAX_DRAWS), start=1):
-        design.append(basis(draw_case, compiled))
-        target.append(exact_expectation(draw_case, compiled, name).total)
-        if count >= case.checks.fingerprint_draws and _identifiable(np.concatenate(design)):
-            break
-    coefficients, intervals, residual = _fit(np.concatenate(design), np.concatenate(target))
+def fingerprint(case: Case, compiled: CompiledValues, name: str, context: Shared | None = None) -> CheckResult:
+    """Check 5 (see the module's docstring), on the draws and basis of the case's :class:`Shared`
+    context: draws are added, up to :data:`MAX_DRAWS`, until every term that is not 0 everywhere
+    is identifiable (softmax gradients, say, repeat themselves)."""
+    context = context or shared(case, compiled)
+    if not context.draws:
+        raise InputError("inner.batch", "the fingerprint's exact terms cannot be enumerated for this case")
+    target = np.concatenate([exact_expectation(draw_case, compiled, name).total for draw_case in context.draws])
+    coefficients, intervals, residual = _fit(context.design, target)
     figures = {f"coefficient {term}": c for term, c in zip(BASIS, coefficients, strict=True)}
     figures |= {f"95% half-width {term}": h for term, h in zip(BASIS, intervals, strict=True)}
     figures["relative residual"] = residual
-    figures["parameter draws"] = count
+    figures["parameter draws"] = len(context.draws)
     shown = ", ".join(f"{term} {_coefficient_text(c)}" for term, c in zip(BASIS, coefficients, strict=True))
-    estimator = estimator_of(name)
-    declared = _declared(case, estimator)
+    declared = _declared(case, estimator_of(name))
     if declared is None:
         return CheckResult(f"fingerprint:{name}", True, figures, f"{shown} (residual {residual:.1e}; reported)")
     wrong = [

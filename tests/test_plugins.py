@@ -35,7 +35,7 @@ def run_case(tmp_path: Path, plugin: str) -> tuple[int, dict]:
 
 def test_worked_example_passes_and_shows_only_the_adapted_gradient(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert main(["run", "examples/adapted_gradient.toml", "--out", str(tmp_path)]) == 0
+    assert main(["run", "cases/plugin.toml", "--out", str(tmp_path)]) == 0
     case = json.loads((tmp_path / "results.json").read_text())["cases"][0]
     report = case["estimators"]["examples.adapted_gradient:adapted_gradient"]
     fingerprint = next(c for c in report["checks"] if c["name"].startswith("fingerprint"))["figures"]
