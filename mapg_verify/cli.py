@@ -153,12 +153,13 @@ def _run(arguments: argparse.Namespace) -> int:
                 "cases": {d["case"]["name"]: d["timings"] for d in documents},
             },
         }
-        page = render(results, pool.map if pool else map)  # before anything is written
+        text = dumps(results)
+        page = render(json.loads(text), pool.map if pool else map)  # from the file's content, as `report` does
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
     target = Path(arguments.out) / "results.json"
-    write_atomic(target, dumps(results))
+    write_atomic(target, text)
     write_atomic(target.with_name("index.html"), page)
     print(f"wrote {target} and {target.with_name('index.html')}")
     return 0 if all(c["passed"] for d in documents for c in d["checks"]) else 1
@@ -203,7 +204,7 @@ def _evaluate_safely(case: Case, seed: int, progress: bool) -> dict:
     except Exception as error:  # a bug in one case must not cost the others their results
         check = CheckResult("error", False, {"type": type(error).__name__}, f"{type(error).__name__}: {error}")
         return {
-            "case": {"name": case.name, "path": case.path, "game": case.game.name, **describe_case(case)},
+            "case": _header(case),
             "exact": {"values": [], "per_step": [], "truth": {}, "lola": {}, "skipped": {}, "estimators": {}},
             "estimators": {},
             "checks": [asdict(check)],
@@ -238,18 +239,23 @@ def _evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = Non
             if "meta-mapg" in case.estimators.names:
                 checks.append(power(case, compiled, seed, progress))
     return {
-        "case": {
-            "name": case.name,
-            "path": case.path,
-            "game": case.game.name,
-            "policy": case.policy.name if case.policy else None,
-            "theta": [np.asarray(part).tolist() for part in case.theta],
-            **describe_case(case),
-        },
+        "case": _header(case),
         "exact": truth.to_json(),
         "estimators": {name: report.to_json() for name, report in reports.items()},
         "checks": [asdict(check) for check in checks],
         "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},
+    }
+
+
+def _header(case: Case) -> dict:
+    """The case as the results file names and describes it."""
+    return {
+        "name": case.name,
+        "path": case.path,
+        "game": case.game.name,
+        "policy": case.policy.name if case.policy else None,
+        "theta": [np.asarray(part).tolist() for part in case.theta],
+        **describe_case(case),
     }
 
 
