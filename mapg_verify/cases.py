@@ -37,7 +37,9 @@ SECTIONS = {
     "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent", "enumeration_cap"),
     "estimators": ("names", "samples", "outer", "pairing", "outer_batch"),
     "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples"),
+    "paper": ("experiment", "iterations", "learning_rate"),
 }
+EXPERIMENTS = ("figure-1", "table-1")
 INLINE_GAME = ("name", "states", "actions", "transitions", "rewards", "initial", "gamma", "horizon", "views")
 MODELS = ("expected", "sampled")
 OBJECTIVES = ("terminal", "chain")
@@ -83,6 +85,16 @@ class CheckSettings:
     calibration_samples: int = 1000
 
 
+@dataclass(frozen=True)
+class PaperSettings:
+    """One of the paper's experiments (SPEC §7): its name, and for learning paths the number of
+    iterations and the outer learning rate ``eta``."""
+
+    experiment: str
+    iterations: int = 200
+    learning_rate: float = 0.1
+
+
 @dataclass(frozen=True, eq=False)
 class Case:
     """One verification case: a game, a policy kind, ``theta`` and the settings to check."""
@@ -95,6 +107,7 @@ class Case:
     inner: InnerLoop
     estimators: EstimatorSettings
     checks: CheckSettings = CheckSettings()
+    paper: PaperSettings | None = None
 
 
 def load_case(path: str | Path) -> Case:
@@ -156,6 +169,7 @@ def parse_case(document: dict, default_name: str, path: str = "") -> Case:
         inner,
         _estimators(document.get("estimators", {}), game, inner),
         _checks(document.get("checks", {})),
+        _paper(document["paper"]) if "paper" in document else None,
     )
 
 
@@ -304,6 +318,14 @@ def _estimators(table: dict, game, inner: InnerLoop) -> EstimatorSettings:
     if samples < 2:
         raise InputError("estimators.samples", "must be at least 2 (a covariance needs two samples)")
     return EstimatorSettings(tuple(names), samples, outer, pairing, outer_batch)
+
+
+def _paper(table: dict) -> PaperSettings:
+    experiment = table.get("experiment")
+    if experiment not in EXPERIMENTS:
+        raise InputError("paper.experiment", f"must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
+    rate = _number(table.get("learning_rate", 0.1), "paper.learning_rate", low=0.0)
+    return PaperSettings(experiment, _integer(table.get("iterations", 200), "paper.iterations"), rate)
 
 
 def _checks(table: dict) -> CheckSettings:

@@ -30,6 +30,7 @@ from .errors import InputError
 from .estimators import ESTIMATORS, MUTANTS
 from .games import GAMES
 from .metagradient import meta_gradients
+from .paper import EXPERIMENTS as PAPER_EXPERIMENTS
 from .policies import POLICIES
 from .progress import Progress
 from .report import render
@@ -238,8 +239,13 @@ def _evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = Non
             checks.append(calibration(case, compiled, seed, progress))
             if "meta-mapg" in case.estimators.names:
                 checks.append(power(case, compiled, seed, progress))
+    paper = None
+    if case.paper:
+        paper, check = PAPER_EXPERIMENTS[case.paper.experiment](case, compiled)
+        checks.append(check)
     return {
         "case": _header(case),
+        "paper": paper,
         "exact": truth.to_json(),
         "estimators": {name: report.to_json() for name, report in reports.items()},
         "checks": [asdict(check) for check in checks],

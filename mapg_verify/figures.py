@@ -143,3 +143,33 @@ def rates(values: dict, reference: float, label: str, band: tuple[float, float] 
         axis.set_yticks(np.arange(len(names)), names)
         axis.set_xlabel(label)
         return _svg(figure)
+
+
+def paths(trajectories: dict) -> str:
+    """Learning paths in the plane of the two scalar parameters, each from the same start."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4.2, 4.0), layout="constrained")
+        for (name, path), colour in zip(trajectories.items(), COLOURS, strict=False):
+            points = np.array(path)
+            axis.plot(points[:, 0], points[:, 1], color=colour, linewidth=1.0, label=name)
+        start = np.array(next(iter(trajectories.values()))[0])
+        axis.plot(*start, "ko", markersize=4)
+        axis.plot(0, 0, "k*", markersize=8)
+        axis.set_aspect("equal", adjustable="datalim")
+        axis.set_xlabel("theta^0 (x)")
+        axis.set_ylabel("theta^1 (y)")
+        axis.legend(frameon=False, fontsize=7)
+        return _svg(figure)
+
+
+def distances(series: dict) -> str:
+    """Distance to the equilibrium against iterations, log scale."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4.6, 3.0), layout="constrained")
+        for (name, values), colour in zip(series.items(), COLOURS, strict=False):
+            axis.semilogy(values, color=colour, label=name)
+        _plain_ticks(axis, "y")
+        axis.set_xlabel("iteration")
+        axis.set_ylabel("distance to the equilibrium")
+        axis.legend(frameon=False, fontsize=7)
+        return _svg(figure)

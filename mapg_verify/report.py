@@ -81,6 +81,7 @@ def records(results: dict, mapper=map) -> dict:
         "cases": cases,
         "passed": all(check["passed"] for check in checks),
         "counts": {"cases": len(cases), "checks": len(checks), "failed": sum(not c["passed"] for c in checks)},
+        "paper": [case["paper"] for case in cases if case["paper"]],
         "provenance": PROVENANCE,
     }
 
@@ -115,6 +116,7 @@ def _case(document: dict) -> dict:
         "passed": all(check["passed"] for check in checks),
         "estimators": [_estimator(name, report, document) for name, report in estimators.items()],
         "figures": {},
+        "paper": _paper(document),
     }
     if exact["truth"]:
         record["figures"]["exact terms"] = figures.terms(exact["truth"])
@@ -128,6 +130,38 @@ def _case(document: dict) -> dict:
     if fits:
         record["figures"]["fingerprint (95% intervals)"] = figures.fingerprints(fits, BASIS)
     record["figures"] |= _calibration_figures(document)
+    return record
+
+
+def _paper(document: dict) -> dict | None:
+    """The paper section's record of a case that reproduces one of the paper's results."""
+    paper = document.get("paper")
+    if not paper:
+        return None
+    check = next((c for c in document["checks"] if c["name"].startswith("paper:")), None)
+    record = {"case": document["case"]["name"], "experiment": paper["experiment"], "check": check, "figures": {}}
+    if paper["experiment"] == "figure-1":
+        record["settings"] = paper["settings"]
+        record["claim"] = paper["paper"]
+        record["agrees"] = paper["agrees with the paper"]
+        record["rates"] = [
+            (method, number(rate["measured"], 8), number(rate["closed form"], 8), rate["verdict"])
+            for method, rate in paper["rates"].items()
+        ]
+        record["figures"]["learning paths from the same start (star: the equilibrium)"] = figures.paths(paper["paths"])
+        record["figures"]["distance to the equilibrium"] = figures.distances(paper["distances"])
+    if paper["experiment"] == "table-1":
+        record["rows"] = [
+            {
+                **row,
+                "paper_text": "not in the paper" if row["paper"] is None else " / ".join(row["paper"]),
+                "coefficients_text": ", ".join(
+                    f"{term} {number(value, 3)} ± {number(row['half-widths'][term], 2)}"
+                    for term, value in row["coefficients"].items()
+                ),
+            }
+            for row in paper["rows"]
+        ]
     return record
 
 

@@ -1,0 +1,68 @@
+"""The paper's results: Figure 1's rates against their closed forms, Table 1 from fingerprints."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mapg_verify import paper
+from mapg_verify.cases import load_case
+from mapg_verify.compiled import compile_game
+
+PAPER = Path(__file__).resolve().parents[1] / "cases" / "paper"
+
+
+def setting(name: str):
+    case = load_case(PAPER / name)
+    return case, compile_game(case.game, case.policy)
+
+
+def test_figure_one_rates_match_their_closed_forms_and_the_paper():
+    case, compiled = setting("figure1.toml")
+    record, check = paper.figure_one(case, compiled)
+    assert check.passed, check.summary
+    assert record["agrees with the paper"]
+    assert record["rates"]["naive"]["verdict"] == "diverges"
+    assert record["rates"]["LOLA (exact)"]["verdict"] == "converges"
+
+
+def test_closed_forms_are_the_update_matrices_spectral_radius():
+    """Independently of the toolkit's gradients: the rates are |eigenvalue| of each linear update."""
+    eta, a = 0.1, 0.2
+    matrices = {
+        "naive": [[1, eta], [-eta, 1]],
+        "LOLA (exact)": [[1 - 2 * eta * a, eta], [-eta, 1 - 2 * eta * a]],
+        "LOLA (Eq. 6)": [[1 - eta * a, eta], [-eta, 1 - eta * a]],
+        "Meta-MAPG (model E)": [[1 - 2 * eta * a, eta * (1 - a * a)], [-eta * (1 - a * a), 1 - 2 * eta * a]],
+    }
+    for method, rate in paper.closed_form_rates(eta, a).items():
+        assert rate == pytest.approx(max(abs(np.linalg.eigvals(matrices[method]))), rel=1e-14)
+
+
+def test_figure_one_check_fails_when_a_method_is_wrong(monkeypatch):
+    case, compiled = setting("figure1.toml")
+    directions = paper.learning_directions(compiled, case.inner.alpha)
+    monkeypatch.setattr(
+        paper, "learning_directions", lambda *_: {**directions, "LOLA (Eq. 6)": directions["LOLA (exact)"]}
+    )
+    _, check = paper.figure_one(case, compiled)
+    assert not check.passed and "closed form missed" in check.summary
+
+
+def test_table_one_reads_the_papers_marks_off_the_fingerprints():
+    case, compiled = setting("table1.toml")
+    record, check = paper.table_one(case, compiled)
+    assert check.passed, check.summary
+    rows = {row["estimator"]: row for row in record["rows"]}
+    for name, marks in paper.PAPER_TABLE.items():
+        assert (rows[name]["self shaping"], rows[name]["opponent shaping"]) == marks
+    assert (rows["opponent-only"]["self shaping"], rows["opponent-only"]["opponent shaping"]) == ("no", "yes")
+
+
+def test_table_one_sees_a_missing_term():
+    """meta-pg listed under meta-mapg's name would show no opponent shaping: the table can differ."""
+    case, compiled = setting("table1.toml")
+    case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, names=("meta-pg",)))
+    record, _ = paper.table_one(case, compiled)
+    assert record["rows"][0]["opponent shaping"] == "no"
