@@ -37,9 +37,21 @@ SECTIONS = {
     "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent", "enumeration_cap"),
     "estimators": ("names", "samples", "outer", "pairing", "outer_batch"),
     "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples"),
-    "paper": ("experiment", "iterations", "learning_rate"),
+    "paper": (
+        "experiment",
+        "iterations",
+        "learning_rate",
+        "seeds",
+        "train_tasks",
+        "test_tasks",
+        "task_batch",
+        "adaptation_steps",
+        "init_scale",
+        "sensitivity",
+        "noise",
+    ),
 }
-EXPERIMENTS = ("figure-1", "table-1")
+EXPERIMENTS = ("figure-1", "table-1", "figure-3")
 INLINE_GAME = ("name", "states", "actions", "transitions", "rewards", "initial", "gamma", "horizon", "views")
 MODELS = ("expected", "sampled")
 OBJECTIVES = ("terminal", "chain")
@@ -87,12 +99,23 @@ class CheckSettings:
 
 @dataclass(frozen=True)
 class PaperSettings:
-    """One of the paper's experiments (SPEC §7): its name, and for learning paths the number of
-    iterations and the outer learning rate ``eta``."""
+    """One of the paper's experiments (SPEC §7): its name; the iterations and learning rate of
+    the outer loop (learning paths, or meta-training); for Figure 3 the seeds, the training and
+    held-out task pools, tasks per meta-gradient, adaptation steps at meta-test, the scale of the
+    initial parameters, the inner-rate factors of the sensitivity study, and the half-width of
+    the noisy-IPD task distribution's payoff noise."""
 
     experiment: str
     iterations: int = 200
     learning_rate: float = 0.1
+    seeds: int = 20
+    train_tasks: int = 16
+    test_tasks: int = 8
+    task_batch: int = 4
+    adaptation_steps: int = 10
+    init_scale: float = 1.0
+    sensitivity: tuple[float, ...] = (0.5, 2.0)
+    noise: float = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,7 +348,26 @@ def _paper(table: dict) -> PaperSettings:
     if experiment not in EXPERIMENTS:
         raise InputError("paper.experiment", f"must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
     rate = _number(table.get("learning_rate", 0.1), "paper.learning_rate", low=0.0)
-    return PaperSettings(experiment, _integer(table.get("iterations", 200), "paper.iterations"), rate)
+    integers = {
+        key: _integer(table.get(key, default), f"paper.{key}")
+        for key, default in (
+            ("iterations", 200),
+            ("seeds", 20),
+            ("train_tasks", 16),
+            ("test_tasks", 8),
+            ("task_batch", 4),
+            ("adaptation_steps", 10),
+        )
+    }
+    if integers["task_batch"] > integers["train_tasks"]:
+        raise InputError("paper.task_batch", f"must be at most train_tasks ({integers['train_tasks']})")
+    factors = table.get("sensitivity", [0.5, 2.0])
+    if not isinstance(factors, list):
+        raise InputError("paper.sensitivity", f"must be a list of inner-rate factors, got {factors!r}")
+    factors = tuple(_number(f, "paper.sensitivity", low=0.0) for f in factors)
+    scale = _number(table.get("init_scale", 1.0), "paper.init_scale", low=0.0)
+    noise = _number(table.get("noise", 0.5), "paper.noise", low=0.0)
+    return PaperSettings(experiment, learning_rate=rate, init_scale=scale, sensitivity=factors, noise=noise, **integers)
 
 
 def _checks(table: dict) -> CheckSettings:

@@ -173,3 +173,19 @@ def distances(series: dict) -> str:
         axis.set_ylabel("distance to the equilibrium")
         axis.legend(frameon=False, fontsize=7)
         return _svg(figure)
+
+
+def adaptation(curves: dict) -> str:
+    """Average reward per step against adaptation steps: mean line and 95% band per method."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4.8, 3.2), layout="constrained")
+        for (name, band), colour in zip(curves.items(), COLOURS, strict=False):
+            steps = np.arange(len(band["mean"]))
+            axis.plot(steps, band["mean"], "o-", color=colour, markersize=3, label=name)
+            axis.fill_between(steps, band["low"], band["high"], color=colour, alpha=0.2, linewidth=0)
+        axis.axhline(-1, color="0.6", linewidth=0.6, linestyle=":")
+        axis.axhline(-2, color="0.6", linewidth=0.6, linestyle=":")
+        axis.set_xlabel("adaptation step at meta-test")
+        axis.set_ylabel("average reward per step")
+        axis.legend(frameon=False, fontsize=7)
+        return _svg(figure)

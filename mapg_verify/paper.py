@@ -29,11 +29,13 @@ import dataclasses
 import math
 
 import numpy as np
+from scipy import stats
 
 from .cases import Case
 from .checks import CheckResult
-from .compiled import CompiledValues
+from .compiled import CompiledValues, compile_game
 from .estimators import ESTIMATORS
+from .games import noisy_ipd
 from .metagradient import expected_update, lola
 from .verification import fingerprint
 
@@ -163,4 +165,120 @@ def _present(fit: dict, term: str) -> bool:
     return value is not None and abs(value) > max(1e-6, half or 0.0)
 
 
-EXPERIMENTS = {"figure-1": figure_one, "table-1": table_one}
+def figure_three(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]:
+    """Meta-train on noisy-IPD tasks, meta-test on held-out ones (see :func:`adaptation_curves`)."""
+    settings = case.paper
+    tasks = task_pools(case)
+    curves = adaptation_curves(case, tasks, case.inner.alpha, settings.seeds)
+    summary_rows = {method: _band(values) for method, values in curves.items()}
+    sensitivity = {}
+    for factor in settings.sensitivity:
+        alpha = tuple(factor * a for a in case.inner.alpha)
+        short = adaptation_curves(case, tasks, alpha, max(2, settings.seeds // 4), ("Meta-MAPG", "Meta-PG"))
+        sensitivity[f"{factor:g}"] = {m: float(np.mean(v[:, 1])) for m, v in short.items()}
+    after_one = {m: rows["mean"][1] for m, rows in summary_rows.items()}
+    finite = all(np.all(np.isfinite(v)) for v in curves.values())
+    record = {
+        "experiment": "figure-3",
+        "settings": {
+            "noise half-width": settings.noise,
+            "gamma": case.game.gamma,
+            "inner rate alpha": list(case.inner.alpha),
+            "inner steps": case.inner.steps,
+            "meta learning rate": settings.learning_rate,
+            "meta iterations": settings.iterations,
+            "tasks per meta-gradient": settings.task_batch,
+            "training tasks": settings.train_tasks,
+            "held-out tasks": settings.test_tasks,
+            "adaptation steps": settings.adaptation_steps,
+            "initial parameters": f"Normal(0, {settings.init_scale}^2)",
+            "seeds": settings.seeds,
+        },
+        "curves": summary_rows,
+        "after one adaptation step": after_one,
+        "sensitivity (after one step, by inner-rate factor)": sensitivity,
+        "paper": "about -1 (cooperation) for Meta-MAPG after one adaptation step, about -2 for Meta-PG",
+    }
+    summary = "after one adaptation step: " + ", ".join(f"{m} {v:.2f}" for m, v in after_one.items())
+    summary += " (paper: Meta-MAPG about -1, Meta-PG about -2)"
+    figures = {f"{m}: reward per step after one step": v for m, v in after_one.items()}
+    return record, CheckResult(
+        "paper:figure-3", finite, figures, summary if finite else "non-finite rewards: " + summary
+    )
+
+
+def task_pools(case: Case) -> dict[str, list[CompiledValues]]:
+    """Compiled training and held-out tasks: noisy IPDs with task seeds 1000+j and 2000+j."""
+    settings = case.paper
+    noise, gamma = settings.noise, case.game.gamma
+
+    def pool(base: int, count: int) -> list[CompiledValues]:
+        return [compile_game(noisy_ipd(seed=base + j, noise=noise, gamma=gamma), case.policy) for j in range(count)]
+
+    return {"train": pool(1000, settings.train_tasks), "test": pool(2000, settings.test_tasks)}
+
+
+METHODS = ("Meta-MAPG", "Meta-PG", "LOLA", "naive")
+
+
+def adaptation_curves(case: Case, tasks: dict, alpha: tuple[float, ...], seeds: int, methods=METHODS) -> dict:
+    """Per method, the average reward per step of both agents on the held-out tasks after
+    ``0 .. adaptation_steps`` adaptation steps, one row per seed ``(seeds, steps + 1)``.
+
+    Meta-MAPG and Meta-PG meta-train both agents' initial parameters for ``iterations`` steps of
+    ``learning_rate`` on the model-E meta-gradient (Meta-PG without its peer term), averaged over
+    ``task_batch`` training tasks drawn per step; they adapt at meta-test as their inner loop does
+    (simultaneous gradient steps of rate ``alpha``). LOLA and naive learners start from the same
+    random parameters without meta-training and adapt with LOLA's exact gradient or plainly."""
+    settings, layout = case.paper, tasks["train"][0].layout
+    curves = {method: np.zeros((seeds, settings.adaptation_steps + 1)) for method in methods}
+    for seed in range(seeds):
+        rng = np.random.default_rng([seed, 3])
+        start = settings.init_scale * rng.standard_normal(layout.size)
+        for method in methods:
+            theta = _meta_train(case, tasks["train"], start, alpha, method, np.random.default_rng([seed, 5]))
+            per_task = [_adapt(case, task, theta, alpha, method) for task in tasks["test"]]
+            curves[method][seed] = np.mean(per_task, axis=0)
+    return curves
+
+
+def _meta_train(case, train, start, alpha, method, rng) -> np.ndarray:
+    if method not in ("Meta-MAPG", "Meta-PG"):
+        return start
+    settings, theta = case.paper, start.copy()
+    layout = train[0].layout
+    for _ in range(settings.iterations):
+        chosen = rng.choice(len(train), size=settings.task_batch, replace=False)
+        step = np.zeros_like(theta)
+        for k in range(len(layout.shapes)):
+            for index in chosen:
+                gradient = expected_update(train[index], theta, alpha, case.inner.steps, k)
+                step[layout.slice(k)] += gradient.total - (gradient.peer if method == "Meta-PG" else 0.0)
+        theta = theta + settings.learning_rate * step / settings.task_batch
+    return theta
+
+
+def _adapt(case, task: CompiledValues, theta, alpha, method) -> np.ndarray:
+    """Average reward per step of both agents after each adaptation step on one task."""
+    rates = task.layout.per_parameter(alpha)
+    mass = 1.0 / (1.0 - case.game.gamma)
+    phi, rewards = theta.copy(), []
+    for step in range(case.paper.adaptation_steps + 1):
+        rewards.append(float(np.mean(task.value(phi))) / mass)
+        if step == case.paper.adaptation_steps:
+            break
+        if method == "LOLA":
+            phi = phi + rates * np.concatenate([lola(task, phi, alpha, k).exact for k in range(task.n_agents)])
+        else:
+            phi = phi + rates * task.layout.own_parts(task.gradient(phi))
+    return np.array(rewards)
+
+
+def _band(values: np.ndarray) -> dict:
+    """Mean and 95% t-interval over seeds, per adaptation step."""
+    mean = values.mean(axis=0)
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(values))
+    return {"mean": mean.tolist(), "low": (mean - half).tolist(), "high": (mean + half).tolist()}
+
+
+EXPERIMENTS = {"figure-1": figure_one, "table-1": table_one, "figure-3": figure_three}

@@ -150,6 +150,17 @@ def _paper(document: dict) -> dict | None:
         ]
         record["figures"]["learning paths from the same start (star: the equilibrium)"] = figures.paths(paper["paths"])
         record["figures"]["distance to the equilibrium"] = figures.distances(paper["distances"])
+    if paper["experiment"] == "figure-3":
+        record["settings"] = paper["settings"]
+        record["claim"] = paper["paper"]
+        record["after_one"] = [(m, number(v, 3)) for m, v in paper["after one adaptation step"].items()]
+        record["sensitivity"] = [
+            (factor, ", ".join(f"{m} {number(v, 3)}" for m, v in values.items()))
+            for factor, values in paper["sensitivity (after one step, by inner-rate factor)"].items()
+        ]
+        record["figures"]["average reward per step on held-out tasks (95% intervals over seeds)"] = figures.adaptation(
+            paper["curves"]
+        )
     if paper["experiment"] == "table-1":
         record["rows"] = [
             {

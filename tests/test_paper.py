@@ -66,3 +66,37 @@ def test_table_one_sees_a_missing_term():
     case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, names=("meta-pg",)))
     record, _ = paper.table_one(case, compiled)
     assert record["rows"][0]["opponent shaping"] == "no"
+
+
+def small_figure_three():
+    case, compiled = setting("figure3.toml")
+    small = dataclasses.replace(
+        case.paper,
+        seeds=3,
+        train_tasks=2,
+        test_tasks=2,
+        task_batch=1,
+        iterations=5,
+        adaptation_steps=2,
+        sensitivity=(2.0,),
+    )
+    return dataclasses.replace(case, paper=small), compiled
+
+
+def test_figure_three_records_every_setting_and_is_deterministic():
+    case, compiled = small_figure_three()
+    first, check = paper.figure_three(case, compiled)
+    second, _ = paper.figure_three(case, compiled)
+    assert check.passed and first == second
+    assert set(first["curves"]) == set(paper.METHODS)
+    assert all(len(band["mean"]) == 3 for band in first["curves"].values())
+    for key in ("noise half-width", "inner rate alpha", "meta learning rate", "meta iterations", "seeds"):
+        assert key in first["settings"]
+    assert set(first["sensitivity (after one step, by inner-rate factor)"]) == {"2"}
+
+
+def test_untrained_learners_start_where_the_seed_puts_them():
+    """LOLA and naive learners share their starting parameters: the same reward before adapting."""
+    case, _ = small_figure_three()
+    curves = paper.adaptation_curves(case, paper.task_pools(case), case.inner.alpha, 2, ("LOLA", "naive"))
+    np.testing.assert_allclose(curves["LOLA"][:, 0], curves["naive"][:, 0])
