@@ -49,6 +49,7 @@ SECTIONS = {
         "init_scale",
         "sensitivity",
         "noise",
+        "meta_gradient",
     ),
 }
 EXPERIMENTS = ("figure-1", "table-1", "figure-3")
@@ -103,7 +104,8 @@ class PaperSettings:
     the outer loop (learning paths, or meta-training); for Figure 3 the seeds, the training and
     held-out task pools, tasks per meta-gradient, adaptation steps at meta-test, the scale of the
     initial parameters, the inner-rate factors of the sensitivity study, and the half-width of
-    the noisy-IPD task distribution's payoff noise."""
+    the noisy-IPD task distribution's payoff noise; ``meta_gradient`` is ``exact`` (model E) or
+    ``sampled`` (the estimators, with the case's inner loop and ``[estimators] samples``)."""
 
     experiment: str
     iterations: int = 200
@@ -116,6 +118,7 @@ class PaperSettings:
     init_scale: float = 1.0
     sensitivity: tuple[float, ...] = (0.5, 2.0)
     noise: float = 0.5
+    meta_gradient: str = "exact"
 
 
 @dataclass(frozen=True, eq=False)
@@ -367,7 +370,18 @@ def _paper(table: dict) -> PaperSettings:
     factors = tuple(_number(f, "paper.sensitivity", low=0.0) for f in factors)
     scale = _number(table.get("init_scale", 1.0), "paper.init_scale", low=0.0)
     noise = _number(table.get("noise", 0.5), "paper.noise", low=0.0)
-    return PaperSettings(experiment, learning_rate=rate, init_scale=scale, sensitivity=factors, noise=noise, **integers)
+    meta_gradient = table.get("meta_gradient", "exact")
+    if meta_gradient not in ("exact", "sampled"):
+        raise InputError("paper.meta_gradient", f'must be "exact" or "sampled", got {meta_gradient!r}')
+    return PaperSettings(
+        experiment,
+        learning_rate=rate,
+        init_scale=scale,
+        sensitivity=factors,
+        noise=noise,
+        meta_gradient=meta_gradient,
+        **integers,
+    )
 
 
 def _checks(table: dict) -> CheckSettings:

@@ -121,10 +121,17 @@ MIN_QUICK_SAMPLES = 200
 
 
 def quick(case: Case) -> Case:
-    """The case at a first look's budgets: a tenth of the samples, no calibration or power."""
+    """The case at a first look's budgets: a tenth of the samples, no calibration or power; the
+    paper's Figure 3 with at most 5 seeds, a quarter of the meta-training and no sensitivity study."""
     samples = max(MIN_QUICK_SAMPLES, case.estimators.samples // QUICK_SAMPLES)
     estimators = dataclasses.replace(case.estimators, samples=min(samples, case.estimators.samples))
-    return dataclasses.replace(case, estimators=estimators, checks=dataclasses.replace(case.checks, seeds=0))
+    paper = case.paper
+    if paper and paper.experiment == "figure-3":
+        paper = dataclasses.replace(
+            paper, seeds=min(paper.seeds, 5), iterations=max(10, paper.iterations // 4), sensitivity=()
+        )
+    checks = dataclasses.replace(case.checks, seeds=0)
+    return dataclasses.replace(case, estimators=estimators, checks=checks, paper=paper)
 
 
 def _run(arguments: argparse.Namespace) -> int:

@@ -34,9 +34,11 @@ from scipy import stats
 from .cases import Case
 from .checks import CheckResult
 from .compiled import CompiledValues, compile_game
-from .estimators import ESTIMATORS
+from .estimators import ESTIMATORS, plan
+from .game import Game
 from .games import noisy_ipd
 from .metagradient import expected_update, lola
+from .montecarlo import draw
 from .verification import fingerprint
 
 RATE_TOLERANCE = 1e-9
@@ -181,6 +183,13 @@ def figure_three(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResul
     record = {
         "experiment": "figure-3",
         "settings": {
+            "meta-gradients": settings.meta_gradient
+            + (
+                f" ({case.estimators.samples} replicates of K = {case.inner.batch} trajectories of "
+                f"{case.inner.horizon} steps per estimate)"
+                if settings.meta_gradient == "sampled"
+                else " (model E)"
+            ),
             "noise half-width": settings.noise,
             "gamma": case.game.gamma,
             "inner rate alpha": list(case.inner.alpha),
@@ -207,13 +216,15 @@ def figure_three(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResul
     )
 
 
-def task_pools(case: Case) -> dict[str, list[CompiledValues]]:
-    """Compiled training and held-out tasks: noisy IPDs with task seeds 1000+j and 2000+j."""
+def task_pools(case: Case) -> dict[str, list[tuple[Game, CompiledValues]]]:
+    """Training and held-out tasks, each game with its compiled values: noisy IPDs with task
+    seeds 1000+j and 2000+j."""
     settings = case.paper
     noise, gamma = settings.noise, case.game.gamma
 
-    def pool(base: int, count: int) -> list[CompiledValues]:
-        return [compile_game(noisy_ipd(seed=base + j, noise=noise, gamma=gamma), case.policy) for j in range(count)]
+    def pool(base: int, count: int) -> list[tuple[Game, CompiledValues]]:
+        games = [noisy_ipd(seed=base + j, noise=noise, gamma=gamma) for j in range(count)]
+        return [(game, compile_game(game, case.policy)) for game in games]
 
     return {"train": pool(1000, settings.train_tasks), "test": pool(2000, settings.test_tasks)}
 
@@ -230,14 +241,14 @@ def adaptation_curves(case: Case, tasks: dict, alpha: tuple[float, ...], seeds: 
     ``task_batch`` training tasks drawn per step; they adapt at meta-test as their inner loop does
     (simultaneous gradient steps of rate ``alpha``). LOLA and naive learners start from the same
     random parameters without meta-training and adapt with LOLA's exact gradient or plainly."""
-    settings, layout = case.paper, tasks["train"][0].layout
+    settings, layout = case.paper, tasks["train"][0][1].layout
     curves = {method: np.zeros((seeds, settings.adaptation_steps + 1)) for method in methods}
     for seed in range(seeds):
         rng = np.random.default_rng([seed, 3])
         start = settings.init_scale * rng.standard_normal(layout.size)
         for method in methods:
             theta = _meta_train(case, tasks["train"], start, alpha, method, np.random.default_rng([seed, 5]))
-            per_task = [_adapt(case, task, theta, alpha, method) for task in tasks["test"]]
+            per_task = [_adapt(case, task, theta, alpha, method) for _, task in tasks["test"]]
             curves[method][seed] = np.mean(per_task, axis=0)
     return curves
 
@@ -246,16 +257,29 @@ def _meta_train(case, train, start, alpha, method, rng) -> np.ndarray:
     if method not in ("Meta-MAPG", "Meta-PG"):
         return start
     settings, theta = case.paper, start.copy()
-    layout = train[0].layout
+    layout = train[0][1].layout
     for _ in range(settings.iterations):
         chosen = rng.choice(len(train), size=settings.task_batch, replace=False)
         step = np.zeros_like(theta)
         for k in range(len(layout.shapes)):
             for index in chosen:
-                gradient = expected_update(train[index], theta, alpha, case.inner.steps, k)
-                step[layout.slice(k)] += gradient.total - (gradient.peer if method == "Meta-PG" else 0.0)
+                step[layout.slice(k)] += _meta_gradient(case, train[index], theta, alpha, method, k, rng)
         theta = theta + settings.learning_rate * step / settings.task_batch
     return theta
+
+
+def _meta_gradient(case: Case, task, theta, alpha, method: str, agent: int, rng) -> np.ndarray:
+    """Agent ``agent``'s meta-gradient on one task: exact (model E; Meta-PG without its peer
+    term), or with ``meta_gradient = "sampled"`` the Monte-Carlo mean of the ``meta-mapg`` or
+    ``meta-pg`` estimator over ``[estimators] samples`` replicates of the case's inner loop."""
+    game, compiled = task
+    if case.paper.meta_gradient == "exact":
+        gradient = expected_update(compiled, theta, alpha, case.inner.steps, agent)
+        return gradient.total - (gradient.peer if method == "Meta-PG" else 0.0)
+    inner = dataclasses.replace(case.inner, alpha=alpha, meta_agent=agent)
+    task_case = dataclasses.replace(case, game=game, theta=compiled.layout.unflatten(theta), inner=inner)
+    run = plan(task_case, compiled, ESTIMATORS["meta-mapg" if method == "Meta-MAPG" else "meta-pg"])
+    return draw(run, case.estimators.samples, rng).total.mean(axis=0)
 
 
 def _adapt(case, task: CompiledValues, theta, alpha, method) -> np.ndarray:

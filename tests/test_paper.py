@@ -9,6 +9,8 @@ import pytest
 from mapg_verify import paper
 from mapg_verify.cases import load_case
 from mapg_verify.compiled import compile_game
+from mapg_verify.estimators import ESTIMATORS, plan
+from mapg_verify.montecarlo import draw
 
 PAPER = Path(__file__).resolve().parents[1] / "cases" / "paper"
 
@@ -100,3 +102,20 @@ def test_untrained_learners_start_where_the_seed_puts_them():
     case, _ = small_figure_three()
     curves = paper.adaptation_curves(case, paper.task_pools(case), case.inner.alpha, 2, ("LOLA", "naive"))
     np.testing.assert_allclose(curves["LOLA"][:, 0], curves["naive"][:, 0])
+
+
+def test_sampled_meta_gradients_average_to_the_estimators_expectation():
+    """The sampled variant's meta-gradient is the Monte-Carlo mean of the estimator on the task."""
+    case, _ = setting("figure3_sampled.toml")
+    case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, samples=4000))
+    tasks = paper.task_pools(
+        dataclasses.replace(case, paper=dataclasses.replace(case.paper, train_tasks=1, test_tasks=1))
+    )
+    theta = tasks["train"][0][1].layout.flatten(case.theta)
+    rng = np.random.default_rng(0)
+    estimate = paper._meta_gradient(case, tasks["train"][0], theta, case.inner.alpha, "Meta-MAPG", 0, rng)
+    game, compiled = tasks["train"][0]
+    task_case = dataclasses.replace(case, game=game)
+    rows = draw(plan(task_case, compiled, ESTIMATORS["meta-mapg"]), 4000, np.random.default_rng(1)).total
+    error = rows.std(axis=0) / np.sqrt(4000)
+    assert np.all(np.abs(estimate - rows.mean(axis=0)) < 5 * np.sqrt(2) * error)
