@@ -33,7 +33,7 @@ from .metagradient import meta_gradients
 from .paper import EXPERIMENTS as PAPER_EXPERIMENTS
 from .policies import POLICIES
 from .progress import Progress
-from .report import render
+from .report import case_record, render
 from .results import describe_case, dumps, exact_truth, write_atomic
 from .verification import ESTIMATOR_CHECKS, expectations, holm_family, shared, verify_estimator
 
@@ -145,11 +145,13 @@ def _run(arguments: argparse.Namespace) -> int:
     pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
     bar = Progress(len(cases), "cases", delay=0.0)
     try:
-        evaluate = functools.partial(_evaluate_safely, seed=arguments.seed, progress=jobs == 1)
-        for document in (pool.map if pool else map)(evaluate, cases):
+        evaluate = functools.partial(_evaluate_and_draw, seed=arguments.seed, progress=jobs == 1)
+        drawn = []
+        for document, record in (pool.map if pool else map)(evaluate, cases):
             verdict = "pass" if all(c["passed"] for c in document["checks"]) else "FAIL"
             bar.advance(f"{document['case']['name']}: {verdict}")
             documents.append(document)
+            drawn.append(record)
         bar.close()
         _summary(documents)
         results = {
@@ -162,7 +164,7 @@ def _run(arguments: argparse.Namespace) -> int:
             },
         }
         text = dumps(results)
-        page = render(json.loads(text), pool.map if pool else map)  # from the file's content, as `report` does
+        page = render(json.loads(text), drawn)  # from the file's content, as `report` does
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
@@ -201,6 +203,14 @@ def _report(arguments: argparse.Namespace) -> int:
     write_atomic(target, render(results))
     print(f"wrote {target}")
     return 0
+
+
+def _evaluate_and_draw(case: Case, seed: int, progress: bool) -> tuple[dict, dict]:
+    """The case's document and its report record, drawn from the document's JSON form (so that
+    ``report`` rebuilds the same page), in the process that ran the case."""
+    document = _evaluate_safely(case, seed, progress)
+    content = {key: value for key, value in document.items() if key != "timings"}
+    return document, case_record(json.loads(dumps(content)))
 
 
 def _evaluate_safely(case: Case, seed: int, progress: bool) -> dict:

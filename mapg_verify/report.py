@@ -70,10 +70,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def records(results: dict, mapper=map) -> dict:
-    """Everything the template shows, computed from the results alone (``mapper`` may be a
-    process pool's ``map``: each case's figures are drawn independently)."""
-    cases = list(mapper(_case, results["cases"]))
+def records(results: dict, cases: list[dict] | None = None) -> dict:
+    """Everything the template shows, computed from the results alone; ``cases`` may hold the
+    cases' records already drawn (by :func:`case_record` on the same documents, say in the
+    processes that ran them)."""
+    cases = cases if cases is not None else [case_record(document) for document in results["cases"]]
     checks = [check for case in cases for check in case["checks"]]
     return {
         "versions": results.get("mapg_verify", {}),
@@ -86,7 +87,8 @@ def records(results: dict, mapper=map) -> dict:
     }
 
 
-def _case(document: dict) -> dict:
+def case_record(document: dict) -> dict:
+    """One case's record and figures, from its document as the results file holds it."""
     case, exact = document["case"], document["exact"]
     checks = [
         {**check, "figures_text": ", ".join(f"{k}: {number(v)}" for k, v in check["figures"].items())}
@@ -236,8 +238,8 @@ def _payoffs(game: dict) -> list | None:
     ]
 
 
-def render(results: dict, mapper=map) -> str:
-    """The report page for a results document."""
+def render(results: dict, cases: list[dict] | None = None) -> str:
+    """The report page for a results document (``cases``: see :func:`records`)."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("mapg_verify", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -245,4 +247,4 @@ def render(results: dict, mapper=map) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("report.html").render(**records(results, mapper))
+    return environment.get_template("report.html").render(**records(results, cases))
