@@ -9,7 +9,7 @@ game's (required for model S on an infinite-horizon game),
 (model S refuses to enumerate more inner batches than this); ``[estimators] names = []``,
 ``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``, ``outer_batch`` the inner
 ``batch``; ``[checks] level = 0.01``, ``relative_error = 0.1``, ``fingerprint_draws = 3``,
-``seeds = 0`` (calibration and power off), ``calibration_samples = 1000``.
+``seeds = 0`` (calibration and power off), ``calibration_samples = 1000``, ``sweep = true``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ SECTIONS = {
     "params": ("theta", "seed", "scale"),
     "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent", "enumeration_cap"),
     "estimators": ("names", "samples", "outer", "pairing", "outer_batch"),
-    "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples"),
+    "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples", "sweep"),
     "paper": (
         "experiment",
         "iterations",
@@ -88,14 +88,15 @@ class EstimatorSettings:
 @dataclass(frozen=True)
 class CheckSettings:
     """The statistical checks' settings: the test level, the relative error whose sample size the
-    bias check reports, the fingerprint's parameter draws, and the calibration's seeds (0: off)
-    and samples per seed."""
+    bias check reports, the fingerprint's parameter draws, the calibration's seeds (0: off)
+    and samples per seed, and whether the bias is swept over ``K`` and the rates."""
 
     level: float = 0.01
     relative_error: float = 0.1
     fingerprint_draws: int = 3
     seeds: int = 0
     calibration_samples: int = 1000
+    sweep: bool = True
 
 
 @dataclass(frozen=True)
@@ -400,7 +401,14 @@ def _checks(table: dict) -> CheckSettings:
         _integer(table.get("fingerprint_draws", 3), "checks.fingerprint_draws"),
         seeds,
         _integer(table.get("calibration_samples", 1000), "checks.calibration_samples"),
+        _boolean(table.get("sweep", True), "checks.sweep"),
     )
+
+
+def _boolean(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(key, f"must be true or false, got {value!r}")
+    return value
 
 
 def _integer(value: object, key: str) -> int:

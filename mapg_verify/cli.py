@@ -121,16 +121,23 @@ MIN_QUICK_SAMPLES = 200
 
 
 def quick(case: Case) -> Case:
-    """The case at a first look's budgets: a tenth of the samples, no calibration or power; the
-    paper's Figure 3 with at most 5 seeds, a quarter of the meta-training and no sensitivity study."""
+    """The case at a first look's budgets: a tenth of the samples, no calibration, power or bias
+    sweep; the paper's Figure 3 with at most 5 seeds, 4 training and 2 held-out tasks, a quarter
+    of the meta-training and no sensitivity study."""
     samples = max(MIN_QUICK_SAMPLES, case.estimators.samples // QUICK_SAMPLES)
     estimators = dataclasses.replace(case.estimators, samples=min(samples, case.estimators.samples))
     paper = case.paper
     if paper and paper.experiment == "figure-3":
         paper = dataclasses.replace(
-            paper, seeds=min(paper.seeds, 5), iterations=max(10, paper.iterations // 4), sensitivity=()
+            paper,
+            seeds=min(paper.seeds, 5),
+            iterations=max(10, paper.iterations // 4),
+            sensitivity=(),
+            train_tasks=min(paper.train_tasks, 4),
+            test_tasks=min(paper.test_tasks, 2),
+            task_batch=min(paper.task_batch, 4),
         )
-    checks = dataclasses.replace(case.checks, seeds=0)
+    checks = dataclasses.replace(case.checks, seeds=0, sweep=False)
     return dataclasses.replace(case, estimators=estimators, checks=checks, paper=paper)
 
 

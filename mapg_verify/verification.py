@@ -195,7 +195,7 @@ class Shared:
 def shared(case: Case, compiled: CompiledValues) -> Shared:
     """The sweep over ``K`` and the rates (both models needed), and the fingerprint's design."""
     sweep = []
-    if case.inner.models == MODELS:
+    if case.inner.models == MODELS and case.checks.sweep:
         x, i = compiled.layout.flatten(case.theta), case.inner.meta_agent
         for factor in SWEEP_RATES:
             for batch in SWEEP_BATCHES:
