@@ -158,7 +158,7 @@ def _paper(document: dict) -> dict | None:
         record["after_one"] = [(m, number(v, 3)) for m, v in paper["after one adaptation step"].items()]
         record["sensitivity"] = [
             (factor, ", ".join(f"{m} {number(v, 3)}" for m, v in values.items()))
-            for factor, values in paper["sensitivity (after one step, by inner-rate factor)"].items()
+            for factor, values in paper["sensitivity (after one step)"].items()
         ]
         record["figures"]["average reward per step on held-out tasks (95% intervals over seeds)"] = figures.adaptation(
             paper["curves"]

@@ -94,7 +94,7 @@ def test_figure_three_records_every_setting_and_is_deterministic():
     assert all(len(band["mean"]) == 3 for band in first["curves"].values())
     for key in ("noise half-width", "inner rate alpha", "meta learning rate", "meta iterations", "seeds"):
         assert key in first["settings"]
-    assert set(first["sensitivity (after one step, by inner-rate factor)"]) == {"2"}
+    assert set(first["sensitivity (after one step)"]) == {"inner rate x2", "meta learning rate x2"}
 
 
 def test_untrained_learners_start_where_the_seed_puts_them():
