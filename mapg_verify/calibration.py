@@ -17,7 +17,6 @@ power against deliberately wrong ones, over many seeds.
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 from scipy import stats
@@ -29,14 +28,10 @@ from .errors import InputError
 from .estimators import ESTIMATORS, MUTANTS
 from .progress import Progress
 from .statistics import mean_test
-from .verification import draw_rows, exact_expectation
+from .verification import draw_rows, exact_expectation, rng_for
 
 META_LEVEL = 0.001
 POWER = 0.99
-
-
-def seed_rng(seed: int, case: Case, name: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(case.name.encode()), zlib.crc32(name.encode()), index])
 
 
 def rejections(
@@ -46,7 +41,7 @@ def rejections(
     count, covariances = 0, []
     bar = Progress(case.checks.seeds, f"    {case.name} / {name}", delay=1.0 if progress else math.inf)
     for index in range(case.checks.seeds):
-        rows = draw_rows(case, compiled, name, samples, seed_rng(seed, case, name, index))
+        rows = draw_rows(case, compiled, name, samples, rng_for(seed, case, name, index))
         count += mean_test(rows, null, level=case.checks.level).rejected
         covariances.append(np.atleast_2d(np.cov(rows, rowvar=False)))
         bar.advance()

@@ -97,6 +97,10 @@ ESTIMATORS: dict[str, Estimator] = {
     "expected-update": Estimator("own + peer, no current term", "DiCE", current=False, declared=(0, 1, 1, 1, 1)),
 }
 
+FROZEN = Estimator("adapted gradient", "none", current=False, own=False, peers=False)
+"""No update differentiated: its expectation is ``E[grad_{phi^i} V^i(phi_L)]``, the fingerprint's
+``adapted`` term; its draws are the plain inner loop (what plug-ins receive)."""
+
 MUTANTS: dict[str, Estimator] = {
     "meta-mapg/dropped-current": dataclasses.replace(_FULL, terms="meta-mapg without its current term", current=False),
     "meta-mapg/flipped-peer": dataclasses.replace(_FULL, terms="meta-mapg with the peer term negated", peer_sign=-1.0),

@@ -25,11 +25,12 @@ class Draws:
     """Per-replicate estimates (``Parts`` with a leading axis ``R``) and, when recorded, the batches
     as drawn: ``inner[l]`` holds ``B_l`` of every replicate (``R * K`` trajectories, replicate-major),
     ``outer[l]`` the outer batch at level ``l`` (``R * K_out``; ``None`` where nothing is evaluated
-    or the outer term is exact)."""
+    or the outer term is exact), and ``phis[l]`` every replicate's ``phi_l`` ``(R, D)``."""
 
     parts: Parts
     inner: tuple[Trajectories, ...] = ()
     outer: tuple[Trajectories | None, ...] = ()
+    phis: tuple[np.ndarray, ...] = ()
 
 
 def chunk_size(run: Plan) -> int:
@@ -56,8 +57,9 @@ def _draw_chunk(run: Plan, count: int, rng: np.random.Generator) -> Draws:
     phi, tangent = root(run, count)
     current, own, peer = (np.zeros((count, run.width)) for _ in range(3))
     paired = np.zeros((count, batch, horizon, run.width))  # score(tau_l^b, step t) T_l, summed over l
-    inner_record, outer_record = [], []
+    inner_record, outer_record, phis = [], [], []
     for level in range(run.steps + 1):
+        phis.append(phi)
         outer = None
         if run.evaluated(level):
             parts, outer = _outer(run, phi, tangent, paired, rng)
@@ -73,7 +75,7 @@ def _draw_chunk(run: Plan, count: int, rng: np.random.Generator) -> Draws:
         phi, tangent = advance(run, phi, tangent, reinforce, None if jacobian is None else jacobian / batch)
     if not run.estimator.current:
         current = np.zeros_like(current)
-    return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record))
+    return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record), tuple(phis))
 
 
 def _outer(run: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajectories | None]:

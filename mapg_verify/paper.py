@@ -37,7 +37,7 @@ from .compiled import CompiledValues, compile_game
 from .estimators import ESTIMATORS, plan
 from .game import Game
 from .games import noisy_ipd
-from .metagradient import expected_update, lola
+from .metagradient import expected_update, inner_path, lola
 from .montecarlo import draw
 from .verification import fingerprint
 
@@ -287,19 +287,17 @@ def _meta_gradient(case: Case, task, theta, alpha, method: str, agent: int, rng)
 
 
 def _adapt(case, task: CompiledValues, theta, alpha, method) -> np.ndarray:
-    """Average reward per step of both agents after each adaptation step on one task."""
-    rates = task.layout.per_parameter(alpha)
-    mass = 1.0 / (1.0 - case.game.gamma)
-    phi, rewards = theta.copy(), []
-    for step in range(case.paper.adaptation_steps + 1):
-        rewards.append(float(np.mean(task.value(phi))) / mass)
-        if step == case.paper.adaptation_steps:
-            break
-        if method == "LOLA":
-            phi = phi + rates * np.concatenate([lola(task, phi, alpha, k).exact for k in range(task.n_agents)])
-        else:
-            phi = phi + rates * task.layout.own_parts(task.gradient(phi))
-    return np.array(rewards)
+    """Average reward per step of both agents after each adaptation step on one task: LOLA
+    learners take LOLA's exact steps, the others their inner loop's (model E's path)."""
+    steps = case.paper.adaptation_steps
+    if method == "LOLA":
+        rates, path = task.layout.per_parameter(alpha), [theta]
+        for _ in range(steps):
+            phi = path[-1]
+            path.append(phi + rates * np.concatenate([lola(task, phi, alpha, k).exact for k in range(task.n_agents)]))
+    else:
+        path = inner_path(task, theta, alpha, steps)
+    return np.array([float(np.mean(task.value(phi))) for phi in path]) / case.game.discount_mass()
 
 
 def _band(values: np.ndarray) -> dict:

@@ -36,7 +36,7 @@ from .cases import Case
 from .compiled import CompiledValues
 from .enumeration import Trajectories, enumerate_trajectories
 from .errors import InputError
-from .estimators import ESTIMATORS, Parts, plan
+from .estimators import FROZEN, Parts, plan
 from .game import Game
 from .montecarlo import chunk_size, draw_recorded
 from .reinforce import trajectory_terms
@@ -107,13 +107,13 @@ def call(function: Callable, inner, outer, theta, settings: Settings, shape: tup
 
 def draw_plugin(case: Case, compiled: CompiledValues, function: Callable, samples: int, rng) -> np.ndarray:
     """``samples`` estimates, one row each, on batches from the model-S inner loop."""
-    run = plan(case, compiled, ESTIMATORS["sampled-exact"])  # its inner loop: REINFORCE updates
+    run = plan(case, compiled, FROZEN)  # the inner loop's REINFORCE updates, nothing differentiated
     settings, shape = settings_of(case), case.theta[case.inner.meta_agent].shape
     rows = []
     for start in range(0, samples, chunk_size(run)):
         count = min(chunk_size(run), samples - start)
         draws = draw_recorded(run, count, rng)
-        phis = _phis(run, draws.inner)
+        phis = draws.phis
         for r in range(count):
             inner = tuple(_batch(run, t, r, case.inner.batch, phis[level][r]) for level, t in enumerate(draws.inner))
             outer = tuple(
@@ -122,19 +122,6 @@ def draw_plugin(case: Case, compiled: CompiledValues, function: Callable, sample
             )
             rows.append(call(function, inner, outer, case.theta, settings, shape))
     return np.array(rows)
-
-
-def _phis(run, inner: tuple[Trajectories, ...]) -> list[np.ndarray]:
-    """``phi_l`` of every replicate ``(R, D)`` for ``l = 0..L``, replaying the REINFORCE updates."""
-    case, layout = run.case, run.compiled.layout
-    count = len(inner[0].states) // run.batch if inner else 1
-    phi = np.tile(layout.flatten(case.theta), (count, 1))
-    phis = [phi]
-    for drawn in inner:
-        terms = trajectory_terms(case.game, case.policy, layout, drawn, phi, second_order=False)
-        phi = phi + run.rates * terms.reinforce.reshape(count, run.batch, -1).mean(axis=1)
-        phis.append(phi)
-    return phis
 
 
 def _batch(run, trajectories: Trajectories, replicate: int, size: int, phi) -> Batch:
@@ -166,7 +153,7 @@ def plugin_expectation(case: Case, compiled: CompiledValues, function: Callable)
             f"the plug-in's expectation needs {count:,} calls (ordered batches), above the cap of "
             f"{case.inner.enumeration_cap:,}",
         )
-    run = plan(case, compiled, ESTIMATORS["sampled-exact"])
+    run = plan(case, compiled, FROZEN)
     layout, settings = compiled.layout, settings_of(case)
     shape = case.theta[case.inner.meta_agent].shape
     trajectories = enumerate_trajectories(case.game, case.inner.horizon)

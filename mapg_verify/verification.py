@@ -32,7 +32,7 @@ from .cases import MODELS, Case
 from .checks import CheckResult
 from .compiled import CompiledValues
 from .errors import InputError
-from .estimators import BASIS, ESTIMATORS, MUTANTS, Estimator, Parts, plan, resolve_plugin
+from .estimators import BASIS, ESTIMATORS, FROZEN, MUTANTS, Estimator, Parts, plan, resolve_plugin
 from .expectations import expectation
 from .metagradient import expected_update, sampled_update
 from .montecarlo import draw
@@ -47,7 +47,6 @@ ESTIMATOR_CHECKS = {
     "power": "rejections of the deliberately wrong meta-mapg variants, and the budget for 99%",
 }
 DEFINITION_TOLERANCE = 1e-10
-FROZEN = Estimator("adapted gradient", "none", current=False, own=False, peers=False)  # no update differentiated
 
 
 def estimator_of(name: str) -> Estimator | None:
@@ -55,9 +54,10 @@ def estimator_of(name: str) -> Estimator | None:
     return ESTIMATORS.get(name) or MUTANTS.get(name)
 
 
-def rng_for(seed: int, case: Case, name: str) -> np.random.Generator:
-    """The generator of one estimator on one case: fixed by the run's seed and both names."""
-    return np.random.default_rng([seed, zlib.crc32(case.name.encode()), zlib.crc32(name.encode())])
+def rng_for(seed: int, case: Case, name: str, *index: int) -> np.random.Generator:
+    """The generator of one estimator on one case: fixed by the run's seed, both names, and the
+    repetition ``index`` where there are several (calibration's seeds)."""
+    return np.random.default_rng([seed, zlib.crc32(case.name.encode()), zlib.crc32(name.encode()), *index])
 
 
 def exact_expectation(case: Case, compiled: CompiledValues, name: str) -> Parts:
@@ -344,7 +344,7 @@ def _definition(case: Case, compiled: CompiledValues, truth: dict, name: str):
 
 def basis(case: Case, compiled: CompiledValues) -> np.ndarray:
     """The exact terms of :data:`BASIS` at the case's ``theta``, as columns ``(d, 5)``."""
-    pathwise = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["sampled-exact"], declared=None)))
+    pathwise = expectation(plan(case, compiled, ESTIMATORS["sampled-exact"]))
     dice = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["meta-mapg"], pairing="batch")))
     frozen = expectation(plan(case, compiled, FROZEN))
     columns = (pathwise.current, frozen.own, pathwise.own - frozen.own, dice.own - pathwise.own, dice.peer)

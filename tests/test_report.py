@@ -16,6 +16,7 @@ from mapg_verify.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = Path(__file__).resolve().parent / "gold"
 ARTIFACTS = ROOT / "reports" / "test-artifacts"
+TWO_CASES = [str(GOLD / "tiny.toml"), str(ROOT / "cases" / "bilinear.toml")]  # the gold case and the bilinear game
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_FLAGS = [
     "--headless",
@@ -35,7 +36,7 @@ BROWSER_FLAGS = [
 def campaign(tmp_path_factory) -> Path:
     """A two-case run (the gold case and the bilinear game), shared by the tests below."""
     out = tmp_path_factory.mktemp("run")
-    assert main(["run", str(GOLD / "tiny.toml"), str(ROOT / "cases" / "bilinear.toml"), "--out", str(out)]) == 0
+    assert main(["run", *TWO_CASES, "--out", str(out)]) == 0
     return out
 
 
@@ -144,15 +145,7 @@ def test_interrupted_run_exits_130_and_writes_nothing(tmp_path, monkeypatch, cap
         return real(case, seed, progress)
 
     monkeypatch.setattr(cli, "_evaluate_safely", interrupted)
-    args = [
-        "run",
-        str(GOLD / "tiny.toml"),
-        str(ROOT / "cases" / "bilinear.toml"),
-        "--out",
-        str(tmp_path),
-        "--jobs",
-        "1",
-    ]
+    args = ["run", *TWO_CASES, "--out", str(tmp_path), "--jobs", "1"]
     assert main(args) == 130
     assert "interrupted" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -181,15 +174,7 @@ def test_a_crashing_case_fails_alone_and_the_run_goes_on(tmp_path, monkeypatch):
         return real(case, **options)
 
     monkeypatch.setattr(cli, "_evaluate", crash_on_bilinear)
-    args = [
-        "run",
-        str(GOLD / "tiny.toml"),
-        str(ROOT / "cases" / "bilinear.toml"),
-        "--out",
-        str(tmp_path),
-        "--jobs",
-        "1",
-    ]
+    args = ["run", *TWO_CASES, "--out", str(tmp_path), "--jobs", "1"]
     assert main(args) == 1
     document = json.loads((tmp_path / "results.json").read_text())
     verdicts = {
