@@ -39,7 +39,7 @@ from .game import Game
 from .games import noisy_ipd
 from .metagradient import expected_update, inner_path, lola
 from .montecarlo import draw
-from .verification import fingerprint
+from .verification import fingerprint, shared
 
 RATE_TOLERANCE = 1e-9
 PAPER_TABLE = {  # the paper's Table 1: (self shaping, opponent shaping)
@@ -124,7 +124,7 @@ def figure_one(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]
 
 def table_one(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]:
     """Self-shaping and opponent shaping per estimator, from its fingerprint, beside the paper."""
-    rows, residuals = [], {}
+    rows, residuals, contexts = [], {}, {}
     for name in (n for n in case.estimators.names if n in ESTIMATORS):
         estimator = ESTIMATORS[name]
         variant = case
@@ -135,7 +135,9 @@ def table_one(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]:
         elif not estimator.self_learns:
             alpha = tuple(0.0 if k == case.inner.meta_agent else a for k, a in enumerate(case.inner.alpha))
             variant = dataclasses.replace(case, inner=dataclasses.replace(case.inner, alpha=alpha))
-        fit = fingerprint(variant, compiled, name).figures
+        if variant.inner.alpha not in contexts:  # one design per inner loop, shared by its estimators
+            contexts[variant.inner.alpha] = shared(variant, compiled, sweep=False)
+        fit = fingerprint(variant, compiled, name, contexts[variant.inner.alpha]).figures
         residuals[name] = fit["relative residual"]
         self_shaping = _present(fit, "own-pathwise") or _present(fit, "own-dice")
         opponent = _present(fit, "peer")

@@ -192,10 +192,11 @@ class Shared:
     design: np.ndarray  # the basis of every draw, stacked: (draws * d, 5)
 
 
-def shared(case: Case, compiled: CompiledValues) -> Shared:
-    """The sweep over ``K`` and the rates (both models needed), and the fingerprint's design."""
-    sweep = []
-    if case.inner.models == MODELS and case.checks.sweep:
+def shared(case: Case, compiled: CompiledValues, sweep: bool = True) -> Shared:
+    """The fingerprint's design and, with ``sweep`` (and the case's ``[checks] sweep``), the sweep
+    over ``K`` and the rates (both models needed)."""
+    variants = []
+    if sweep and case.inner.models == MODELS and case.checks.sweep:
         x, i = compiled.layout.flatten(case.theta), case.inner.meta_agent
         for factor in SWEEP_RATES:
             for batch in SWEEP_BATCHES:
@@ -206,7 +207,7 @@ def shared(case: Case, compiled: CompiledValues) -> Shared:
                     break
                 inner = variant.inner
                 expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
-                sweep.append((factor, variant, expected, sampled))
+                variants.append((factor, variant, expected, sampled))
     draws, design = [], []
     try:
         for count, draw_case in enumerate(parameter_draws(case, MAX_DRAWS), start=1):
@@ -216,7 +217,7 @@ def shared(case: Case, compiled: CompiledValues) -> Shared:
                 break
     except InputError:  # not enumerable: no fingerprint
         draws, design = [], []
-    return Shared(tuple(sweep), tuple(draws), np.concatenate(design) if design else np.zeros((0, len(BASIS))))
+    return Shared(tuple(variants), tuple(draws), np.concatenate(design) if design else np.zeros((0, len(BASIS))))
 
 
 def _variant(case: Case, batch: int, alpha: tuple[float, ...]) -> Case:
@@ -369,7 +370,7 @@ def fingerprint(case: Case, compiled: CompiledValues, name: str, context: Shared
     """Check 5 (see the module's docstring), on the draws and basis of the case's :class:`Shared`
     context: draws are added, up to :data:`MAX_DRAWS`, until every term that is not 0 everywhere
     is identifiable (softmax gradients, say, repeat themselves)."""
-    context = context or shared(case, compiled)
+    context = context or shared(case, compiled, sweep=False)
     if not context.draws:
         raise InputError("inner.batch", "the fingerprint's exact terms cannot be enumerated for this case")
     target = np.concatenate([exact_expectation(draw_case, compiled, name).total for draw_case in context.draws])
