@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 from .cases import Case
-from .checks import CheckResult
+from .checks import CheckResult, error_floor
 from .compiled import CompiledValues
 from .errors import InputError
 from .estimators import ESTIMATORS, MUTANTS
@@ -39,10 +39,11 @@ def rejections(
 ) -> tuple[int, np.ndarray]:
     """How many of ``case.checks.seeds`` tests of ``name`` against ``null`` reject, and the pooled rows' covariance."""
     count, covariances = 0, []
+    scale = error_floor(case.game, compiled.value(compiled.layout.flatten(case.theta)))
     bar = Progress(case.checks.seeds, f"    {case.name} / {name}", delay=1.0 if progress else math.inf)
     for index in range(case.checks.seeds):
         rows = draw_rows(case, compiled, name, samples, rng_for(seed, case, name, index))
-        count += mean_test(rows, null, level=case.checks.level).rejected
+        count += mean_test(rows, null, level=case.checks.level, scale=scale).rejected
         covariances.append(np.atleast_2d(np.cov(rows, rowvar=False)))
         bar.advance()
     bar.close()

@@ -109,13 +109,14 @@ def _exact(arguments: argparse.Namespace) -> int:
         rows = [(term, " ".join(f"{v:.6g}" for v in terms[term])) for term in ("total", "current", "own", "peer")]
         _table(f"meta-gradient of agent {case.inner.meta_agent}, model {model[0].upper()}", rows, ("term", "value"))
     for check in document["checks"]:
-        print(f"{check['name']}: {'pass' if check['passed'] else 'FAIL'} ({check['summary']})")
+        print(f"{check['name']}: {VERDICT_TEXT[check['verdict']]} ({check['summary']})")
     if arguments.json:
         write_atomic(arguments.json, dumps({**truth, "case": document["case"], "checks": document["checks"]}))
         print(f"wrote {arguments.json}")
     return 0 if all(check["passed"] for check in document["checks"]) else 1
 
 
+VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "info": "info"}
 QUICK_SAMPLES = 10  # --quick divides [estimators] samples by this (at least MIN_QUICK_SAMPLES remain)
 MIN_QUICK_SAMPLES = 200
 
@@ -186,11 +187,11 @@ def _summary(documents: list[dict]) -> None:
     """One line per case, then the failing checks with their key figures."""
     rows = []
     for d in documents:
-        checks = d["checks"]
-        failed = [c["name"] for c in checks if not c["passed"]]
-        verdict = "pass" if not failed else "FAIL"
-        rows.append((d["case"]["name"], verdict, f"{len(checks) - len(failed)}/{len(checks)}", ", ".join(failed)))
-    _table("summary", rows, ("case", "verdict", "checks passed", "failed"))
+        verdicts = [c["verdict"] for c in d["checks"]]
+        failed = [c["name"] for c in d["checks"] if c["verdict"] == "fail"]
+        counts = "/".join(str(verdicts.count(v)) for v in ("pass", "info", "fail"))
+        rows.append((d["case"]["name"], "FAIL" if failed else "pass", counts, ", ".join(failed)))
+    _table("summary", rows, ("case", "verdict", "pass/info/fail", "failed"))
     failures = [(d["case"]["name"], c["name"], c["summary"]) for d in documents for c in d["checks"] if not c["passed"]]
     if failures:
         _table("failed checks", failures, ("case", "check", "key figure"))
@@ -221,11 +222,13 @@ def _evaluate_and_draw(case: Case, seed: int, progress: bool) -> tuple[dict, dic
 
 
 def _evaluate_safely(case: Case, seed: int, progress: bool) -> dict:
-    """:func:`_evaluate`, with an unexpected error recorded as the case's failed check ``error``
-    (the other cases go on); an interruption still stops the run."""
+    """:func:`_evaluate`, with an unexpected error (or a figure JSON cannot hold) recorded as the
+    case's failed check ``error`` (the other cases go on); an interruption still stops the run."""
     started = time.perf_counter()
     try:
-        return _evaluate(case, seed=seed, progress=progress)
+        document = _evaluate(case, seed=seed, progress=progress)
+        dumps(document)  # a value JSON cannot hold fails this case, not the run
+        return document
     except Exception as error:  # a bug in one case must not cost the others their results
         check = CheckResult("error", False, {"type": type(error).__name__}, f"{type(error).__name__}: {error}")
         return {

@@ -157,6 +157,29 @@ def autograd_meta_objective(game, policy, x, alpha, steps: int, meta_agent: int,
     return objective_of
 
 
+def _reinforce_pieces(game: Game, policy: Policy, layout, trajectories) -> tuple[Callable, Callable]:
+    """Autograd functions of flat ``phi``: every trajectory's log-probability ``(N,)``, and its
+    single-trajectory REINFORCE update ``(N, D)`` (agent ``k``'s ``g^k`` in its block), each
+    ``g^k`` the gradient of the surrogate ``sum_t log pi^k(a_t|s_t) G^k_t``."""
+    agents = range(len(layout.shapes))
+
+    def step_log_probs(phi, k):
+        theta = layout.unflatten(phi)[k]
+        return policy.log_probs(theta)[game.views[k, trajectories.states], trajectories.actions[..., k]]
+
+    def surrogate(part, phi, k):
+        point = anp.concatenate([phi[: layout.slice(k).start], part, phi[layout.slice(k).stop :]])
+        return anp.sum(step_log_probs(point, k) * trajectories.to_go[..., k], axis=1)
+
+    def log_prob(phi):
+        return trajectories.log_environment + sum(anp.sum(step_log_probs(phi, k), axis=1) for k in agents)
+
+    def updates(phi):
+        return anp.concatenate([autograd.jacobian(surrogate)(phi[layout.slice(k)], phi, k) for k in agents], axis=1)
+
+    return log_prob, updates
+
+
 def autograd_sampled_objective(game: Game, policy: Policy, x, inner) -> Callable:
     """``theta^i -> J^i`` of model S written directly in autograd over the enumerated batches.
 
@@ -171,23 +194,11 @@ def autograd_sampled_objective(game: Game, policy: Policy, x, inner) -> Callable
     rates = layout.per_parameter(inner.alpha)
     trajectories = enumerate_trajectories(game, inner.horizon)
     batches = enumerate_batches(len(trajectories.states), inner.batch)
-
-    def step_log_probs(phi, k):
-        theta = layout.unflatten(phi)[k]
-        return policy.log_probs(theta)[game.views[k, trajectories.states], trajectories.actions[..., k]]
-
-    def surrogate(part, phi, k):
-        point = anp.concatenate([phi[: layout.slice(k).start], part, phi[layout.slice(k).stop :]])
-        per_trajectory = anp.sum(step_log_probs(point, k) * trajectories.to_go[..., k], axis=1)
-        return anp.dot(batches.counts, per_trajectory) / inner.batch
+    log_prob, updates = _reinforce_pieces(game, policy, layout, trajectories)
 
     def children(phi):
-        log_prob = trajectories.log_environment + sum(
-            anp.sum(step_log_probs(phi, k), axis=1) for k in range(len(layout.shapes))
-        )
-        weights = anp.exp(batches.log_coefficients + anp.dot(batches.counts, log_prob))
-        updates = [autograd.jacobian(surrogate)(phi[layout.slice(k)], phi, k) for k in range(len(layout.shapes))]
-        return weights, phi + rates * anp.concatenate(updates, axis=1)
+        weights = anp.exp(batches.log_coefficients + anp.dot(batches.counts, log_prob(phi)))
+        return weights, phi + rates * anp.dot(batches.counts, updates(phi)) / inner.batch
 
     def expected(phi, level):
         value = autograd_values(game, policy, phi)[inner.meta_agent]
@@ -201,3 +212,33 @@ def autograd_sampled_objective(game: Game, policy: Policy, x, inner) -> Callable
         return expected(anp.concatenate([x[: own.start], theta_i, x[own.stop :]]), 0)
 
     return objective_of
+
+
+def autograd_gap_coefficient(game: Game, policy: Policy, x, inner) -> np.ndarray:
+    """``c = grad_{theta^i} (1/2) tr(A H A Sigma_1)``: model S's meta-gradient is model E's plus
+    ``c / K + O(K^-2)`` for one inner step (either objective), when the inner trajectories are
+    as long as the game's.
+
+    Why: with ``u`` one trajectory's update ``A g`` (mean ``A xi``, covariance ``A Sigma_1 A``)
+    and ``u_K`` the mean of ``K`` of them, ``E[V^i(theta + u_K)] = V^i(theta + A xi) +
+    (1/2K) tr(H A Sigma_1 A) + O(K^-2)`` (second-order expansion about the expected update; the
+    third and fourth central moments of a mean are ``O(K^-2)``), ``H`` the Hessian of ``V^i`` at
+    ``theta + A xi``; differentiate in ``theta^i``. Everything here is autograd, through the
+    enumerated single trajectories."""
+    layout = layout_of(game, policy)
+    own = layout.slice(inner.meta_agent)
+    rates = layout.per_parameter(inner.alpha)
+    log_prob, updates = _reinforce_pieces(game, policy, layout, enumerate_trajectories(game, inner.horizon))
+
+    def value(phi):
+        return autograd_values(game, policy, phi)[inner.meta_agent]
+
+    def half_trace(theta_i):
+        phi = anp.concatenate([x[: own.start], theta_i, x[own.stop :]])
+        weights, steps = anp.exp(log_prob(phi)), rates * updates(phi)
+        mean = anp.dot(weights, steps)
+        centred = steps - mean
+        covariance = anp.dot(centred.T * weights, centred)
+        return 0.5 * anp.sum(autograd.hessian(value)(phi + mean) * covariance)
+
+    return autograd.grad(half_trace)(np.asarray(x, dtype=float)[own])

@@ -91,7 +91,11 @@ def case_record(document: dict) -> dict:
     """One case's record and figures, from its document as the results file holds it."""
     case, exact = document["case"], document["exact"]
     checks = [
-        {**check, "figures_text": ", ".join(f"{k}: {number(v)}" for k, v in check["figures"].items())}
+        {
+            **check,
+            "verdict": check.get("verdict") or ("pass" if check["passed"] else "fail"),
+            "figures_text": ", ".join(f"{k}: {number(v)}" for k, v in check["figures"].items()),
+        }
         for check in document["checks"]
     ]
     estimators = document.get("estimators", {})

@@ -4,8 +4,12 @@ Hotelling's T-squared: for ``N`` i.i.d. rows with mean ``xbar`` and covariance
 ``S``, ``T^2 = N (xbar - mu)^T S^+ (xbar - mu)`` and, under the null and with
 ``r = rank(S)``, ``(N - r) / (r (N - 1)) T^2 ~ F(r, N - r)`` (Hotelling 1931).
 Directions of zero sample variance (below ``(1e-10 * scale)^2``: rounding of
-values that do not vary, such as an exact outer term) cannot be tested that way: a mean that
-differs from ``mu`` along one of them rejects outright (``p = 0``).
+values that do not vary, such as an exact outer term; ``scale`` is the larger of the data's
+magnitude and the caller's ``scale``, the magnitude the rows were computed from) cannot be
+tested that way: a mean that differs from ``mu`` along one of them (by more than
+``1e-12 * scale``) rejects outright (``p = 0``, ``T^2`` infinite), and ``unvaried`` counts them.
+``largest_share`` is the largest replicate's part of ``sum_n d_n^2`` (``d_n`` its Mahalanobis
+distance from the mean), the check of Lindeberg's condition that callers may apply.
 Alongside, per-component two-sided z-tests with Holm's step-down correction
 (Holm 1979) say which components differ.
 
@@ -30,6 +34,8 @@ class MeanTest:
     statistic: float
     p_value: float
     rank: int
+    unvaried: int
+    largest_share: float
     mean: np.ndarray
     standard_error: np.ndarray
     component_p_values: np.ndarray
@@ -52,19 +58,24 @@ def holm(p_values: np.ndarray, level: float) -> np.ndarray:
     return rejected
 
 
-def mean_test(samples: np.ndarray, null_mean: np.ndarray, *, level: float = 0.01) -> MeanTest:
-    """Test ``E[samples] = null_mean`` from rows of i.i.d. samples, shape ``(N, d)``."""
+def mean_test(samples: np.ndarray, null_mean: np.ndarray, *, level: float = 0.01, scale: float = 0.0) -> MeanTest:
+    """Test ``E[samples] = null_mean`` from rows of i.i.d. samples, shape ``(N, d)``; ``scale``
+    the magnitude below which differences are rounding (see the module's docstring)."""
     samples, null_mean = _validate(samples, null_mean, level)
     n = len(samples)
     mean = samples.mean(axis=0)
     difference = mean - null_mean
     covariance = np.atleast_2d(np.cov(samples, rowvar=False))
     values, vectors = np.linalg.eigh(covariance)
-    scale = np.max(np.abs(samples), initial=0.0) + np.max(np.abs(null_mean), initial=0.0)
+    scale = max(np.max(np.abs(samples), initial=0.0) + np.max(np.abs(null_mean), initial=0.0), scale)
     keep = values > max(values.max(initial=0.0) * 1e-12, (1e-10 * scale) ** 2)  # below: rounding, not variance
     rank = int(keep.sum())
     projected = vectors.T @ difference
-    if np.any(np.abs(projected[~keep]) > 1e-12 * max(scale, 1e-300)) or n <= rank:
+    unvaried = int(np.sum(np.abs(projected[~keep]) > 1e-12 * max(scale, 1e-300)))
+    whitened = ((samples - mean) @ vectors[:, keep]) / np.sqrt(values[keep])
+    distances = np.sum(whitened**2, axis=1)
+    largest_share = float(distances.max() / distances.sum()) if rank else 0.0
+    if unvaried or n <= rank:
         statistic, p_value = np.inf, 0.0
     elif rank == 0:
         statistic, p_value = 0.0, 1.0
@@ -75,7 +86,9 @@ def mean_test(samples: np.ndarray, null_mean: np.ndarray, *, level: float = 0.01
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(error > 0, difference / error, np.where(difference == 0, 0.0, np.inf))
     component = 2 * stats.norm.sf(np.abs(z))
-    return MeanTest(statistic, p_value, rank, mean, error, component, holm(component, level), level)
+    return MeanTest(
+        statistic, p_value, rank, unvaried, largest_share, mean, error, component, holm(component, level), level
+    )
 
 
 def _validate(samples, null_mean, level) -> tuple[np.ndarray, np.ndarray]:
