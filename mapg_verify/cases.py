@@ -19,13 +19,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import autograd
 import numpy as np
 
+from .compiled import compile_seconds
 from .enumeration import DEFAULT_CAP, check_enumerable
 from .errors import InputError
-from .estimators import check_names, plugin_path
+from .estimators import ESTIMATORS, check_names, plugin_path
 from .game import DifferentiableGame, Game, make_game, parse_horizon
 from .games import build_game
+from .oracles import autograd_values
 from .params import layout_of
 from .policies import POLICIES, Policy
 
@@ -137,6 +140,32 @@ class Case:
     paper: PaperSettings | None = None
 
 
+LIMITS = {  # key: (largest value, why); every size is checked here, before anything is computed
+    "inner.steps": (100, "each step chains one more Jacobian into the meta-gradient; the paper uses 1 to 10"),
+    "inner.batch": (10_000, "a batch's per-trajectory Jacobians are held in memory at once"),
+    "inner.enumeration_cap": (10**8, "enumerating more inner batches than this takes hours"),
+    "estimators.outer_batch": (10_000, "a batch's per-trajectory Jacobians are held in memory at once"),
+    "estimators.samples": (10**7, "more replicates than this take hours; 20,000 resolve a 1% bias"),
+    "checks.fingerprint_draws": (100, "each draw computes every estimator's exact terms once more"),
+    "checks.seeds": (1_000, "calibration and power rerun every estimator once per seed"),
+    "checks.calibration_samples": (10**6, "calibration and power rerun every estimator once per seed"),
+    "paper.iterations": (100_000, "the paper's experiments use at most a few thousand"),
+    "paper.seeds": (1_000, "the paper uses 20"),
+    "paper.train_tasks": (1_000, "each task is compiled on its own"),
+    "paper.test_tasks": (1_000, "each task is compiled on its own"),
+    "paper.task_batch": (1_000, "each task is compiled on its own"),
+    "paper.adaptation_steps": (1_000, "the paper adapts for at most 10 steps"),
+}
+MAX_COMPILE_SECONDS = 3600.0  # estimated by compiled.compile_seconds; past a minute, the CLI says so
+MAX_TRAJECTORY_STEPS = 10**10  # Monte-Carlo budget of one case: about an hour at 2 million steps per second
+THETA_BOUND = 100.0
+THETA_REASON = (
+    f"every parameter must be finite and at most {THETA_BOUND:g} in magnitude: past it a policy's "
+    "probabilities are 0 or 1 to within 1e-43, every gradient is rounding, and exp overflows float64 "
+    "in the closed forms' products"
+)
+
+
 def load_case(path: str | Path) -> Case:
     """Read and validate one case file."""
     path = str(path)
@@ -145,6 +174,8 @@ def load_case(path: str | Path) -> Case:
             document = tomllib.load(handle)
     except OSError as error:
         raise InputError("file", f"cannot be read: {error.strerror}", path) from None
+    except UnicodeDecodeError as error:
+        raise InputError("file", f"is not UTF-8 text (byte {error.start}): a case file is TOML", path) from None
     except tomllib.TOMLDecodeError as error:
         raise InputError("file", f"is not valid TOML: {error}", path) from None
     estimators = document.get("estimators")
@@ -163,7 +194,7 @@ def case_paths(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found.extend(sorted(path.rglob("*.toml")))
+            found.extend(sorted(p for p in path.rglob("*.toml") if p.is_file()))
         elif path.is_file():
             found.append(path)
         else:
@@ -187,7 +218,7 @@ def parse_case(document: dict, default_name: str, path: str = "") -> Case:
     policy = _policy(document.get("policy", {}), game)
     theta = _theta(document.get("params", {}), game, policy)
     inner = _inner(document.get("inner", {}), game)
-    return Case(
+    case = Case(
         name,
         path,
         game,
@@ -198,6 +229,73 @@ def parse_case(document: dict, default_name: str, path: str = "") -> Case:
         _checks(document.get("checks", {})),
         _paper(document["paper"]) if "paper" in document else None,
     )
+    _check_experiment(case)
+    _check_budget(case)
+    _check_reach(case)
+    return case
+
+
+def _check_reach(case: Case) -> None:
+    """Model E's inner path ``phi_l = phi_{l-1} + A grad V(phi_{l-1})`` stays within
+    :data:`THETA_BOUND` (computed with the autograd oracle, which needs no compilation). Model S's
+    sampled updates scatter around it; a draw past the bound shows as a case error, not a verdict."""
+    layout = layout_of(case.game, case.policy)
+    gradient = autograd.jacobian(lambda x: autograd_values(case.game, case.policy, x))
+    rates = layout.per_parameter(case.inner.alpha)
+    phi = layout.flatten(case.theta)
+    for step in range(1, case.inner.steps + 1):
+        phi = phi + rates * layout.own_parts(gradient(phi))
+        if not np.all(np.abs(phi) <= THETA_BOUND):
+            raise InputError(
+                "inner.alpha",
+                f"inner step {step} takes the parameters to {np.max(np.abs(phi)):.3g}, past the bound: "
+                f"{THETA_REASON}; lower alpha or steps",
+            )
+
+
+def _check_experiment(case: Case) -> None:
+    """Each of the paper's experiments is defined on its own game (SPEC §7)."""
+    experiment = case.paper.experiment if case.paper else None
+    if experiment == "figure-1" and case.game.name != "bilinear":
+        raise InputError("paper.experiment", f'figure-1 is run on builtin = "bilinear", not {case.game.name!r}')
+    if experiment == "figure-3" and not case.game.name.startswith("noisy_ipd"):
+        raise InputError("paper.experiment", f'figure-3 is run on builtin = "noisy_ipd", not {case.game.name!r}')
+    if experiment == "table-1" and not any(name in ESTIMATORS for name in case.estimators.names):
+        raise InputError("paper.experiment", "table-1 reads the built-in estimators' fingerprints: name some")
+
+
+def trajectory_steps(case: Case) -> int:
+    """The Monte-Carlo cost of a case, in sampled trajectory steps: every estimate draws ``L K``
+    inner and ``K_out`` (chain: ``(L + 1) K_out``) outer trajectories of ``H`` steps, for each
+    estimator's samples, calibration and power's seeds, and Figure 3's sampled meta-gradients."""
+    inner, settings, checks, paper = case.inner, case.estimators, case.checks, case.paper
+    evaluated = inner.steps + 1 if inner.objective == "chain" else 1
+    per_estimate = (inner.batch * inner.steps + settings.outer_batch * evaluated) * (inner.horizon or 1)
+    estimates = len(settings.names) * (settings.samples + 2 * checks.seeds * checks.calibration_samples)
+    if paper and paper.experiment == "figure-3" and paper.meta_gradient == "sampled":
+        estimates += paper.seeds * paper.iterations * paper.task_batch * settings.samples
+    return per_estimate * estimates
+
+
+def _check_budget(case: Case) -> None:
+    seconds = compile_seconds(case.game, case.policy)
+    if seconds > MAX_COMPILE_SECONDS:
+        game = case.game
+        raise InputError(
+            "game",
+            f"its closed forms would take about {seconds / 3600:.0f} hours to compile (a rough estimate from "
+            f"{game.n_states} states, joint actions {list(game.n_actions)}, horizon {game.horizon}), above the "
+            f"budget of {MAX_COMPILE_SECONDS / 3600:.0f} hour: use fewer states or actions, a shorter horizon, "
+            "or sigmoid policies",
+        )
+    steps = trajectory_steps(case)
+    if steps > MAX_TRAJECTORY_STEPS:
+        raise InputError(
+            "estimators.samples",
+            f"the case would sample about {steps:.2g} trajectory steps, above the budget of "
+            f"{MAX_TRAJECTORY_STEPS:.0e} (about an hour): lower samples, [inner] batch, steps or horizon, "
+            "or [checks] seeds",
+        )
 
 
 def _known(table: dict, allowed, prefix: str) -> None:
@@ -234,7 +332,7 @@ def _game(table: dict) -> Game | DifferentiableGame:
     )
     if "states" in table and table["states"] != game.n_states:
         raise InputError("game.states", f"is {table['states']!r} but the transitions have {game.n_states} states")
-    if "actions" in table and list(table["actions"]) != list(game.n_actions):
+    if "actions" in table and table["actions"] != list(game.n_actions):
         raise InputError("game.actions", f"is {table['actions']!r} but the rewards have {list(game.n_actions)}")
     return game
 
@@ -247,7 +345,7 @@ def _policy(table: dict, game: Game | DifferentiableGame) -> Policy | None:
             )
         return None
     kind = table.get("kind", "softmax")
-    if kind not in POLICIES:
+    if not isinstance(kind, str) or kind not in POLICIES:
         raise InputError("policy.kind", f"unknown policy {kind!r}; known: {', '.join(POLICIES)}")
     policy = POLICIES[kind]
     if policy.two_actions_only and any(a != 2 for a in game.n_actions):
@@ -271,15 +369,18 @@ def _theta(table: dict, game, policy) -> tuple[np.ndarray, ...]:
                 raise InputError("params.theta", f"agent {k}: must be numbers") from None
             if part.shape != shape:
                 raise InputError("params.theta", f"agent {k}: expected shape {shape}, got {part.shape}")
-            if not np.all(np.isfinite(part)):
-                raise InputError("params.theta", f"agent {k}: must be finite")
+            if not np.all(np.abs(part) <= THETA_BOUND):
+                raise InputError("params.theta", f"agent {k}: {THETA_REASON}")
             parts.append(part)
         return tuple(parts)
     seed = table.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError("params.seed", f"must be a non-negative integer, got {seed!r}")
     scale = _number(table.get("scale", 1.0), "params.scale", low=0.0)
-    return layout.random(np.random.default_rng(seed), scale)
+    theta = layout.random(np.random.default_rng(seed), scale)
+    if not all(np.all(np.abs(part) <= THETA_BOUND) for part in theta):
+        raise InputError("params.scale", f"draws parameters past the bound: {THETA_REASON}")
+    return theta
 
 
 def _inner(table: dict, game) -> InnerLoop:
@@ -307,7 +408,7 @@ def _inner(table: dict, game) -> InnerLoop:
     if objective not in OBJECTIVES:
         raise InputError("inner.objective", f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     meta_agent = table.get("meta_agent", 0)
-    if meta_agent not in range(game.n_agents) or isinstance(meta_agent, bool):
+    if not isinstance(meta_agent, int) or isinstance(meta_agent, bool) or meta_agent not in range(game.n_agents):
         raise InputError("inner.meta_agent", f"must be an agent index in 0..{game.n_agents - 1}, got {meta_agent!r}")
     cap = _integer(table.get("enumeration_cap", DEFAULT_CAP), "inner.enumeration_cap")
     if "sampled" in models:
@@ -332,6 +433,8 @@ def _estimators(table: dict, game, inner: InnerLoop) -> EstimatorSettings:
     pairing = table.get("pairing", "batch")
     if pairing not in PAIRINGS:
         raise InputError("estimators.pairing", f"must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+    if outer == "exact" and any(":" in name for name in names):
+        raise InputError("estimators.outer", 'plug-ins are handed sampled outer batches: use outer = "sampled"')
     if pairing == "timestep" and outer == "exact":
         raise InputError("estimators.pairing", 'timestep pairing needs outer trajectories: use outer = "sampled"')
     outer_batch = _integer(table.get("outer_batch", inner.batch), "estimators.outer_batch")
@@ -414,6 +517,9 @@ def _boolean(value: object, key: str) -> bool:
 def _integer(value: object, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(key, f"must be a positive integer, got {value!r}")
+    if key in LIMITS and value > LIMITS[key][0]:
+        high, reason = LIMITS[key]
+        raise InputError(key, f"is {value:,}, above the limit of {high:,}: {reason}")
     return value
 
 

@@ -11,10 +11,12 @@ import dataclasses
 import functools
 import json
 import math
+import multiprocessing
 import os
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +27,7 @@ import symengine
 from .calibration import calibration, power
 from .cases import Case, case_paths, load_case
 from .checks import CHECKS, CheckResult, expected_identities, meta_oracles, oracle_agreement, sampled_identities
-from .compiled import DEFAULT_BACKEND, compile_game
+from .compiled import DEFAULT_BACKEND, compile_game, compile_seconds
 from .errors import InputError
 from .estimators import ESTIMATORS, MUTANTS
 from .games import GAMES
@@ -34,7 +36,7 @@ from .paper import EXPERIMENTS as PAPER_EXPERIMENTS
 from .policies import POLICIES
 from .progress import Progress
 from .report import case_record, render
-from .results import describe_case, dumps, exact_truth, write_atomic
+from .results import describe_case, dumps, exact_truth, writable, write_atomic
 from .verification import ESTIMATOR_CHECKS, expectations, holm_family, shared, verify_estimator
 
 
@@ -50,9 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+")
     run.add_argument("--out", default="reports", help="output folder (default: reports)")
     run.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="cases run in parallel processes (default: one per core)"
+        "--jobs",
+        type=_count(1),
+        default=os.cpu_count() or 1,
+        help="cases run in parallel processes (default: one per core)",
     )
-    run.add_argument("--seed", type=int, default=0, help="seed of every Monte-Carlo draw (default 0)")
+    run.add_argument("--seed", type=_count(0), default=0, help="seed of every Monte-Carlo draw (default 0)")
     run.add_argument(
         "--quick", action="store_true", help="a first look: a tenth of the samples, no calibration or power"
     )
@@ -60,6 +65,29 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("results")
     report.add_argument("--out", help="folder of index.html (default: the results file's folder)")
     return parser
+
+
+def _count(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``low`` (argparse reports anything else, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+class Terminated(Exception):
+    """SIGTERM (a scheduler's or CI's stop) arrived: stop as on Ctrl-C, exit 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
 
 
 def _list(_: argparse.Namespace) -> int:
@@ -98,7 +129,10 @@ def _list(_: argparse.Namespace) -> int:
 
 def _exact(arguments: argparse.Namespace) -> int:
     case = load_case(arguments.case)
-    document = _evaluate(case, mpmath_gradients=arguments.mpmath)
+    if arguments.json:
+        writable(arguments.json, "--json")
+    _note_compile_time([case])
+    document = _evaluate_safely(case, None, False, mpmath_gradients=arguments.mpmath)
     truth = document["exact"]
     rows = [
         (f"agent {k}", f"{v:.12g}", f"{s:.12g}")
@@ -142,20 +176,54 @@ def quick(case: Case) -> Case:
     return dataclasses.replace(case, estimators=estimators, checks=checks, paper=paper)
 
 
+def _note_compile_time(cases: list[Case]) -> None:
+    """Say which cases' closed forms will take long to compile (over a minute, estimated)."""
+    for case in cases:
+        seconds = compile_seconds(case.game, case.policy)
+        if seconds > 60:
+            print(
+                f"note: {case.name}: compiling its closed forms may take about {seconds / 60:.0f} minutes "
+                "(a rough estimate from the game's size)",
+                file=sys.stderr,
+            )
+
+
+def _unique_names(cases: list[Case]) -> None:
+    seen: dict[str, str] = {}
+    for case in cases:
+        if case.name in seen:
+            raise InputError(
+                "name", f"{case.name!r} is also the name of {seen[case.name]}: names must differ", case.path
+            )
+        seen[case.name] = case.path
+
+
+def _quiet_worker() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops them (one message, not one per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run(arguments: argparse.Namespace) -> int:
     paths = case_paths(arguments.paths)
     cases = [load_case(path) for path in paths]  # all input is checked before anything runs
+    _unique_names(cases)
+    target = Path(arguments.out) / "results.json"
+    writable(target, "--out")
+    writable(target.with_name("index.html"), "--out")
+    _note_compile_time(cases)
     if arguments.quick:
         cases = [quick(case) for case in cases]
     started = time.perf_counter()
     documents = []
-    jobs = max(1, min(arguments.jobs, len(cases)))
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    jobs = min(arguments.jobs, len(cases))
+    pool = multiprocessing.Pool(jobs, initializer=_quiet_worker) if jobs > 1 else None
     bar = Progress(len(cases), "cases", delay=0.0)
+    # With a pool, SIGTERM stops the workers too; alone, its default action ends the process at once.
+    previous = signal.signal(signal.SIGTERM, _terminate) if pool else None
     try:
         evaluate = functools.partial(_evaluate_and_draw, seed=arguments.seed, progress=jobs == 1)
         drawn = []
-        for document, record in (pool.map if pool else map)(evaluate, cases):
+        for document, record in (pool.imap if pool else map)(evaluate, cases):
             verdict = "pass" if all(c["passed"] for c in document["checks"]) else "FAIL"
             bar.advance(f"{document['case']['name']}: {verdict}")
             documents.append(document)
@@ -174,9 +242,10 @@ def _run(arguments: argparse.Namespace) -> int:
         text = dumps(results)
         page = render(json.loads(text), drawn)  # from the file's content, as `report` does
     finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
-    target = Path(arguments.out) / "results.json"
+        if pool:  # on an interruption too: no worker is left running
+            pool.terminate()
+            pool.join()
+            signal.signal(signal.SIGTERM, previous)
     write_atomic(target, text)
     write_atomic(target.with_name("index.html"), page)
     print(f"wrote {target} and {target.with_name('index.html')}")
@@ -208,7 +277,14 @@ def _report(arguments: argparse.Namespace) -> int:
     if not isinstance(results, dict) or not isinstance(results.get("cases"), list):
         raise InputError("cases", "is missing: not a results file written by run", str(source))
     target = Path(arguments.out or source.parent) / "index.html"
-    write_atomic(target, render(results))
+    writable(target, "--out")
+    try:
+        page = render(results)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise InputError(
+            "cases", f"is not a results file written by run ({type(error).__name__}: {error})", str(source)
+        ) from None
+    write_atomic(target, page)
     print(f"wrote {target}")
     return 0
 
@@ -221,12 +297,12 @@ def _evaluate_and_draw(case: Case, seed: int, progress: bool) -> tuple[dict, dic
     return document, case_record(json.loads(dumps(content)))
 
 
-def _evaluate_safely(case: Case, seed: int, progress: bool) -> dict:
+def _evaluate_safely(case: Case, seed: int | None, progress: bool, mpmath_gradients: bool = False) -> dict:
     """:func:`_evaluate`, with an unexpected error (or a figure JSON cannot hold) recorded as the
     case's failed check ``error`` (the other cases go on); an interruption still stops the run."""
     started = time.perf_counter()
     try:
-        document = _evaluate(case, seed=seed, progress=progress)
+        document = _evaluate(case, mpmath_gradients=mpmath_gradients, seed=seed, progress=progress)
         dumps(document)  # a value JSON cannot hold fails this case, not the run
         return document
     except Exception as error:  # a bug in one case must not cost the others their results

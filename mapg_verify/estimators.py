@@ -243,14 +243,22 @@ def root(run: Plan, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def resolve_plugin(name: str, key: str = "estimators.names") -> Callable:
-    """Import ``module:function``; failure is an input error naming the key."""
+    """Import ``module:function`` (an absolute dotted module name and a function name); any
+    failure, the module's own errors at import included, is an input error naming the key."""
     module_name, _, attribute = name.partition(":")
+    if not all(part.isidentifier() for part in module_name.split(".")) or not attribute.isidentifier():
+        raise InputError(key, f"plug-in {name!r} must be module:function with an absolute module name")
     try:
-        function = getattr(importlib.import_module(module_name), attribute)
+        module = importlib.import_module(module_name)
     except ImportError as error:
         raise InputError(key, f"plug-in {name!r} cannot be imported: {error}") from None
-    except AttributeError:
-        raise InputError(key, f"plug-in {name!r}: module {module_name!r} has no {attribute!r}") from None
+    except Exception as error:  # the module's own code failed: a syntax error, an exception at import
+        raise InputError(
+            key, f"plug-in {name!r}: importing {module_name!r} raised {type(error).__name__}: {error}"
+        ) from None
+    function = getattr(module, attribute, None)
+    if function is None:
+        raise InputError(key, f"plug-in {name!r}: module {module_name!r} has no {attribute!r}")
     if not callable(function):
         raise InputError(key, f"plug-in {name!r} is not callable")
     return function

@@ -19,6 +19,7 @@ import numpy as np
 from .errors import InputError
 
 Horizon = int | float  # a positive int, or math.inf
+MAX_TRANSITION_ENTRIES = 10**6  # P[s, a, s'] entries (8 MB); checked before anything is allocated
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -97,12 +98,12 @@ def parse_horizon(value: object, key: str) -> Horizon:
     return value
 
 
-def _array(value: object, key: str, ndim: int) -> np.ndarray:
+def _array(value: object, key: str, ndim: int | None) -> np.ndarray:
     try:
         array = np.array(value, dtype=float)
     except (TypeError, ValueError) as error:
         raise InputError(key, f"must be a nested list of numbers ({error})") from None
-    if array.ndim != ndim:
+    if ndim is not None and array.ndim != ndim:
         raise InputError(key, f"must have {ndim} dimensions, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise InputError(key, "must hold finite numbers only")
@@ -113,11 +114,30 @@ def _check_distribution(array: np.ndarray, key: str, what: str) -> None:
     if np.any(array < 0):
         index = tuple(int(i) for i in np.argwhere(array < 0)[0])
         raise InputError(key, f"negative probability {float(array[index]):g} at {what} {index}")
-    sums = array.sum(axis=-1)
+    sums = np.atleast_1d(array.sum(axis=-1))
     bad = np.argwhere(np.abs(sums - 1.0) > 1e-9)
     if bad.size:
         index = tuple(int(i) for i in bad[0])
-        raise InputError(key, f"row at {what} {index} sums to {float(sums[index]):g}, not 1")
+        where = f"row at {what} {index}" if array.ndim > 1 else "the distribution"
+        raise InputError(key, f"{where} sums to {float(sums[index]):g}, not 1")
+
+
+def _views(views: object, n_agents: int, n_states: int) -> np.ndarray:
+    """``views[k][s]``: integer state indices, one list of ``n_states`` per agent."""
+    rows = views if isinstance(views, list | tuple) else None
+    if (
+        rows is None
+        or len(rows) != n_agents
+        or not all(isinstance(row, list | tuple) and len(row) == n_states for row in rows)
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_states for row in rows for i in row)
+    ):
+        raise InputError(
+            "game.views",
+            f"must be {n_agents} lists of {n_states} integer state indices in [0, {n_states}), got {views!r}",
+        )
+    array = np.array(rows, dtype=int)
+    array.setflags(write=False)
+    return array
 
 
 def make_game(
@@ -130,11 +150,19 @@ def make_game(
     views: object = None,
     **labels: object,
 ) -> Game:
-    """Validate the pieces of a tabular game; errors name the ``game.*`` key at fault."""
-    rewards = _array(rewards, "game.rewards", np.ndim(rewards))
-    if rewards.ndim < 3:
-        raise InputError("game.rewards", f"must be R[k][s][a0][a1]..., got shape {rewards.shape}")
+    """Validate the pieces of a tabular game; errors name the ``game.*`` key at fault. A game has
+    at least two agents (a meta-gradient's peers) and at most :data:`MAX_ENTRIES` entries in ``P``."""
+    if not isinstance(name, str) or not name:
+        raise InputError("game.name", f"must be a non-empty string, got {name!r}")
+    rewards = _array(rewards, "game.rewards", None)
+    if rewards.ndim < 4 or rewards.ndim != rewards.shape[0] + 2 or 0 in rewards.shape:
+        raise InputError(
+            "game.rewards", f"must be R[k][s][a0][a1]... for two or more agents k, got shape {rewards.shape}"
+        )
     n_agents, n_states = rewards.shape[:2]
+    entries = n_states * n_states * math.prod(rewards.shape[2:])
+    if entries > MAX_TRANSITION_ENTRIES:
+        raise InputError("game.transitions", f"has {entries:,} entries, above the {MAX_TRANSITION_ENTRIES:,} allowed")
     transitions = _array(transitions, "game.transitions", n_agents + 2)
     expected = (n_states, *rewards.shape[2:], n_states)
     if transitions.shape != expected:
@@ -152,8 +180,5 @@ def make_game(
         raise InputError("game.gamma", f"must be a number in [0, 1], got {gamma!r}")
     if math.isinf(horizon) and gamma >= 1.0:
         raise InputError("game.gamma", f"must be < 1 with an infinite horizon, got {gamma!r}")
-    views = np.tile(np.arange(n_states), (n_agents, 1)) if views is None else np.array(views, dtype=int)
-    if views.shape != (n_agents, n_states) or np.any((views < 0) | (views >= n_states)):
-        raise InputError("game.views", f"must be {n_agents} lists of state indices in [0, {n_states})")
-    views.setflags(write=False)
+    views = _views(np.tile(np.arange(n_states), (n_agents, 1)).tolist() if views is None else views, n_agents, n_states)
     return Game(name, _frozen(transitions), _frozen(rewards), _frozen(initial), float(gamma), horizon, views, **labels)

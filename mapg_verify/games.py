@@ -7,13 +7,14 @@ a case file's ``[game]`` keys other than ``builtin`` are passed to them.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import InputError
-from .game import DifferentiableGame, Game, make_game
+from .game import MAX_TRANSITION_ENTRIES, DifferentiableGame, Game, make_game
 
 PD_PAYOFFS = ((((-1, -3), (0, -2))), (((-1, 0), (-3, -2))))
 MP_PAYOFFS = (((1, -1), (-1, 1)), ((-1, 1), (1, -1)))
@@ -124,8 +125,8 @@ def noisy_ipd(seed: int = 0, noise: float = 0.5, gamma: float = 0.96, horizon: i
     """One task of the paper's noisy-IPD distribution (Kim et al., Meta-MAPG): IPD
     payoffs plus i.i.d. Uniform(-noise, noise) noise on each of the 8 payoff entries,
     drawn from ``numpy.random.default_rng(seed)``."""
-    if not isinstance(noise, int | float) or noise < 0:
-        raise InputError("game.noise", f"must be a number >= 0, got {noise!r}")
+    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < math.inf:
+        raise InputError("game.noise", f"must be a finite number >= 0, got {noise!r}")
     rng = np.random.default_rng(_seed(seed, "game.seed"))
     payoffs = np.array(PD_PAYOFFS, dtype=float) + rng.uniform(-noise, noise, size=(2, 2, 2))
     return _memory_one(f"noisy_ipd[{seed}]", payoffs, gamma, horizon, noisy_ipd.__doc__)
@@ -164,11 +165,22 @@ def random_game(
     rng = np.random.default_rng(_seed(seed, "game.seed"))
     if isinstance(states, bool) or not isinstance(states, int) or states < 1:
         raise InputError("game.states", f"must be a positive integer, got {states!r}")
-    if not all(isinstance(a, int) and a >= 1 for a in actions):
-        raise InputError("game.actions", f"must be positive integers, got {actions!r}")
-    if isinstance(reward_scale, bool) or not isinstance(reward_scale, int | float) or not reward_scale >= 0:
-        raise InputError("game.reward_scale", f"must be a number >= 0, got {reward_scale!r}")
-    if not isinstance(sparsity, int | float) or not 0 <= sparsity < 1:
+    if (
+        not isinstance(actions, list | tuple)
+        or len(actions) < 2
+        or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 1 for a in actions)
+    ):
+        raise InputError("game.actions", f"must list two or more agents' positive action counts, got {actions!r}")
+    entries = states * states * math.prod(actions)
+    if entries > MAX_TRANSITION_ENTRIES:
+        raise InputError(
+            "game.states",
+            f"{states} states and actions {list(actions)} make {entries:,} transition entries, above the "
+            f"{MAX_TRANSITION_ENTRIES:,} a tabular game may have here",
+        )
+    if isinstance(reward_scale, bool) or not isinstance(reward_scale, int | float) or not 0 <= reward_scale < math.inf:
+        raise InputError("game.reward_scale", f"must be a finite number >= 0, got {reward_scale!r}")
+    if isinstance(sparsity, bool) or not isinstance(sparsity, int | float) or not 0 <= sparsity < 1:
         raise InputError("game.sparsity", f"must be in [0, 1), got {sparsity!r}")
     n = len(actions)
     rewards = reward_scale * rng.standard_normal((n, states, *actions))

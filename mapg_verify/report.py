@@ -132,7 +132,8 @@ def case_record(document: dict) -> dict:
     sweeps = {name: r["bias_sweep"] for name, r in estimators.items() if r.get("bias_sweep")}
     if sweeps:
         record["figures"]["bias against the inner batch size"] = figures.bias(sweeps)
-    fits = {name: _check(r, "fingerprint")["figures"] for name, r in estimators.items() if _check(r, "fingerprint")}
+    fits = {name: (_check(r, "fingerprint") or {}).get("figures") for name, r in estimators.items()}
+    fits = {name: fit for name, fit in fits.items() if fit and "relative residual" in fit}  # fitted, not "not run"
     if fits:
         record["figures"]["fingerprint (95% intervals)"] = figures.fingerprints(fits, BASIS)
     record["figures"] |= _calibration_figures(document)

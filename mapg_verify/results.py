@@ -26,6 +26,7 @@ import sympy
 from .cases import Case
 from .checks import CheckResult
 from .compiled import CompiledValues
+from .errors import InputError
 from .game import Game
 from .metagradient import LolaGradient, lola
 from .symbolic import symbolic_values
@@ -84,6 +85,9 @@ def exact_truth(
 
 
 LATEX_LIMIT = 400  # characters: larger closed forms are not shown
+# operations: 2x2 one-shot games count 23 to 39, and simplify takes 0.1-0.4 s there; 2x3 softmax games
+# (59-77) take 0.8-1.3 s and their LaTeX is too long to show anyway; some larger ones take minutes
+SIMPLIFY_LIMIT = 40
 
 
 def describe_case(case: Case) -> dict:
@@ -131,13 +135,32 @@ def describe_case(case: Case) -> dict:
 
 
 def _latex(case: Case) -> list[str] | None:
+    """Each value typeset, simplified by sympy only when small: ``simplify`` on a one-shot 3x3
+    softmax game's value (about 100 operations) runs for minutes."""
     values = symbolic_values(case.game, case.policy).to_sympy()
-    shown = [sympy.latex(sympy.simplify(value)) for value in values]
+    shown = [
+        sympy.latex(sympy.simplify(value) if sympy.count_ops(value) <= SIMPLIFY_LIMIT else value) for value in values
+    ]
     return shown if all(len(text) <= LATEX_LIMIT for text in shown) else None
 
 
 def _lists(record: dict) -> dict:
     return {key: np.asarray(value).tolist() for key, value in record.items()}
+
+
+def writable(path: str | Path, key: str) -> None:
+    """Check, before any work, that file ``path`` can be written: not a folder, and its nearest
+    existing ancestor a writable folder (the folders in between are made when it is written)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(key, "names a folder where a file is to be written", str(path))
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(key, f"cannot be written: {folder} is a file, not a folder", str(path))
+    if not os.access(folder, os.W_OK):
+        raise InputError(key, f"cannot be written: no permission to write in {folder}", str(path))
 
 
 def write_atomic(path: str | Path, text: str) -> None:

@@ -182,12 +182,14 @@ def cases(
     outer: str = "sampled",
     pairing: str = "batch",
     max_batches: int = 2000,
+    scale: float = 2.0,
     **inner_options,
 ) -> st.SearchStrategy[Case]:
     """Whole cases: a game (default ``games(states=(1, 2), horizon="finite", finite_horizons=(1, 2))``),
-    a policy (``"softmax"``, ``"sigmoid"`` or ``"any"``), ``thetas``, ``inner_loops`` (keyword
-    options passed on) and estimator settings, kept small enough that model S and the estimators'
-    expectations enumerate at most ``max_batches`` inner batches (K, then L, are lowered to fit).
+    a policy (``"softmax"``, ``"sigmoid"`` or ``"any"``), ``thetas`` (entries within ``scale``:
+    30 gives saturated policies), ``inner_loops`` (keyword options passed on) and estimator
+    settings, kept small enough that model S and the estimators' expectations enumerate at most
+    ``max_batches`` inner batches (K, then L, are lowered to fit).
     Example: ``cases(estimators=("meta-pg", "mymodule:estimate"), samples=4000)``."""
     for name in estimators:
         if ":" not in name and name not in ESTIMATORS and name not in MUTANTS:
@@ -206,7 +208,7 @@ def cases(
         game = draw(source)
         kinds = [k for k in POLICIES if not POLICIES[k].two_actions_only or all(a == 2 for a in game.n_actions)]
         kind = draw(st.sampled_from(kinds)) if policy == "any" else policy
-        theta = draw(thetas(game, kind))
+        theta = draw(thetas(game, kind, scale))
         inner = _fit(game, draw(inner_loops(game, **inner_options)), max_batches)
         settings = EstimatorSettings(tuple(estimators), samples, outer, pairing, inner.batch)
         return Case("generated", "", game, POLICIES[kind], theta, inner, settings, CheckSettings())

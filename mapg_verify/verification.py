@@ -137,12 +137,13 @@ def verify_estimator(
     skipped = {} if exact is not None else {"expectation": reason}
     if reason.startswith("plug-in"):
         failed = CheckResult(f"implementation:{name}", False, {}, reason)
-        return EstimatorReport(name, None, None, options, (failed,), skipped)
+        return EstimatorReport(name, None, None, options, (failed, *_not_run(name, reason)), skipped)
     try:
         rows = draw_rows(case, compiled, name, case.estimators.samples, rng_for(seed, case, name))
     except PluginError as error:
         failed = CheckResult(f"implementation:{name}", False, {}, f"plug-in {error}")
-        return EstimatorReport(name, _terms(exact), None, options, (failed,), {**skipped, "monte_carlo": str(error)})
+        checks = (failed, *_not_run(name, f"plug-in {error}"))
+        return EstimatorReport(name, _terms(exact), None, options, checks, {**skipped, "monte_carlo": str(error)})
     mean = rows.mean(axis=0)
     covariance = np.atleast_2d(np.cov(rows, rowvar=False))
     monte_carlo = {
@@ -153,6 +154,7 @@ def verify_estimator(
     checks = []
     if exact is None:
         skipped["implementation"] = "no exact expectation: " + reason
+        checks.append(info(f"implementation:{name}", {}, "not run: " + skipped["implementation"]))
     else:
         scale = error_floor(case.game, compiled.value(compiled.layout.flatten(case.theta)))
         checks.append(implementation(name, rows, exact.total, case.checks.level, scale))
@@ -162,11 +164,17 @@ def verify_estimator(
         checks.append(fingerprint(case, compiled, name, context))
     except InputError as error:
         skipped["fingerprint"] = error.reason
+        checks.append(info(f"fingerprint:{name}", {}, f"not run: {error.reason}"))
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
     sweep = bias_sweep(compiled, name, context) if estimator_of(name) else ()
     curve = error_curve(rows, exact.total) if exact is not None else ()
     return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped, sweep, curve)
+
+
+def _not_run(name: str, reason: str) -> tuple[CheckResult, ...]:
+    """The bias and fingerprint records of an estimator that produced no estimate: shown, not dropped."""
+    return tuple(info(f"{check}:{name}", {}, f"not run: {reason}") for check in ("bias", "fingerprint"))
 
 
 def error_curve(rows: np.ndarray, exact: np.ndarray, points: int = 8) -> tuple[dict, ...]:
@@ -365,7 +373,8 @@ def bias(case: Case, compiled: CompiledValues, truth: dict, name: str, value, co
             failures.append(f"differs from {label}, which it is by definition: {error:.1e}")
         parts.append(f"equals {label} to {error:.0e}")
     summary = "; ".join(failures or parts) or "no model truth asked for"
-    return CheckResult(f"bias:{name}", not failures, figures, summary)
+    verdict = "fail" if failures else "pass" if claim is not None else "info"  # a bias nobody claimed informs
+    return CheckResult(f"bias:{name}", not failures, figures, summary, verdict)
 
 
 def _definition(case: Case, compiled: CompiledValues, truth: dict, name: str):

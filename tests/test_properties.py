@@ -11,12 +11,15 @@ import math
 from dataclasses import replace
 
 import numpy as np
-from hypothesis import given, note, settings
+import pytest
+from hypothesis import given, note, reject, settings
 from hypothesis import strategies as st
 
 from mapg_verify import strategies as mst
 from mapg_verify.checks import expected_identities, meta_oracle_errors, oracle_agreement, relative_error
+from mapg_verify.cli import _evaluate as cli_evaluate
 from mapg_verify.compiled import compile_game
+from mapg_verify.errors import InputError
 from mapg_verify.estimators import ESTIMATORS, plan
 from mapg_verify.expectations import expectation
 from mapg_verify.metagradient import sampled_update
@@ -40,6 +43,26 @@ def test_model_e_identities_and_autograd(case):
     result = expected_identities(case)
     assert result.passed, result.summary
     assert meta_oracle_errors(case)["expected"] <= 1e-8
+
+
+@pytest.mark.parametrize("scale", [2.0, 30.0])
+@pytest.mark.parametrize(
+    ("games", "models"), [(None, ("expected", "sampled")), (ANY_GAME, ("expected",))], ids=["model-S", "any-game"]
+)
+@given(data=st.data())
+def test_no_valid_game_fails_a_check_of_exact(games, models, scale, data):
+    """Every check ``exact`` runs (oracles, meta-oracles, both models' identities) passes or
+    informs on every valid game, saturated policies included (``scale`` 30); the case goes
+    through the case-file parser, so only games it accepts are drawn."""
+    drawn = data.draw(mst.cases(games_strategy=games, models=models, scale=scale))
+    text = mst.case_toml(drawn)
+    note(text)
+    try:
+        case = mst.parse_back(text)
+    except InputError:
+        reject()
+    failed = [c for c in cli_evaluate(case)["checks"] if c["verdict"] == "fail"]
+    assert not failed, failed
 
 
 @given(mst.cases(models=("sampled",)))
