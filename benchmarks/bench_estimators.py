@@ -15,14 +15,16 @@ import time
 
 import numpy as np
 
-from mapg_verify.cases import load_case, parse_case
-from mapg_verify.compiled import compile_game
-from mapg_verify.dice import reference
-from mapg_verify.estimators import ESTIMATORS, plan
-from mapg_verify.metagradient import meta_gradients
-from mapg_verify.montecarlo import draw, draw_recorded
-from mapg_verify.statistics import mean_test
-from mapg_verify.verification import exact_expectation, verify_estimator
+from mapg_verify.casefile.reader import load_case, parse_case
+from mapg_verify.checks.estimator import verify_estimator
+from mapg_verify.checks.statistics import mean_test
+from mapg_verify.estimators.dispatch import exact_expectation
+from mapg_verify.estimators.montecarlo import draw, draw_recorded
+from mapg_verify.estimators.reference import reference
+from mapg_verify.estimators.surrogate import plan
+from mapg_verify.estimators.table import ESTIMATORS
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.metagradient import meta_gradients
 
 IPD10 = {
     "name": "ipd-10-steps",

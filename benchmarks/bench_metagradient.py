@@ -20,13 +20,13 @@ import autograd
 import numpy as np
 from bench_values import per_call
 
-from mapg_verify.cases import parse_case
-from mapg_verify.compiled import compile_game
-from mapg_verify.enumeration import count_batches
-from mapg_verify.games import ipd, random_game
-from mapg_verify.metagradient import expected_update, sampled_update
-from mapg_verify.oracles import autograd_meta_objective
-from mapg_verify.policies import POLICIES
+from mapg_verify.casefile.reader import parse_case
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.enumeration import count_batches
+from mapg_verify.exact.metagradient import expected_update, sampled_update
+from mapg_verify.oracles.autodiff import autograd_meta_objective
+from mapg_verify.problem.catalog import ipd, random_game
+from mapg_verify.problem.policies import POLICIES
 
 
 def ipd_table() -> None:

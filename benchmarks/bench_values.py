@@ -20,11 +20,11 @@ import autograd
 import numpy as np
 import sympy
 
-from mapg_verify.compiled import compile_values, llvm_available
-from mapg_verify.games import ipd
-from mapg_verify.oracles import autograd_values
-from mapg_verify.policies import POLICIES
-from mapg_verify.symbolic import symbolic_values
+from mapg_verify.exact.compiled import compile_values, llvm_available
+from mapg_verify.exact.symbolic import symbolic_values
+from mapg_verify.oracles.autodiff import autograd_values
+from mapg_verify.problem.catalog import ipd
+from mapg_verify.problem.policies import POLICIES
 
 
 def per_call(function, x, seconds: float = 0.5) -> float:
@@ -97,7 +97,7 @@ def main() -> None:
         print(header)
         for backend in backends:
             compiled = compile_values(symbolic, backend)
-            timings = [per_call(f, x) for f in (compiled.value, compiled.gradient, compiled.step)]
+            timings = [per_call(f, x) for f in (compiled.value, compiled.gradient, compiled.gradient_and_jacobian)]
             print_row(f"symengine/{backend}", compiled.seconds["derive"], compiled.seconds["compile"], timings, oracle)
         result = sympy_row(symbolic, arguments.sympy_timeout)
         if result is None:

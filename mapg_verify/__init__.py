@@ -1,16 +1,34 @@
-"""mapg_verify: exact ground truth and statistical checks for multi-agent meta-policy gradients."""
+"""mapg_verify: exact ground truth and statistical checks for multi-agent meta-policy gradients.
 
-from .cases import Case, load_case
-from .compiled import CompiledValues, compile_game
-from .errors import InputError
-from .game import DifferentiableGame, Game, make_game
-from .games import GAMES, build_game
-from .metagradient import LolaGradient, MetaGradient, expected_update, lola, meta_gradients, sampled_update
-from .policies import POLICIES
+The layers, lowest first (each imports only from those below it; see docs/ARCHITECTURE.md):
+``problem`` (games, policies, parameters), ``spec`` (the case record), ``exact`` (symbolic
+values, enumeration, meta-gradients), ``oracles``, ``estimators``, ``checks``, then the
+application: ``casefile``, ``pipeline``, ``results``, ``figures``, ``report``, ``paper``,
+``strategies``, ``console``, ``cli``. The names below are the public API.
+"""
+
+from mapg_verify.casefile.reader import load_case
+from mapg_verify.checks.statistics import mean_test
+from mapg_verify.estimators.plugins import Batch, Settings, draw_plugin, plugin_expectation
+from mapg_verify.exact.compiled import CompiledValues, compile_game
+from mapg_verify.exact.metagradient import (
+    LolaGradient,
+    MetaGradient,
+    expected_update,
+    lola,
+    meta_gradients,
+    sampled_update,
+)
+from mapg_verify.problem.catalog import GAMES, build_game
+from mapg_verify.problem.errors import InputError
+from mapg_verify.problem.game import DifferentiableGame, Game, make_game
+from mapg_verify.problem.policies import POLICIES
+from mapg_verify.spec.case import Case
 
 __all__ = [
     "GAMES",
     "POLICIES",
+    "Batch",
     "Case",
     "CompiledValues",
     "DifferentiableGame",
@@ -18,12 +36,16 @@ __all__ = [
     "InputError",
     "LolaGradient",
     "MetaGradient",
+    "Settings",
     "build_game",
     "compile_game",
+    "draw_plugin",
     "expected_update",
     "load_case",
     "lola",
     "make_game",
+    "mean_test",
     "meta_gradients",
+    "plugin_expectation",
     "sampled_update",
 ]

@@ -1,7 +1,9 @@
 """``python -m mapg_verify``."""
 
+from __future__ import annotations
+
 import sys
 
-from .cli import main
+from mapg_verify.cli import main
 
 sys.exit(main())

@@ -10,10 +10,11 @@ import io
 import math
 
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+matplotlib.use("Agg")
+
 
 STYLE = {
     "svg.fonttype": "none",
@@ -23,7 +24,11 @@ STYLE = {
     "axes.spines.right": False,
     "figure.dpi": 100,
 }
+
+
 TERMS = ("current", "own", "peer")
+
+
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 
 

@@ -31,17 +31,20 @@ import math
 import numpy as np
 from scipy import stats
 
-from .cases import Case
-from .checks import CheckResult
-from .compiled import CompiledValues, compile_game
-from .estimators import ESTIMATORS, plan
-from .game import Game
-from .games import noisy_ipd
-from .metagradient import expected_update, inner_path, lola
-from .montecarlo import draw
-from .verification import fingerprint, shared
+from mapg_verify.checks.fingerprint import design_for, fingerprint
+from mapg_verify.checks.result import CheckResult
+from mapg_verify.estimators.montecarlo import draw
+from mapg_verify.estimators.surrogate import plan
+from mapg_verify.estimators.table import ESTIMATORS
+from mapg_verify.exact.compiled import CompiledValues, compile_game
+from mapg_verify.exact.metagradient import expected_update, inner_path, lola
+from mapg_verify.problem.catalog import noisy_ipd
+from mapg_verify.problem.game import Game
+from mapg_verify.spec.case import Case
 
 RATE_TOLERANCE = 1e-9
+
+
 PAPER_TABLE = {  # the paper's Table 1: (self shaping, opponent shaping)
     "meta-mapg": ("yes", "yes"),
     "meta-pg": ("yes", "no"),
@@ -83,7 +86,7 @@ def figure_one(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]
     """Learning paths, distances to the equilibrium and their rates, against the closed forms."""
     settings = case.paper
     eta, alpha = settings.learning_rate, case.inner.alpha
-    start = compiled.layout.flatten(case.theta)
+    start = case.flat_theta
     paths, distances, rates = {}, {}, {}
     bilinear = case.game.name == "bilinear" and len(set(alpha)) == 1
     closed = closed_form_rates(eta, alpha[0]) if bilinear else {}
@@ -136,7 +139,7 @@ def table_one(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]:
             alpha = tuple(0.0 if k == case.inner.meta_agent else a for k, a in enumerate(case.inner.alpha))
             variant = dataclasses.replace(case, inner=dataclasses.replace(case.inner, alpha=alpha))
         if variant.inner.alpha not in contexts:  # one design per inner loop, shared by its estimators
-            contexts[variant.inner.alpha] = shared(variant, compiled, sweep=False)
+            contexts[variant.inner.alpha] = design_for(variant, compiled)
         fit = fingerprint(variant, compiled, name, contexts[variant.inner.alpha]).figures
         residuals[name] = fit["relative residual"]
         self_shaping = _present(fit, "own-pathwise") or _present(fit, "own-dice")
@@ -309,4 +312,4 @@ def _band(values: np.ndarray) -> dict:
     return {"mean": mean.tolist(), "low": (mean - half).tolist(), "high": (mean + half).tolist()}
 
 
-EXPERIMENTS = {"figure-1": figure_one, "table-1": table_one, "figure-3": figure_three}
+RUNS = {"figure-1": figure_one, "table-1": table_one, "figure-3": figure_three}

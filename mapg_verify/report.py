@@ -15,8 +15,8 @@ import jinja2
 import numpy as np
 from scipy import stats
 
-from . import figures
-from .estimators import BASIS
+from mapg_verify import figures
+from mapg_verify.estimators.table import BASIS
 
 PROVENANCE = (
     (

@@ -18,18 +18,20 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import symengine
 import sympy
 
-from .cases import Case
-from .checks import CheckResult
-from .compiled import CompiledValues
-from .errors import InputError
-from .game import Game
-from .metagradient import LolaGradient, lola
-from .symbolic import symbolic_values
+from mapg_verify.checks.result import CheckResult
+from mapg_verify.exact.compiled import CompiledValues, default_backend
+from mapg_verify.exact.metagradient import LolaGradient, lola
+from mapg_verify.exact.symbolic import symbolic_values
+from mapg_verify.problem.errors import InputError
+from mapg_verify.problem.game import Game
+from mapg_verify.spec.case import Case
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def exact_truth(
 ) -> ExactTruth:
     """The case's exact values ``V^k(theta)``, per-step averages, meta-gradients in each model asked
     for, LOLA, and the estimators' exact expectations with the reasons for those missing."""
-    x, inner = compiled.layout.flatten(case.theta), case.inner
+    x, inner = case.flat_theta, case.inner
     values = compiled.value(x)
     mass = case.game.discount_mass() if isinstance(case.game, Game) else 1.0
     skipped = {f"truth.{model}": NOT_ASKED for model in ("expected", "sampled") if model not in truth}
@@ -85,6 +87,8 @@ def exact_truth(
 
 
 LATEX_LIMIT = 400  # characters: larger closed forms are not shown
+
+
 # operations: 2x2 one-shot games count 23 to 39, and simplify takes 0.1-0.4 s there; 2x3 softmax games
 # (59-77) take 0.8-1.3 s and their LaTeX is too long to show anyway; some larger ones take minutes
 SIMPLIFY_LIMIT = 40
@@ -189,3 +193,36 @@ def _plain(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def results_document(documents: list[dict], seed: int, quick: bool, seconds: float) -> dict:
+    """A run's results file: versions, the run's options, every case's document, the timings."""
+    return {
+        "mapg_verify": versions(),
+        "run": {"seed": seed, "quick": quick},
+        "cases": [{k: v for k, v in d.items() if k != "timings"} for d in documents],
+        "timings": {"total seconds": seconds, "cases": {d["case"]["name"]: d["timings"] for d in documents}},
+    }
+
+
+def load_results(path: Path) -> dict:
+    """A results file written by ``run``, read back (bad input names the file)."""
+    try:
+        results = json.loads(path.read_text())
+    except OSError as error:
+        raise InputError("file", f"cannot be read: {error.strerror}", str(path)) from None
+    except json.JSONDecodeError as error:
+        raise InputError("file", f"is not valid JSON: {error}", str(path)) from None
+    if not isinstance(results, dict) or not isinstance(results.get("cases"), list):
+        raise InputError("cases", "is missing: not a results file written by run", str(path))
+    return results
+
+
+def versions() -> dict:
+    """The versions a results file records (the package, symengine, numpy, the compiler backend)."""
+    return {
+        "version": metadata.version("mapg-verify"),
+        "symengine": symengine.__version__,
+        "numpy": np.__version__,
+        "compiler": default_backend(),
+    }

@@ -27,12 +27,13 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from .cases import Case, CheckSettings, EstimatorSettings, InnerLoop, parse_case
-from .enumeration import DEFAULT_CAP, count_batches, count_trajectories
-from .estimators import ESTIMATORS, MUTANTS
-from .game import Game, make_game
-from .params import layout_of
-from .policies import POLICIES
+from mapg_verify.casefile.reader import parse_case
+from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
+from mapg_verify.exact.enumeration import count_batches, count_trajectories
+from mapg_verify.problem.game import Game, make_game
+from mapg_verify.problem.params import layout_of
+from mapg_verify.problem.policies import POLICIES
+from mapg_verify.spec.case import DEFAULT_CAP, Case, CheckSettings, EstimatorSettings, InnerLoop
 
 
 def _range(name: str, value: tuple, low: float, high: float = math.inf, integer: bool = True) -> tuple:

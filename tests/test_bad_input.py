@@ -148,9 +148,9 @@ def test_bad_options_exit_2_before_running(tmp_path, capsys, option):
     ],
 )
 def test_outputs_are_checked_before_anything_runs(tmp_path, capsys, monkeypatch, command, message):
-    import mapg_verify.cli as cli
+    from mapg_verify import pipeline
 
-    monkeypatch.setattr(cli, "_evaluate", lambda *a, **k: pytest.fail("ran before checking the output"))
+    monkeypatch.setattr(pipeline, "evaluate", lambda *a, **k: pytest.fail("ran before checking the output"))
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"cases": []}))
     (tmp_path / "FILE").write_text("keep")

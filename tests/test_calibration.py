@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mapg_verify import calibration as calibration_module
-from mapg_verify.calibration import budget_for_power, calibration, hotelling_power, power
-from mapg_verify.cases import load_case
-from mapg_verify.compiled import compile_game
-from mapg_verify.estimators import MUTANTS
-from mapg_verify.statistics import mean_test
-from mapg_verify.verification import draw_rows, exact_expectation
+from mapg_verify.casefile.reader import load_case
+from mapg_verify.checks import calibration as calibration_module
+from mapg_verify.checks.calibration import budget_for_power, calibration, hotelling_power, power
+from mapg_verify.checks.statistics import mean_test
+from mapg_verify.estimators.dispatch import draw_rows, exact_expectation
+from mapg_verify.estimators.table import MUTANTS
+from mapg_verify.exact.compiled import compile_game
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 

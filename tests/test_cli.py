@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mapg_verify.cli import main
-from mapg_verify.oracles import autograd_meta_objective, autograd_values
+from mapg_verify.oracles.autodiff import autograd_meta_objective, autograd_values
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,8 +134,8 @@ def test_exact_json_agrees_with_autograd(tmp_path):
     assert main(["exact", str(ROOT / "cases" / "ipd.toml"), "--json", str(out)]) == 0
     document = json.loads(out.read_text())
     theta = np.concatenate([np.ravel(part) for part in document["case"]["theta"]])
-    from mapg_verify.games import ipd
-    from mapg_verify.policies import POLICIES
+    from mapg_verify.problem.catalog import ipd
+    from mapg_verify.problem.policies import POLICIES
 
     reference = autograd_values(ipd(), POLICIES["sigmoid"], theta)
     np.testing.assert_allclose(document["values"], reference, rtol=1e-12)

@@ -8,17 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mapg_verify.cases import load_case
-from mapg_verify.compiled import compile_game
-from mapg_verify.dice import reference
-from mapg_verify.enumeration import Trajectories, discounted_to_go
-from mapg_verify.estimators import ESTIMATORS, MUTANTS, plan
-from mapg_verify.expectations import expectation
-from mapg_verify.metagradient import meta_gradients
-from mapg_verify.montecarlo import Draws, draw, draw_recorded
-from mapg_verify.plugins import plugin_expectation
-from mapg_verify.statistics import mean_test
-from mapg_verify.verification import fingerprint
+from mapg_verify.casefile.reader import load_case
+from mapg_verify.checks.fingerprint import fingerprint
+from mapg_verify.checks.statistics import mean_test
+from mapg_verify.estimators.expectations import expectation
+from mapg_verify.estimators.montecarlo import Draws, draw, draw_recorded
+from mapg_verify.estimators.plugins import plugin_expectation
+from mapg_verify.estimators.reference import reference
+from mapg_verify.estimators.surrogate import plan
+from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.enumeration import Trajectories, discounted_to_go
+from mapg_verify.exact.metagradient import meta_gradients
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 ALL = {**ESTIMATORS, **MUTANTS}
@@ -122,7 +123,7 @@ def test_draws_are_reproducible_and_chunks_cover_every_sample(monkeypatch):
     run = plan(case, compiled, ESTIMATORS["meta-mapg"])
     first, second = (draw(run, 300, np.random.default_rng(1)).total for _ in "ab")
     np.testing.assert_array_equal(first, second)
-    monkeypatch.setattr("mapg_verify.montecarlo.CHUNK_FLOATS", 1)  # one replicate per chunk
+    monkeypatch.setattr("mapg_verify.estimators.montecarlo.CHUNK_FLOATS", 1)  # one replicate per chunk
     rows = draw(run, 300, np.random.default_rng(1)).total
     assert rows.shape == first.shape
     assert not mean_test(rows, expectation(run).total, level=0.001).rejected

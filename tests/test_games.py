@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from mapg_verify.compiled import compile_game
-from mapg_verify.errors import InputError
-from mapg_verify.games import GAMES, bilinear, build_game, ipd, ipd_finite, random_game
-from mapg_verify.policies import POLICIES
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.problem.catalog import GAMES, bilinear, build_game, ipd, ipd_finite, random_game
+from mapg_verify.problem.errors import InputError
+from mapg_verify.problem.policies import POLICIES
 
 SIGMOID = POLICIES["sigmoid"]
 BIG = 40.0  # sigmoid(40) = 1 - 4e-18: deterministic memory-1 strategies to double precision
@@ -122,9 +122,9 @@ def test_infinite_discount_mass():
 
 
 def test_noisy_ipd_tasks_perturb_each_payoff_within_the_noise():
-    from mapg_verify.games import PD_PAYOFFS, sample_noisy_ipd
+    from mapg_verify.problem.catalog import PD_PAYOFFS, noisy_ipd
 
-    tasks = sample_noisy_ipd(np.random.default_rng(0), 50, noise=0.5)
+    tasks = [noisy_ipd(seed, noise=0.5) for seed in range(50)]
     offsets = np.array([task.rewards[:, 0] - np.array(PD_PAYOFFS) for task in tasks])
     assert np.all(np.abs(offsets) <= 0.5)
     assert offsets.std() > 0.2  # uniform(-0.5, 0.5) has standard deviation 0.29

@@ -4,11 +4,12 @@ import autograd
 import numpy as np
 import pytest
 
-from mapg_verify.cases import load_case, parse_case
-from mapg_verify.checks import expected_identities, meta_oracle_errors, relative_error
-from mapg_verify.compiled import compile_game
-from mapg_verify.metagradient import expected_update, inner_path, lola
-from mapg_verify.oracles import richardson
+from mapg_verify.casefile.reader import load_case, parse_case
+from mapg_verify.checks.exact import expected_identities, meta_oracle_errors
+from mapg_verify.checks.result import relative_error
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.metagradient import expected_update, inner_path, lola
+from mapg_verify.oracles.differences import richardson
 
 SETTINGS = [
     # (game, policy, alpha, steps, meta_agent, objective)
@@ -66,7 +67,7 @@ def test_lola_exact_matches_autograd_of_the_lola_objective():
 
 
 def _values(case, point):
-    from mapg_verify.oracles import autograd_values
+    from mapg_verify.oracles.autodiff import autograd_values
 
     return autograd_values(case.game, case.policy, point)
 
@@ -95,15 +96,15 @@ def test_meta_oracles_catch_a_wrong_jacobian():
     """Power: a simultaneous Jacobian 1e-6 off moves the model-E total past the 1e-8 tolerance."""
     import dataclasses
 
-    from mapg_verify.checks import meta_oracles
+    from mapg_verify.checks.exact import meta_oracles
 
     case = setting_case("ipd", "sigmoid", (1.0, 1.0), 2, 0, "terminal")
     compiled = compile_game(case.game, case.policy)
 
     def slightly_wrong(x):
-        gradients, jacobian = compiled.step(x)
+        gradients, jacobian = compiled.gradient_and_jacobian(x)
         return gradients, jacobian * (1 + 1e-6)
 
     assert meta_oracles(case, compiled).passed
-    result = meta_oracles(case, dataclasses.replace(compiled, step=slightly_wrong))
+    result = meta_oracles(case, dataclasses.replace(compiled, gradient_and_jacobian=slightly_wrong))
     assert not result.passed and result.figures["expected vs autograd"] > 1e-8

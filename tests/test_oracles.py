@@ -5,10 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mapg_verify.cases import parse_case
-from mapg_verify.checks import TOLERANCE, oracle_agreement, relative_error
-from mapg_verify.compiled import compile_game
-from mapg_verify.oracles import mpmath_gradient, mpmath_values
+from mapg_verify.casefile.reader import parse_case
+from mapg_verify.checks.exact import TOLERANCE, oracle_agreement
+from mapg_verify.checks.result import relative_error
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.oracles.highprecision import mpmath_gradient, mpmath_values
 
 # Every catalog game under every policy kind it admits. The finite IPD runs with a
 # 4-step horizon here: the catalog's 10 steps compile in ~10 s per policy kind and
@@ -72,7 +73,7 @@ def test_extreme_logits_give_finite_values_and_derivatives(kind, rng):
     case = dataclasses.replace(case, theta=theta)
     compiled = compile_game(case.game, case.policy)
     x = layout.flatten(theta)
-    for part in (compiled.value(x), *compiled.step(x)):
+    for part in (compiled.value(x), *compiled.gradient_and_jacobian(x)):
         assert np.all(np.isfinite(part))
     result = oracle_agreement(case)
     assert result.passed, result.summary
@@ -98,10 +99,10 @@ def test_the_check_catches_a_wrong_jacobian():
     compiled = compile_game(case.game, case.policy)
 
     def slightly_wrong(x):
-        gradients, jacobian = compiled.step(x)
+        gradients, jacobian = compiled.gradient_and_jacobian(x)
         return gradients, jacobian * (1 + 1e-6)
 
-    result = oracle_agreement(case, dataclasses.replace(compiled, step=slightly_wrong))
+    result = oracle_agreement(case, dataclasses.replace(compiled, gradient_and_jacobian=slightly_wrong))
     assert not result.passed
 
 
@@ -114,7 +115,7 @@ def test_compiled_code_is_reused_for_equal_games():
 def test_simultaneous_jacobian_is_the_derivative_of_each_agents_own_gradient():
     import autograd
 
-    from mapg_verify.oracles import autograd_values
+    from mapg_verify.oracles.autodiff import autograd_values
 
     case = make_case("imp", "sigmoid", {"seed": 3})
     compiled = compile_game(case.game, case.policy)
@@ -125,14 +126,14 @@ def test_simultaneous_jacobian_is_the_derivative_of_each_agents_own_gradient():
         return autograd.numpy.concatenate([gradients[k, compiled.layout.slice(k)] for k in range(2)])
 
     expected = autograd.jacobian(simultaneous_gradient)(x)
-    assert relative_error(compiled.simultaneous_jacobian(x), expected) <= 1e-10
+    assert relative_error(compiled.gradient_and_jacobian(x)[1], expected) <= 1e-10
 
 
 def test_values_convert_to_sympy_for_latex_and_mpmath():
     import mpmath
     import sympy
 
-    from mapg_verify.symbolic import symbolic_values
+    from mapg_verify.exact.symbolic import symbolic_values
 
     case = make_case("prisoners_dilemma", "sigmoid", {"theta": [[0.3], [-0.2]]})
     symbolic = symbolic_values(case.game, case.policy)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from mapg_verify import paper
-from mapg_verify.cases import load_case
-from mapg_verify.compiled import compile_game
-from mapg_verify.estimators import ESTIMATORS, plan
-from mapg_verify.montecarlo import draw
+from mapg_verify.casefile.reader import load_case
+from mapg_verify.estimators.montecarlo import draw
+from mapg_verify.estimators.surrogate import plan
+from mapg_verify.estimators.table import ESTIMATORS
+from mapg_verify.exact.compiled import compile_game
 
 PAPER = Path(__file__).resolve().parents[1] / "cases" / "paper"
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import symengine as se
 
-from mapg_verify.policies import POLICIES
+from mapg_verify.problem.policies import POLICIES
 
 
 def theta_for(policy, rng, scale=1.0, actions=3):

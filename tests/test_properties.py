@@ -16,15 +16,17 @@ from hypothesis import given, note, reject, settings
 from hypothesis import strategies as st
 
 from mapg_verify import strategies as mst
-from mapg_verify.checks import expected_identities, meta_oracle_errors, oracle_agreement, relative_error
-from mapg_verify.cli import _evaluate as cli_evaluate
-from mapg_verify.compiled import compile_game
-from mapg_verify.errors import InputError
-from mapg_verify.estimators import ESTIMATORS, plan
-from mapg_verify.expectations import expectation
-from mapg_verify.metagradient import sampled_update
-from mapg_verify.montecarlo import draw
-from mapg_verify.statistics import mean_test
+from mapg_verify.checks.exact import expected_identities, meta_oracle_errors, oracle_agreement
+from mapg_verify.checks.result import relative_error
+from mapg_verify.checks.statistics import mean_test
+from mapg_verify.estimators.expectations import expectation
+from mapg_verify.estimators.montecarlo import draw
+from mapg_verify.estimators.surrogate import plan
+from mapg_verify.estimators.table import ESTIMATORS
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.metagradient import sampled_update
+from mapg_verify.pipeline import evaluate
+from mapg_verify.problem.errors import InputError
 
 ANY_GAME = mst.games(states=(1, 3), actions=(2, 3), horizon="any", finite_horizons=(1, 2))
 FAMILY_FALSE_FAILURE = 1e-3  # the chance that the estimator property fails on correct code, per run
@@ -61,7 +63,7 @@ def test_no_valid_game_fails_a_check_of_exact(games, models, scale, data):
         case = mst.parse_back(text)
     except InputError:
         reject()
-    failed = [c for c in cli_evaluate(case)["checks"] if c["verdict"] == "fail"]
+    failed = [c for c in evaluate(case)["checks"] if c["verdict"] == "fail"]
     assert not failed, failed
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import goldfiles
 import pytest
 
-from mapg_verify import cli, results
+from mapg_verify import pipeline, results
 from mapg_verify.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def test_report_command_refuses_what_is_not_a_results_file(tmp_path, capsys, con
 
 def test_interrupted_run_exits_130_and_writes_nothing(tmp_path, monkeypatch, capsys):
     calls = []
-    real = cli._evaluate_safely
+    real = pipeline.evaluate_safely
 
     def interrupted(case, seed, progress):
         calls.append(case.name)
@@ -166,7 +166,7 @@ def test_interrupted_run_exits_130_and_writes_nothing(tmp_path, monkeypatch, cap
             raise KeyboardInterrupt
         return real(case, seed, progress)
 
-    monkeypatch.setattr(cli, "_evaluate_safely", interrupted)
+    monkeypatch.setattr(pipeline, "evaluate_safely", interrupted)
     args = ["run", *TWO_CASES, "--out", str(tmp_path), "--jobs", "1"]
     assert main(args) == 130
     assert "interrupted" in capsys.readouterr().err
@@ -188,14 +188,14 @@ def test_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path, monkey
 
 
 def test_a_crashing_case_fails_alone_and_the_run_goes_on(tmp_path, monkeypatch):
-    real = cli._evaluate
+    real = pipeline.evaluate
 
     def crash_on_bilinear(case, **options):
         if case.name == "bilinear":
             raise RuntimeError("simulated bug")
         return real(case, **options)
 
-    monkeypatch.setattr(cli, "_evaluate", crash_on_bilinear)
+    monkeypatch.setattr(pipeline, "evaluate", crash_on_bilinear)
     args = ["run", *TWO_CASES, "--out", str(tmp_path), "--jobs", "1"]
     assert main(args) == 1
     document = json.loads((tmp_path / "results.json").read_text())

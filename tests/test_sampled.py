@@ -9,21 +9,18 @@ import autograd
 import numpy as np
 import pytest
 
-from mapg_verify import checks
-from mapg_verify.cases import load_case, parse_case
-from mapg_verify.checks import relative_error, sampled_identities
+from mapg_verify.casefile.reader import load_case, parse_case
+from mapg_verify.checks import exact as exact_checks
+from mapg_verify.checks.exact import sampled_identities
+from mapg_verify.checks.result import relative_error
 from mapg_verify.cli import main
-from mapg_verify.compiled import compile_game
-from mapg_verify.enumeration import (
-    count_batches,
-    count_trajectories,
-    enumerate_batches,
-    enumerate_trajectories,
-)
-from mapg_verify.errors import InputError
-from mapg_verify.games import ipd_finite, random_game
-from mapg_verify.metagradient import expected_update, sampled_update
-from mapg_verify.oracles import autograd_sampled_objective, richardson
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.enumeration import count_batches, count_trajectories, enumerate_batches, enumerate_trajectories
+from mapg_verify.exact.metagradient import expected_update, sampled_update
+from mapg_verify.oracles.autodiff import autograd_sampled_objective
+from mapg_verify.oracles.differences import richardson
+from mapg_verify.problem.catalog import ipd_finite, random_game
+from mapg_verify.problem.errors import InputError
 
 
 def sampled_case(game="prisoners_dilemma", options=None, kind="softmax", **inner):
@@ -92,9 +89,9 @@ def test_model_s_tends_to_model_e_as_k_grows():
 
 def test_the_limit_check_catches_a_wrong_coefficient(monkeypatch):
     """Twice the 1/K coefficient, or none: K (S_K - E) stays away from it, and the check fails."""
-    real = checks.autograd_gap_coefficient
+    real = exact_checks.autograd_gap_coefficient
     for factor in (2.0, 0.0, -1.0):
-        monkeypatch.setattr(checks, "autograd_gap_coefficient", lambda *a, f=factor: f * real(*a))
+        monkeypatch.setattr(exact_checks, "autograd_gap_coefficient", lambda *a, f=factor: f * real(*a))
         result = sampled_identities(sampled_case())
         assert not result.passed and "does not approach c" in result.summary, (factor, result.summary)
 

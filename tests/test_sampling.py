@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, chisquare
 
-from mapg_verify.enumeration import enumerate_trajectories
-from mapg_verify.games import ipd_finite, random_game
-from mapg_verify.params import layout_of
-from mapg_verify.policies import POLICIES
-from mapg_verify.reinforce import trajectory_terms
-from mapg_verify.sampling import sample_trajectories
+from mapg_verify.estimators.sampling import sample_trajectories
+from mapg_verify.exact.enumeration import enumerate_trajectories
+from mapg_verify.exact.reinforce import trajectory_terms
+from mapg_verify.problem.catalog import ipd_finite, random_game
+from mapg_verify.problem.params import layout_of
+from mapg_verify.problem.policies import POLICIES
 
 LEVEL = 0.01
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from mapg_verify.statistics import holm, mean_test
+from mapg_verify.checks.statistics import holm, mean_test
 
 
 def false_alarms(seeds: range, n: int, d: int, level: float, skewed: bool = True) -> int:

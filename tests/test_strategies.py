@@ -7,7 +7,7 @@ from hypothesis import find, given, settings
 from hypothesis.errors import InvalidArgument
 
 from mapg_verify import strategies as mst
-from mapg_verify.cases import load_case
+from mapg_verify.casefile.reader import load_case
 
 
 @given(mst.games(states=(1, 2), actions=(2, 3), horizon="any"))

@@ -23,9 +23,10 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
 
-from .estimators import Plan, with_returns
-from .montecarlo import Draws
-from .oracles import autograd_values
+from mapg_verify.estimators.montecarlo import Draws
+from mapg_verify.estimators.surrogate import Plan, with_returns
+from mapg_verify.exact.enumeration import step_rewards
+from mapg_verify.oracles.autodiff import autograd_values
 
 
 @primitive
@@ -46,7 +47,7 @@ def reference(run: Plan, draws: Draws, replicate: int) -> np.ndarray:
     """Replicate ``replicate``'s estimate, by autograd through the DiCE surrogate."""
     case, layout = run.case, run.compiled.layout
     i, own_rows = case.inner.meta_agent, layout.slice(case.inner.meta_agent)
-    theta = layout.flatten(case.theta)
+    theta = case.flat_theta
     inner = [_batch(run, t, replicate, run.batch) for t in draws.inner]
     outer = [None if t is None else _batch(run, t, replicate, case.estimators.outer_batch) for t in draws.outer]
 
@@ -73,7 +74,7 @@ def _batch(run: Plan, trajectories, replicate: int, size: int) -> dict:
     to_go = with_returns(run.case.game, trajectories, run.estimator.returns).to_go[part]
     rewards = to_go
     if run.estimator.returns != "immediate":
-        rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)
+        rewards = step_rewards(to_go)
     return {
         "states": trajectories.states[part],
         "actions": trajectories.actions[part],

@@ -27,58 +27,31 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-from .cases import MODELS, Case
-from .checks import CheckResult, error_floor, info, relative_error
-from .compiled import CompiledValues
-from .errors import InputError
-from .estimators import BASIS, ESTIMATORS, FROZEN, MUTANTS, Estimator, Parts, plan, resolve_plugin
-from .expectations import expectation
-from .metagradient import expected_update, sampled_update
-from .montecarlo import draw
-from .plugins import PluginError, draw_plugin, plugin_expectation
-from .statistics import holm, mean_test
-
-ESTIMATOR_CHECKS = {
-    "implementation:NAME": "Monte-Carlo mean versus the exact expectation: Hotelling T^2, Holm z-tests",
-    "bias:NAME": "exact expectation versus each model's truth: relative bias, cosine, samples needed",
-    "fingerprint:NAME": "the expectation fitted on the exact terms C, adapted, own pathwise, own DiCE, peer",
-    "calibration": "false alarms of the implementation check over [checks] seeds (binomial test)",
-    "power": "rejections of the deliberately wrong meta-mapg variants, and the budget for 99%",
-}
-DEFINITION_TOLERANCE = 1e-10
-
-
-def estimator_of(name: str) -> Estimator | None:
-    """The built-in estimator (or wrong variant) of that name; ``None`` for a plug-in."""
-    return ESTIMATORS.get(name) or MUTANTS.get(name)
-
-
-def rng_for(seed: int, case: Case, name: str, *index: int) -> np.random.Generator:
-    """The generator of one estimator on one case: fixed by the run's seed, both names, and the
-    repetition ``index`` where there are several (calibration's seeds)."""
-    return np.random.default_rng([seed, zlib.crc32(case.name.encode()), zlib.crc32(name.encode()), *index])
-
-
-def exact_expectation(case: Case, compiled: CompiledValues, name: str) -> Parts:
-    """The estimator's exact expectation (an :class:`InputError` when it cannot be enumerated)."""
-    estimator = estimator_of(name)
-    if estimator is None:
-        return plugin_expectation(case, compiled, resolve_plugin(name))
-    return expectation(plan(case, compiled, estimator))
-
-
-def draw_rows(case: Case, compiled: CompiledValues, name: str, samples: int, rng) -> np.ndarray:
-    """``samples`` Monte-Carlo estimates, one row each."""
-    estimator = estimator_of(name)
-    if estimator is None:
-        return draw_plugin(case, compiled, resolve_plugin(name), samples, rng)
-    return draw(plan(case, compiled, estimator), samples, rng).total
+from mapg_verify.checks.fingerprint import (
+    Design,
+    design_for,
+    fingerprint,
+)
+from mapg_verify.checks.result import (
+    DEFINITION_TOLERANCE,
+    CheckResult,
+    case_floor,
+    info,
+    relative_bias,
+    relative_error,
+)
+from mapg_verify.checks.statistics import holm, mean_test
+from mapg_verify.estimators.dispatch import draw_rows, estimator_of, exact_expectation, rng_for
+from mapg_verify.estimators.plugins import PluginError
+from mapg_verify.estimators.table import Parts
+from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.exact.metagradient import expected_update, sampled_update
+from mapg_verify.problem.errors import InputError
+from mapg_verify.spec.case import MODELS, Case
 
 
 @dataclass(frozen=True)
@@ -106,18 +79,6 @@ class EstimatorReport:
             "checks": [dataclasses.asdict(check) for check in self.checks],
             "skipped": self.skipped,
         }
-
-
-def expectations(case: Case, compiled: CompiledValues) -> tuple[dict, dict]:
-    """Each listed estimator's exact expectation (name -> :class:`Parts`), and the reason for each
-    that has none (over the enumeration cap, or a plug-in that failed)."""
-    found, skipped = {}, {}
-    for name in case.estimators.names:
-        try:
-            found[name] = exact_expectation(case, compiled, name)
-        except (InputError, PluginError) as error:
-            skipped[name] = error.reason if isinstance(error, InputError) else f"plug-in {error}"
-    return found, skipped
 
 
 def verify_estimator(
@@ -156,12 +117,12 @@ def verify_estimator(
         skipped["implementation"] = "no exact expectation: " + reason
         checks.append(info(f"implementation:{name}", {}, "not run: " + skipped["implementation"]))
     else:
-        scale = error_floor(case.game, compiled.value(compiled.layout.flatten(case.theta)))
+        scale = case_floor(case, compiled)
         checks.append(implementation(name, rows, exact.total, case.checks.level, scale))
     checks.append(bias(case, compiled, truth, name, exact.total if exact is not None else mean, covariance))
     context = context or shared(case, compiled)
     try:
-        checks.append(fingerprint(case, compiled, name, context))
+        checks.append(fingerprint(case, compiled, name, context.design))
     except InputError as error:
         skipped["fingerprint"] = error.reason
         checks.append(info(f"fingerprint:{name}", {}, f"not run: {error.reason}"))
@@ -193,26 +154,25 @@ def error_curve(rows: np.ndarray, exact: np.ndarray, points: int = 8) -> tuple[d
 
 
 SWEEP_BATCHES = (1, 2, 4, 8)
+
+
 SWEEP_RATES = (0.25, 0.5, 1.0)  # multiples of the case's inner rates
 
 
 @dataclass(frozen=True, eq=False)
 class Shared:
     """What every estimator of one case shares, computed once: the sweep's variants of the case
-    with both models' truth, and the fingerprint's parameter draws with their basis columns."""
+    with both models' truth, and the fingerprint's :class:`~mapg_verify.checks.fingerprint.Design`."""
 
     sweep: tuple[tuple[float, Case, np.ndarray, np.ndarray], ...]  # (rate factor, variant, E total, S total)
-    draws: tuple[Case, ...]
-    design: np.ndarray  # the basis of every draw, stacked: (draws * d, 5)
-    scale: float  # the game's error floor, for the declared fingerprint's error
+    design: Design
 
 
 def shared(case: Case, compiled: CompiledValues, sweep: bool = True) -> Shared:
     """The fingerprint's design and, with ``sweep`` (and the case's ``[checks] sweep``), the sweep
     over ``K`` and the rates (both models needed)."""
     variants = []
-    x, i = compiled.layout.flatten(case.theta), case.inner.meta_agent
-    scale = error_floor(case.game, compiled.value(x))
+    x, i = case.flat_theta, case.inner.meta_agent
     if sweep and case.inner.models == MODELS and case.checks.sweep:
         for factor in SWEEP_RATES:
             for batch in SWEEP_BATCHES:
@@ -224,17 +184,7 @@ def shared(case: Case, compiled: CompiledValues, sweep: bool = True) -> Shared:
                 inner = variant.inner
                 expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
                 variants.append((factor, variant, expected, sampled))
-    draws, design = [], []
-    try:
-        for count, draw_case in enumerate(parameter_draws(case, MAX_DRAWS), start=1):
-            draws.append(draw_case)
-            design.append(basis(draw_case, compiled))
-            if count >= case.checks.fingerprint_draws and _identifiable(np.concatenate(design)):
-                break
-    except InputError:  # not enumerable: no fingerprint
-        draws, design = [], []
-    design = np.concatenate(design) if design else np.zeros((0, len(BASIS)))
-    return Shared(tuple(variants), tuple(draws), design, scale)
+    return Shared(tuple(variants), design_for(case, compiled))
 
 
 def _variant(case: Case, batch: int, alpha: tuple[float, ...]) -> Case:
@@ -259,15 +209,11 @@ def bias_sweep(compiled: CompiledValues, name: str, context: Shared) -> tuple[di
             {
                 "K": variant.inner.batch,
                 "alpha factor": factor,
-                "relative bias vs model E": _relative(value, expected),
-                "relative bias vs model S": _relative(value, sampled),
+                "relative bias vs model E": relative_bias(value, expected),
+                "relative bias vs model S": relative_bias(value, sampled),
             }
         )
     return tuple(rows)
-
-
-def _relative(value: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.linalg.norm(value - reference) / max(np.linalg.norm(reference), 1e-300))
 
 
 def _terms(parts: Parts | None) -> dict | None:
@@ -353,7 +299,7 @@ def bias(case: Case, compiled: CompiledValues, truth: dict, name: str, value, co
         reference = gradient.total
         scale = float(np.linalg.norm(reference))
         difference = np.asarray(value) - reference
-        relative = float(np.linalg.norm(difference)) / max(scale, 1e-300)
+        relative = relative_bias(value, reference)
         cosine = float(value @ reference / max(np.linalg.norm(value) * scale, 1e-300))
         needed = samples_needed(difference, covariance, scale, target)
         figures[f"relative bias vs model {model[0].upper()}"] = relative
@@ -366,7 +312,7 @@ def bias(case: Case, compiled: CompiledValues, truth: dict, name: str, value, co
     claim = _definition(case, compiled, truth, name)
     if claim is not None:
         label, reference = claim
-        scale = error_floor(case.game, compiled.value(compiled.layout.flatten(case.theta)))
+        scale = case_floor(case, compiled)
         error = relative_error(value, reference, scale)
         figures[f"error vs {label} (by definition)"] = error
         if error > DEFINITION_TOLERANCE:
@@ -386,109 +332,9 @@ def _definition(case: Case, compiled: CompiledValues, truth: dict, name: str):
     if name == "sampled-exact" and "sampled" in truth and inner.horizon == game.horizon:
         return "model S's truth", truth["sampled"].total
     if name == "naive":
-        x = compiled.layout.flatten(case.theta)
+        x = case.flat_theta
         return "grad V^i(theta)", compiled.gradient(x)[inner.meta_agent, compiled.layout.slice(inner.meta_agent)]
     return None
-
-
-def basis(case: Case, compiled: CompiledValues) -> np.ndarray:
-    """The exact terms of :data:`BASIS` at the case's ``theta``, as columns ``(d, 5)``."""
-    pathwise = expectation(plan(case, compiled, ESTIMATORS["sampled-exact"]))
-    dice = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["meta-mapg"], pairing="batch")))
-    frozen = expectation(plan(case, compiled, FROZEN))
-    columns = (pathwise.current, frozen.own, pathwise.own - frozen.own, dice.own - pathwise.own, dice.peer)
-    return np.stack(columns, axis=1)
-
-
-def parameter_draws(case: Case, count: int) -> list[Case]:
-    """The case itself and ``count - 1`` cases with parameters drawn around its scale (seeded by its name)."""
-    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
-    scale = max(float(np.sqrt(np.mean(np.concatenate([np.ravel(t) for t in case.theta]) ** 2))), 0.5)
-    draws = [case]
-    for _ in range(count - 1):
-        theta = tuple(scale * rng.standard_normal(np.shape(part)) for part in case.theta)
-        draws.append(dataclasses.replace(case, theta=theta))
-    return draws
-
-
-MAX_DRAWS = 24
-
-
-def fingerprint(case: Case, compiled: CompiledValues, name: str, context: Shared | None = None) -> CheckResult:
-    """Check 5 (see the module's docstring), on the draws and basis of the case's :class:`Shared`
-    context: draws are added, up to :data:`MAX_DRAWS`, until every term that is not 0 everywhere
-    is identifiable (softmax gradients, say, repeat themselves)."""
-    context = context or shared(case, compiled, sweep=False)
-    if not context.draws:
-        raise InputError("inner.batch", "the fingerprint's exact terms cannot be enumerated for this case")
-    target = np.concatenate([exact_expectation(draw_case, compiled, name).total for draw_case in context.draws])
-    coefficients, intervals, residual = _fit(context.design, target)
-    figures = {f"coefficient {term}": c for term, c in zip(BASIS, coefficients, strict=True)}
-    figures |= {f"95% half-width {term}": h for term, h in zip(BASIS, intervals, strict=True)}
-    figures["relative residual"] = residual
-    figures["parameter draws"] = len(context.draws)
-    shown = ", ".join(f"{term} {_coefficient_text(c)}" for term, c in zip(BASIS, coefficients, strict=True))
-    declared = _declared(case, estimator_of(name))
-    if declared is None:
-        return info(
-            f"fingerprint:{name}", figures, f"{shown} (residual {residual:.1e}; reported, nothing declared here)"
-        )
-    miss = relative_error(context.design @ np.array(declared, dtype=float), target, context.scale)
-    figures["declared combination's error"] = miss
-    summary = f"{shown} (residual {residual:.1e}; declared combination to {miss:.0e})"
-    if miss > DEFINITION_TOLERANCE:
-        summary = "not as declared: " + summary
-    return CheckResult(f"fingerprint:{name}", miss <= DEFINITION_TOLERANCE, figures, summary)
-
-
-def _kept(design: np.ndarray) -> np.ndarray:
-    """The columns that are not 0 on every draw."""
-    scale = max(float(np.max(np.abs(design))), 1e-300)
-    return np.max(np.abs(design), axis=0) > 1e-12 * scale
-
-
-def _identifiable(design: np.ndarray) -> bool:
-    keep = _kept(design)
-    return np.linalg.matrix_rank(design[:, keep]) == keep.sum() and len(design) > keep.sum()
-
-
-def _coefficient_text(value: float | None) -> str:
-    """``n/a`` for a term that is 0 on every draw, rounding-level values as 0."""
-    if value is None:
-        return "n/a"
-    return "0" if abs(value) < 1e-9 else f"{value:.3g}"
-
-
-def _declared(case: Case, estimator: Estimator | None) -> tuple | None:
-    """The declared coefficients at ``L = 1``, the current term scaled by the pairing: 1 for
-    ``batch``, ``1/K`` for ``trajectory``. None for ``timestep``: its current term is not a
-    multiple of ``C``, so no coefficient on the basis states it (the residual shows it)."""
-    pairing = estimator.pairing or case.estimators.pairing if estimator else None
-    if estimator is None or estimator.declared is None or case.inner.steps != 1 or pairing == "timestep":
-        return None
-    factor = 1.0 if pairing == "batch" else 1.0 / case.inner.batch
-    return (estimator.declared[0] * factor, *estimator.declared[1:])
-
-
-def _fit(design: np.ndarray, target: np.ndarray) -> tuple[list, list, float]:
-    """Least squares over the nonzero columns; 95% half-widths from the residuals (``None`` when
-    the columns are not identifiable). Rows that repeat each other (softmax) count as they are."""
-    keep = _kept(design)
-    solution, _, rank, _ = np.linalg.lstsq(design[:, keep], target, rcond=None)
-    residual_vector = target - design[:, keep] @ solution
-    relative = float(np.linalg.norm(residual_vector) / max(np.linalg.norm(target), 1e-300))
-    dof = len(target) - rank
-    half: list = [None] * int(keep.sum())
-    if rank == keep.sum() and dof > 0:
-        sigma2 = float(residual_vector @ residual_vector) / dof
-        _, singular, right = np.linalg.svd(design[:, keep], full_matrices=False)
-        unscaled = np.sum((right / singular[:, None]) ** 2, axis=0)  # diag((X^T X)^-1), never negative
-        half = list(stats.t.ppf(0.975, dof) * np.sqrt(sigma2 * unscaled))
-    coefficients: list = [None] * design.shape[1]
-    intervals: list = [None] * design.shape[1]
-    for index, c, h in zip(np.flatnonzero(keep), solution, half, strict=True):
-        coefficients[index], intervals[index] = float(c), None if h is None else float(h)
-    return coefficients, intervals, relative
 
 
 def holm_family(reports: dict, level: float) -> dict:

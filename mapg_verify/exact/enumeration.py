@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from .errors import InputError
-from .game import Game
-
-DEFAULT_CAP = 200_000
+from mapg_verify.problem.errors import InputError
+from mapg_verify.problem.game import Game
+from mapg_verify.spec.case import DEFAULT_CAP
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,6 +116,11 @@ def discounted_to_go(game: Game, states: np.ndarray, actions: np.ndarray, gamma:
     rewards = np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], axis=-1)
     discounted = rewards * (game.gamma if gamma is None else gamma) ** np.arange(states.shape[1])[None, :, None]
     return np.flip(np.cumsum(np.flip(discounted, axis=1), axis=1), axis=1)
+
+
+def step_rewards(to_go: np.ndarray) -> np.ndarray:
+    """``gamma^t r_t = G_t - G_{t+1}`` along axis 1 of rewards-to-go ``G`` (``G_H = 0``)."""
+    return to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)
 
 
 @functools.lru_cache(maxsize=16)

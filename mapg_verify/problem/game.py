@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from mapg_verify.problem.errors import InputError
 
 Horizon = int | float  # a positive int, or math.inf
+
+
 MAX_TRANSITION_ENTRIES = 10**6  # P[s, a, s'] entries (8 MB); checked before anything is allocated
 
 

@@ -10,8 +10,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .game import DifferentiableGame, Game
-from .policies import Policy
+from mapg_verify.problem.game import DifferentiableGame, Game
+from mapg_verify.problem.policies import Policy
 
 
 @dataclass(frozen=True)

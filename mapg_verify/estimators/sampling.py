@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .enumeration import Trajectories, discounted_to_go
-from .game import Game
-from .params import Layout
-from .policies import Policy
+from mapg_verify.exact.enumeration import Trajectories, discounted_to_go
+from mapg_verify.problem.game import Game
+from mapg_verify.problem.params import Layout
+from mapg_verify.problem.policies import Policy
 
 
 def _draw(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -32,102 +32,16 @@ exact expectation, they measure the power of the implementation check (SPEC §5,
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .enumeration import Trajectories, discounted_to_go
-from .errors import InputError
-from .game import Game
-from .reinforce import TrajectoryTerms, dice_products, trajectory_terms
-
-if TYPE_CHECKING:  # cases validates estimator names with this module
-    from .cases import Case
-    from .compiled import CompiledValues
-
-BASIS = ("current", "adapted", "own-pathwise", "own-dice", "peer")
-"""The fingerprint's exact terms (check 5): ``C``; ``E[grad_{phi^i} V^i(phi_L)]`` (the plain gradient
-at the adapted parameters); self-shaping through the pathwise Jacobian ``E[grad_{phi^i} V^i (T^path_L - I)[i]]``;
-the part DiCE's score products add to it ``E[grad_{phi^i} V^i (T^dice_L - T^path_L)[i]]``; and the
-opponent-shaping term ``E[grad_{phi^-i} V^i T^dice_L[-i]]``."""
-
-
-@dataclass(frozen=True)
-class Estimator:
-    """One estimator of the family above; ``declared`` is its fingerprint by construction at
-    ``L = 1`` (``None`` where it is not a combination of :data:`BASIS`), ``1`` on ``current``
-    standing for the pairing's factor."""
-
-    terms: str
-    inner_derivative: str
-    current: bool = True
-    jacobian: str = "dice"
-    own: bool = True
-    peers: bool = True
-    self_learns: bool = True
-    inner: bool = True
-    pairing: str | None = None  # forced, whatever the case says
-    returns: str = "reward-to-go"  # or the defects "undiscounted", "immediate"
-    peer_sign: float = 1.0
-    declared: tuple[float, ...] | None = None
-
-
-_FULL = Estimator("current + own + peer", "DiCE", declared=(1, 1, 1, 1, 1))
-
-ESTIMATORS: dict[str, Estimator] = {
-    "meta-mapg": _FULL,
-    "meta-pg": Estimator(
-        "current + own", "DiCE, peer update not differentiated", peers=False, declared=(1, 1, 1, 1, 0)
-    ),
-    "opponent-only": Estimator(
-        "current + peer", "DiCE, own update not differentiated", own=False, declared=(1, 1, 0, 0, 1)
-    ),
-    "lola-dice": Estimator(
-        "LOLA objective V^i(theta^i, phi^-i)", "DiCE; the meta-agent does not learn", current=False, self_learns=False
-    ),
-    "naive": Estimator("plain policy gradient at theta", "none", current=False, inner=False),
-    "sampled-exact": Estimator(
-        "current + own", "pathwise (model S's gradient)", jacobian="pathwise", pairing="batch", declared=(1, 1, 1, 0, 0)
-    ),
-    "expected-update": Estimator("own + peer, no current term", "DiCE", current=False, declared=(0, 1, 1, 1, 1)),
-}
-
-FROZEN = Estimator("adapted gradient", "none", current=False, own=False, peers=False)
-"""No update differentiated: its expectation is ``E[grad_{phi^i} V^i(phi_L)]``, the fingerprint's
-``adapted`` term; its draws are the plain inner loop (what plug-ins receive)."""
-
-MUTANTS: dict[str, Estimator] = {
-    "meta-mapg/dropped-current": dataclasses.replace(_FULL, terms="meta-mapg without its current term", current=False),
-    "meta-mapg/flipped-peer": dataclasses.replace(_FULL, terms="meta-mapg with the peer term negated", peer_sign=-1.0),
-    "meta-mapg/undiscounted": dataclasses.replace(
-        _FULL, terms="meta-mapg with undiscounted returns", returns="undiscounted"
-    ),
-    "meta-mapg/no-reward-to-go": dataclasses.replace(
-        _FULL,
-        terms="meta-mapg weighting each step's score by its own reward only (no reward-to-go, no causal sum)",
-        returns="immediate",
-    ),
-}
-"""Deliberately wrong variants of ``meta-mapg``, each with one defect, for the power study."""
-
-
-@dataclass(frozen=True)
-class Parts:
-    """An estimate split into its ``current``, ``own`` and ``peer`` parts; a leading sample axis
-    for Monte-Carlo draws, none for exact expectations."""
-
-    current: np.ndarray
-    own: np.ndarray
-    peer: np.ndarray
-
-    @property
-    def total(self) -> np.ndarray:
-        return self.current + self.own + self.peer
+from mapg_verify.estimators.table import Estimator, pairing_of
+from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.exact.enumeration import Trajectories, discounted_to_go, step_rewards
+from mapg_verify.exact.reinforce import TrajectoryTerms, dice_products, trajectory_terms
+from mapg_verify.problem.game import Game
+from mapg_verify.spec.case import Case
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,9 +84,7 @@ def plan(case: Case, compiled: CompiledValues, estimator: Estimator) -> Plan:
     rows[layout.others(i)] = estimator.peers
     signs = np.where(layout.others(i), estimator.peer_sign, 1.0)
     steps = case.inner.steps if estimator.inner else 0
-    return Plan(
-        case, compiled, estimator, rates, rates * rows, signs, steps, estimator.pairing or case.estimators.pairing
-    )
+    return Plan(case, compiled, estimator, rates, rates * rows, signs, steps, pairing_of(estimator, case))
 
 
 def with_returns(game: Game, trajectories: Trajectories, kind: str) -> Trajectories:
@@ -183,7 +95,7 @@ def with_returns(game: Game, trajectories: Trajectories, kind: str) -> Trajector
     if kind == "undiscounted":
         to_go = discounted_to_go(game, trajectories.states, trajectories.actions, gamma=1.0)
     else:
-        to_go = trajectories.to_go - np.concatenate([trajectories.to_go[:, 1:], 0 * trajectories.to_go[:, :1]], axis=1)
+        to_go = step_rewards(trajectories.to_go)
     return dataclasses.replace(trajectories, to_go=to_go)
 
 
@@ -237,50 +149,6 @@ def outer_terms(run: Plan, trajectories: Trajectories, phi) -> tuple[TrajectoryT
 def root(run: Plan, count: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` copies of ``phi_0 = theta`` and ``T_0 = E_i``."""
     layout = run.compiled.layout
-    theta = layout.flatten(run.case.theta)
+    theta = run.case.flat_theta
     tangent = np.eye(layout.size)[:, run.own_rows]
     return np.tile(theta, (count, 1)), np.tile(tangent, (count, 1, 1))
-
-
-def resolve_plugin(name: str, key: str = "estimators.names") -> Callable:
-    """Import ``module:function`` (an absolute dotted module name and a function name); any
-    failure, the module's own errors at import included, is an input error naming the key."""
-    module_name, _, attribute = name.partition(":")
-    if not all(part.isidentifier() for part in module_name.split(".")) or not attribute.isidentifier():
-        raise InputError(key, f"plug-in {name!r} must be module:function with an absolute module name")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise InputError(key, f"plug-in {name!r} cannot be imported: {error}") from None
-    except Exception as error:  # the module's own code failed: a syntax error, an exception at import
-        raise InputError(
-            key, f"plug-in {name!r}: importing {module_name!r} raised {type(error).__name__}: {error}"
-        ) from None
-    function = getattr(module, attribute, None)
-    if function is None:
-        raise InputError(key, f"plug-in {name!r}: module {module_name!r} has no {attribute!r}")
-    if not callable(function):
-        raise InputError(key, f"plug-in {name!r} is not callable")
-    return function
-
-
-def plugin_path(case_file: str) -> None:
-    """Let plug-ins named in ``case_file`` import from its folder and that folder's parent too,
-    after everything already on the path (so nothing installed is shadowed)."""
-    folder = Path(case_file).resolve().parent
-    for entry in (str(folder), str(folder.parent)):
-        if entry not in sys.path:
-            sys.path.append(entry)
-
-
-def check_names(names: tuple[str, ...]) -> None:
-    """Every name is in :data:`ESTIMATORS` or :data:`MUTANTS`, or an importable ``module:function``."""
-    for name in names:
-        if ":" in name:
-            resolve_plugin(name)
-        elif name not in ESTIMATORS and name not in MUTANTS:
-            raise InputError(
-                "estimators.names",
-                f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}, the wrong variants "
-                f"{', '.join(MUTANTS)}, or module:function for a plug-in",
-            )

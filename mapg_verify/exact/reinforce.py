@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .enumeration import Trajectories
-from .game import Game
-from .params import Layout
-from .policies import Policy
+from mapg_verify.exact.enumeration import Trajectories, step_rewards
+from mapg_verify.problem.game import Game
+from mapg_verify.problem.params import Layout
+from mapg_verify.problem.policies import Policy
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,7 +91,7 @@ def dice_products(
     in the magic box) ``to_go`` holds ``gamma^t r_t`` and ``c_t`` is step ``t``'s score alone."""
     to_go = trajectories.to_go
     if causal:
-        rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)  # (N, H, n)
+        rewards = step_rewards(to_go)  # (N, H, n)
         cumulative = np.cumsum(step_scores, axis=1)
     else:
         rewards, cumulative = to_go, step_scores

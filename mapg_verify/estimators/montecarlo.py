@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .enumeration import Trajectories
-from .estimators import Parts, Plan, advance, inner_terms, outer_parts, outer_terms, root, with_returns
-from .sampling import sample_trajectories
+from mapg_verify.estimators.sampling import sample_trajectories
+from mapg_verify.estimators.surrogate import Plan, advance, inner_terms, outer_parts, outer_terms, root, with_returns
+from mapg_verify.estimators.table import Parts, current_weight
+from mapg_verify.exact.enumeration import Trajectories
 
 CHUNK_FLOATS = 4_000_000  # per-trajectory Jacobians held at once: about 32 MB
 
@@ -84,10 +85,8 @@ def _outer(run: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajectories | 
     count = len(phi)
     if case.estimators.outer == "exact":
         gradient, mean_return = run.compiled.gradient(phi)[:, i], run.compiled.value(phi)[:, i]
-        factor = 1.0 if run.pairing == "batch" else 1.0 / run.batch
-        return Parts(
-            paired.sum(axis=(1, 2)) * mean_return[:, None] * factor, *outer_parts(run, gradient, tangent)
-        ), None
+        current = paired.sum(axis=(1, 2)) * mean_return[:, None] * current_weight(run.pairing, run.batch)
+        return Parts(current, *outer_parts(run, gradient, tangent)), None
     size = case.estimators.outer_batch
     drawn = sample_trajectories(case.game, case.policy, run.compiled.layout, phi, case.inner.horizon, count * size, rng)
     _, to_go, gradients = outer_terms(run, drawn, phi)

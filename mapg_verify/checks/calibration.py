@@ -16,41 +16,43 @@ power against deliberately wrong ones, over many seeds.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats
 
-from .cases import Case
-from .checks import CheckResult, error_floor
-from .compiled import CompiledValues
-from .errors import InputError
-from .estimators import ESTIMATORS, MUTANTS
-from .progress import Progress
-from .statistics import mean_test
-from .verification import draw_rows, exact_expectation, rng_for
+from mapg_verify.checks.result import CheckResult, case_floor
+from mapg_verify.checks.statistics import mean_test
+from mapg_verify.estimators.dispatch import draw_rows, exact_expectation, rng_for
+from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
+from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.problem.errors import InputError
+from mapg_verify.spec.case import Case
 
 META_LEVEL = 0.001
+
+
 POWER = 0.99
+Tick = Callable[[str], None]  # told the estimator's name after each seed
 
 
 def rejections(
-    case: Case, compiled: CompiledValues, name: str, null, samples: int, seed: int, progress: bool = False
+    case: Case, compiled: CompiledValues, name: str, null, samples: int, seed: int, tick: Tick | None = None
 ) -> tuple[int, np.ndarray]:
-    """How many of ``case.checks.seeds`` tests of ``name`` against ``null`` reject, and the pooled rows' covariance."""
+    """How many of ``case.checks.seeds`` tests of ``name`` against ``null`` reject, and the pooled
+    rows' covariance; ``tick(name)`` after each seed (the caller's progress display)."""
     count, covariances = 0, []
-    scale = error_floor(case.game, compiled.value(compiled.layout.flatten(case.theta)))
-    bar = Progress(case.checks.seeds, f"    {case.name} / {name}", delay=1.0 if progress else math.inf)
+    scale = case_floor(case, compiled)
     for index in range(case.checks.seeds):
         rows = draw_rows(case, compiled, name, samples, rng_for(seed, case, name, index))
         count += mean_test(rows, null, level=case.checks.level, scale=scale).rejected
         covariances.append(np.atleast_2d(np.cov(rows, rowvar=False)))
-        bar.advance()
-    bar.close()
+        if tick:
+            tick(name)
     return count, np.mean(covariances, axis=0)
 
 
-def calibration(case: Case, compiled: CompiledValues, seed: int, progress: bool = False) -> CheckResult:
+def calibration(case: Case, compiled: CompiledValues, seed: int, tick: Tick | None = None) -> CheckResult:
     """False alarms of the implementation check on the case's built-in estimators."""
     level, seeds = case.checks.level, case.checks.seeds
     figures, failed, parts = {}, [], []
@@ -60,7 +62,7 @@ def calibration(case: Case, compiled: CompiledValues, seed: int, progress: bool 
         except InputError as error:
             figures[f"{name}: skipped"] = error.reason
             continue
-        count, _ = rejections(case, compiled, name, null, case.checks.calibration_samples, seed, progress)
+        count, _ = rejections(case, compiled, name, null, case.checks.calibration_samples, seed, tick)
         p_value = float(stats.binomtest(count, seeds, level).pvalue)
         figures[f"{name}: false alarms"] = count
         figures[f"{name}: binomial p"] = p_value
@@ -74,7 +76,7 @@ def calibration(case: Case, compiled: CompiledValues, seed: int, progress: bool 
     return CheckResult("calibration", not failed, figures, summary)
 
 
-def power(case: Case, compiled: CompiledValues, seed: int, progress: bool = False) -> CheckResult:
+def power(case: Case, compiled: CompiledValues, seed: int, tick: Tick | None = None) -> CheckResult:
     """Rejections of the wrong variants of ``meta-mapg`` at the case's budget, and the budget for 99%."""
     null = exact_expectation(case, compiled, "meta-mapg").total
     samples, seeds, level = case.estimators.samples, case.checks.seeds, case.checks.level
@@ -85,7 +87,7 @@ def power(case: Case, compiled: CompiledValues, seed: int, progress: bool = Fals
             figures[f"{name}: expectation equals meta-mapg's"] = True
             parts.append(f"{name} identical here")
             continue
-        count, covariance = rejections(case, compiled, name, null, samples, seed, progress)
+        count, covariance = rejections(case, compiled, name, null, samples, seed, tick)
         budget = budget_for_power(delta, covariance, level)
         figures[f"{name}: rejection rate"] = count / seeds
         figures[f"{name}: samples for {POWER:.0%} power"] = budget

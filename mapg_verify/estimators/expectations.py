@@ -17,11 +17,19 @@ import math
 
 import numpy as np
 
-from .enumeration import check_enumerable, count_trajectories, enumerate_batches, enumerate_trajectories
-from .errors import InputError
-from .estimators import Parts, Plan, advance, inner_terms, outer_parts, outer_terms, root, with_returns
+from mapg_verify.estimators.surrogate import Plan, advance, inner_terms, outer_parts, outer_terms, root, with_returns
+from mapg_verify.estimators.table import Parts, current_weight
+from mapg_verify.exact.enumeration import (
+    check_enumerable,
+    count_trajectories,
+    enumerate_batches,
+    enumerate_trajectories,
+)
+from mapg_verify.problem.errors import InputError
 
 EVALUATION_FLOATS = 2_000_000  # leaves times trajectories times steps times parameters held at once
+
+
 EVALUATIONS_PER_BATCH = 100  # the outer term costs (leaves x trajectories); allowed: cap x this
 
 
@@ -105,6 +113,5 @@ def _evaluate_chunk(run: Plan, drawn, weights, phis, tangents, paired) -> np.nda
     if run.pairing == "timestep":
         current = np.einsum("ghj,gh->gj", paired, step_returns) / run.batch
     else:
-        factor = 1.0 if run.pairing == "batch" else 1.0 / run.batch
-        current = paired.sum(axis=1) * mean_return[:, None] * factor
+        current = paired.sum(axis=1) * mean_return[:, None] * current_weight(run.pairing, run.batch)
     return np.stack([weights @ current, weights @ own, weights @ peer])

@@ -13,11 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .game import MAX_TRANSITION_ENTRIES, DifferentiableGame, Game, make_game
+from mapg_verify.problem.errors import InputError
+from mapg_verify.problem.game import MAX_TRANSITION_ENTRIES, DifferentiableGame, Game, make_game
 
 PD_PAYOFFS = ((((-1, -3), (0, -2))), (((-1, 0), (-3, -2))))
+
+
 MP_PAYOFFS = (((1, -1), (-1, 1)), ((-1, 1), (1, -1)))
+
+
 MEMORY_ONE_STATES = ("start", "CC", "CD", "DC", "DD")
 
 
@@ -130,11 +134,6 @@ def noisy_ipd(seed: int = 0, noise: float = 0.5, gamma: float = 0.96, horizon: i
     rng = np.random.default_rng(_seed(seed, "game.seed"))
     payoffs = np.array(PD_PAYOFFS, dtype=float) + rng.uniform(-noise, noise, size=(2, 2, 2))
     return _memory_one(f"noisy_ipd[{seed}]", payoffs, gamma, horizon, noisy_ipd.__doc__)
-
-
-def sample_noisy_ipd(rng: np.random.Generator, count: int, noise: float = 0.5) -> list[Game]:
-    """``count`` i.i.d. tasks of the noisy-IPD distribution, their seeds drawn from ``rng``."""
-    return [noisy_ipd(int(seed), noise) for seed in rng.integers(0, 2**31, size=count)]
 
 
 def bilinear() -> DifferentiableGame:

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cases import Case, InnerLoop
-from .compiled import CompiledValues
-from .enumeration import check_enumerable, enumerate_batches, enumerate_trajectories
-from .game import Game
-from .policies import Policy
-from .reinforce import trajectory_terms
+from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.exact.enumeration import check_enumerable, enumerate_batches, enumerate_trajectories
+from mapg_verify.exact.reinforce import trajectory_terms
+from mapg_verify.problem.game import Game
+from mapg_verify.problem.policies import Policy
+from mapg_verify.spec.case import Case, InnerLoop
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def expected_update(
     own, peer = 0.0, 0.0
     phi = np.asarray(x, dtype=float)
     for step in range(steps + 1):
-        gradients, jacobian = compiled.step(phi) if step < steps else (compiled.gradient(phi), None)
+        gradients, jacobian = compiled.gradient_and_jacobian(phi) if step < steps else (compiled.gradient(phi), None)
         if objective == "chain" or step == steps:
             gradient = gradients[meta_agent]
             own = own + gradient[own_rows] @ tangent[own_rows]
@@ -107,7 +107,7 @@ def lola(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], meta
     exact = expected_update(compiled, x, peers_only, 1, meta_agent).total
     own = compiled.layout.slice(meta_agent)
     rates = inner_rates(compiled, peers_only)
-    gradients, jacobian = compiled.step(x)
+    gradients, jacobian = compiled.gradient_and_jacobian(x)
     first_order = gradients[meta_agent][own] + gradients[meta_agent] @ (rates[:, None] * jacobian[:, own])
     step = rates * compiled.layout.own_parts(gradients)
     # agent i's rows of d xi / dx are hess V^i [theta^i rows]: the Taylor term (d grad_{-i} V^i/dtheta^i)^T step
@@ -172,7 +172,7 @@ def sampled_update(
 
 def meta_gradients(compiled: CompiledValues, case: Case) -> dict[str, MetaGradient]:
     """The exact meta-gradient of each inner model the case asks for, by model name."""
-    x, inner = compiled.layout.flatten(case.theta), case.inner
+    x, inner = case.flat_theta, case.inner
     models = {
         "expected": lambda: expected_update(compiled, x, inner.alpha, inner.steps, inner.meta_agent, inner.objective),
         "sampled": lambda: sampled_update(compiled, case.game, case.policy, x, inner),

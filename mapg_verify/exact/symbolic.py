@@ -24,9 +24,9 @@ import numpy as np
 import symengine as se
 import sympy
 
-from .game import DifferentiableGame, Game
-from .params import Layout, layout_of
-from .policies import Policy
+from mapg_verify.problem.game import DifferentiableGame, Game
+from mapg_verify.problem.params import Layout, layout_of
+from mapg_verify.problem.policies import Policy
 
 ZERO = se.Integer(0)
 

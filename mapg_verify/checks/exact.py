@@ -21,72 +21,26 @@ wrong derivative is off by order one).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import autograd
 import numpy as np
 
-from .cases import Case
-from .compiled import CompiledValues, compile_game
-from .enumeration import count_batches, count_trajectories, enumerate_trajectories
-from .errors import InputError
-from .game import DifferentiableGame, Game
-from .metagradient import expected_update, inner_path, lola, meta_gradients, sampled_update
-from .oracles import (
+from mapg_verify.checks.result import CheckResult, error_floor, relative_error
+from mapg_verify.exact.compiled import CompiledValues, compile_game
+from mapg_verify.exact.enumeration import count_batches, count_trajectories, enumerate_trajectories
+from mapg_verify.exact.metagradient import expected_update, inner_path, lola, meta_gradients, sampled_update
+from mapg_verify.exact.reinforce import trajectory_terms
+from mapg_verify.oracles.autodiff import (
     autograd_derivatives,
     autograd_gap_coefficient,
     autograd_meta_objective,
     autograd_sampled_objective,
-    mpmath_gradient,
-    mpmath_values,
-    richardson,
 )
-from .reinforce import trajectory_terms
+from mapg_verify.oracles.differences import richardson
+from mapg_verify.oracles.highprecision import mpmath_gradient, mpmath_values
+from mapg_verify.problem.errors import InputError
+from mapg_verify.spec.case import Case
 
 TOLERANCE = {"autograd": 1e-10, "richardson": 1e-6, "mpmath": 1e-12}
-
-
-VERDICTS = ("pass", "fail", "info")
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """A named check's verdict, its figures (name -> number, or ``None`` with the reason in the
-    summary) and a one-line summary. ``verdict`` is ``pass`` (a claim was tested and held),
-    ``fail``, or ``info``: reported, or not testable here, with the reason; ``passed`` is false
-    only for ``fail``."""
-
-    name: str
-    passed: bool
-    figures: dict
-    summary: str
-    verdict: str = ""
-
-    def __post_init__(self) -> None:
-        verdict = self.verdict or ("pass" if self.passed else "fail")
-        if verdict not in VERDICTS or (verdict == "fail") == self.passed:
-            raise ValueError(f"check {self.name}: verdict {verdict!r} with passed={self.passed}")
-        object.__setattr__(self, "verdict", verdict)
-
-
-def info(name: str, figures: dict, summary: str) -> CheckResult:
-    """A check that reports, or that could not run (the summary says why): neither pass nor fail."""
-    return CheckResult(name, True, figures, summary, "info")
-
-
-def relative_error(a, b, scale: float = 1e-12) -> float:
-    """``||a - b||_inf / max(||b||_inf, scale)``: relative, absolute (at ``scale``) below it."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return float(np.max(np.abs(a - b), initial=0.0) / max(np.max(np.abs(b), initial=0.0), scale, 1e-300))
-
-
-def error_floor(game: Game | DifferentiableGame, values) -> float:
-    """``1e-3`` of the scale rounding is relative to: ``max |R| sum_{t<H} gamma^t`` (a bound on
-    every ``|V^k|``), or ``max_k |V^k(theta)|`` (at least 1) for a differentiable game."""
-    if isinstance(game, DifferentiableGame):
-        return 1e-3 * max(float(np.max(np.abs(values))), 1.0)
-    return max(1e-3 * float(np.max(np.abs(game.rewards), initial=0.0)) * game.discount_mass(), 1e-300)
 
 
 def oracle_agreement(
@@ -94,8 +48,12 @@ def oracle_agreement(
 ) -> CheckResult:
     """Check 1: the compiled values, gradients and Hessians against three independent oracles."""
     compiled = compiled or compile_game(case.game, case.policy)
-    x = compiled.layout.flatten(case.theta)
-    value, gradient, (step_gradient, jacobian) = compiled.value(x), compiled.gradient(x), compiled.step(x)
+    x = case.flat_theta
+    value, gradient, (step_gradient, jacobian) = (
+        compiled.value(x),
+        compiled.gradient(x),
+        compiled.gradient_and_jacobian(x),
+    )
     ref_value, ref_gradient, ref_hessian = autograd_derivatives(case.game, case.policy, x)
     layout, scale = compiled.layout, error_floor(case.game, value)
 
@@ -131,6 +89,8 @@ def _floats(values) -> np.ndarray:
 
 
 IDENTITY_TOLERANCE = 1e-12  # identities that hold by algebra: only rounding separates the sides
+
+
 LOLA_RATES = np.geomspace(1e-2, 1e-4, 5)  # small enough that alpha^3 terms barely tilt the fit
 
 
@@ -150,7 +110,7 @@ def expected_identities(case: Case, compiled: CompiledValues | None = None, trut
     :mod:`mapg_verify.metagradient`).
     """
     compiled = compiled or compile_game(case.game, case.policy)
-    x, inner, i = compiled.layout.flatten(case.theta), case.inner, case.inner.meta_agent
+    x, inner, i = case.flat_theta, case.inner, case.inner.meta_agent
     own_rows = compiled.layout.slice(i)
     truth = (truth or {}).get("expected") or expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective)
     no_peers = tuple(a if k == i else 0.0 for k, a in enumerate(inner.alpha))
@@ -210,6 +170,8 @@ def _exponent_text(exponent: float | None) -> str:
 
 
 GAP_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+
+
 NOISE_BOUND = 0.5  # the largest update noise (logit units) at which the 1/K expansion is judged
 
 
@@ -231,7 +193,7 @@ def sampled_identities(case: Case, compiled: CompiledValues | None = None, truth
     ``K`` below the bound: seen at ``K = 4..16`` with rates of 4).
     """
     compiled = compiled or compile_game(case.game, case.policy)
-    x, inner, i = compiled.layout.flatten(case.theta), case.inner, case.inner.meta_agent
+    x, inner, i = case.flat_theta, case.inner, case.inner.meta_agent
     truth = (truth or {}).get("sampled") or sampled_update(compiled, case.game, case.policy, x, inner)
     expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
     scale = error_floor(case.game, compiled.value(x))
@@ -303,6 +265,8 @@ def _update_noise(case: Case, compiled: CompiledValues, x) -> float:
 
 
 META_TOLERANCE = 1e-8  # autograd through the inner loop rounds differently over L steps and many batches
+
+
 ORACLE_BATCH_LIMIT = 2_000  # autograd over the enumerated objective is slow beyond this many batches
 
 
@@ -312,7 +276,7 @@ def meta_oracle_errors(case: Case, compiled: CompiledValues | None = None, truth
     where the enumeration exceeds :data:`ORACLE_BATCH_LIMIT`)."""
     compiled = compiled or compile_game(case.game, case.policy)
     truth = truth or meta_gradients(compiled, case)
-    x, inner = compiled.layout.flatten(case.theta), case.inner
+    x, inner = case.flat_theta, case.inner
     own = compiled.layout.slice(inner.meta_agent)
     scale = error_floor(case.game, compiled.value(x))
     errors: dict = {}
@@ -346,23 +310,3 @@ def meta_oracles(case: Case, compiled: CompiledValues | None = None, truth: dict
     ]
     figures = {f"{model} vs autograd": error for model, error in errors.items()}
     return CheckResult("meta-oracles", passed, figures, "; ".join(parts) + f" (tolerance {META_TOLERANCE:.0e})")
-
-
-CHECKS: dict[str, tuple[str, Callable[..., CheckResult]]] = {
-    "oracles": (
-        "compiled symbolic V, grad V, d xi/dx versus autograd, Richardson differences and mpmath",
-        oracle_agreement,
-    ),
-    "meta-oracles": (
-        "exact meta-gradients versus autograd through the inner loop / the enumerated objective",
-        meta_oracles,
-    ),
-    "identities-expected": (
-        "model E: total = C + O + P, vanishing terms at alpha = 0, LOLA's O(alpha^2) gap",
-        expected_identities,
-    ),
-    "identities-sampled": (
-        "model S: total = C + O + P, peer = 0, K (S_K - E) -> c exact (where the 1/K expansion applies)",
-        sampled_identities,
-    ),
-}

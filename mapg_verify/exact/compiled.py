@@ -18,6 +18,7 @@ input (on the 10-step IPD, 21 s for both agents at once, 13 s apart).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import symengine as se
 
-from .params import Layout, layout_of
-from .symbolic import SymbolicValues, symbolic_values
+from mapg_verify.exact.symbolic import SymbolicValues, symbolic_values
+from mapg_verify.problem.params import Layout, layout_of
 
 Function = Callable[[np.ndarray], np.ndarray]
 
@@ -42,13 +43,17 @@ def llvm_available() -> bool:
     return True
 
 
-DEFAULT_BACKEND = "llvm" if llvm_available() else "lambda"
+@functools.cache
+def default_backend() -> str:
+    """``llvm`` where this symengine has it, else ``lambda`` (probed once, on first use)."""
+    return "llvm" if llvm_available() else "lambda"
 
 
-def lambdify(symbols, expressions, backend: str = DEFAULT_BACKEND) -> Function:
+def lambdify(symbols, expressions, backend: str | None = None) -> Function:
     """One compiled function ``x -> [e(x) for e in expressions]`` with CSE; ``x`` of shape
     ``(D,)`` or ``(..., D)``. A single point goes through ``unsafe_real`` (no checks inside
     symengine, so the length is checked here), which saves most of the call's overhead."""
+    backend = backend or default_backend()
     options = {"opt_level": 0} if backend == "llvm" else {}
     compiled = se.Lambdify(list(symbols), list(expressions), backend=backend, cse=True, **options)
     n_inputs, n_outputs = len(symbols), len(expressions)
@@ -72,19 +77,16 @@ class CompiledValues:
     n_agents: int
     value: Function
     gradient: Function
-    step: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    gradient_and_jacobian: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     backend: str
     seconds: dict
 
-    def simultaneous_jacobian(self, x: np.ndarray) -> np.ndarray:
-        """``d xi / d x``, shape ``(D, D)``."""
-        return self.step(x)[1]
 
-
-def compile_values(symbolic: SymbolicValues, backend: str = DEFAULT_BACKEND) -> CompiledValues:
+def compile_values(symbolic: SymbolicValues, backend: str | None = None) -> CompiledValues:
     """Differentiate ``symbolic`` twice and compile values, gradients and the simultaneous Jacobian."""
     x, layout = symbolic.symbols, symbolic.layout
     n, d = len(symbolic.values), len(x)
+    backend = backend or default_backend()
     start = time.perf_counter()
     gradients = [[se.diff(value, xj) for xj in x] for value in symbolic.values]
     rows = [

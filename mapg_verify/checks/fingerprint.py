@@ -1,0 +1,146 @@
+"""Check 5, the term fingerprint: the estimator's exact expectation fitted on the exact terms of
+:data:`mapg_verify.estimators.table.BASIS` over the case's ``theta`` and further parameter
+draws, with 95% intervals from the residuals; a declared fingerprint is judged by the declared
+combination itself (see :mod:`mapg_verify.checks.estimator`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_error
+from mapg_verify.estimators.dispatch import estimator_of, exact_expectation
+from mapg_verify.estimators.expectations import expectation
+from mapg_verify.estimators.surrogate import plan
+from mapg_verify.estimators.table import BASIS, ESTIMATORS, FROZEN, Estimator, current_weight, pairing_of
+from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.problem.errors import InputError
+from mapg_verify.spec.case import Case
+
+
+def basis(case: Case, compiled: CompiledValues) -> np.ndarray:
+    """The exact terms of :data:`BASIS` at the case's ``theta``, as columns ``(d, 5)``."""
+    pathwise = expectation(plan(case, compiled, ESTIMATORS["sampled-exact"]))
+    dice = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["meta-mapg"], pairing="batch")))
+    frozen = expectation(plan(case, compiled, FROZEN))
+    columns = (pathwise.current, frozen.own, pathwise.own - frozen.own, dice.own - pathwise.own, dice.peer)
+    return np.stack(columns, axis=1)
+
+
+def parameter_draws(case: Case, count: int) -> list[Case]:
+    """The case itself and ``count - 1`` cases with parameters drawn around its scale (seeded by its name)."""
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
+    scale = max(float(np.sqrt(np.mean(np.concatenate([np.ravel(t) for t in case.theta]) ** 2))), 0.5)
+    draws = [case]
+    for _ in range(count - 1):
+        theta = tuple(scale * rng.standard_normal(np.shape(part)) for part in case.theta)
+        draws.append(dataclasses.replace(case, theta=theta))
+    return draws
+
+
+MAX_DRAWS = 24
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """The fingerprint's parameter draws and their basis columns, stacked ``(draws * d, 5)``; and
+    the game's error floor, for the declared combination's error. No draws: not enumerable."""
+
+    draws: tuple[Case, ...]
+    design: np.ndarray
+    scale: float
+
+
+def design_for(case: Case, compiled: CompiledValues) -> Design:
+    """Draws are added, up to :data:`MAX_DRAWS`, until every term that is not 0 everywhere is
+    identifiable (softmax gradients, say, repeat themselves)."""
+    scale = case_floor(case, compiled)
+    draws, design = [], []
+    try:
+        for count, draw_case in enumerate(parameter_draws(case, MAX_DRAWS), start=1):
+            draws.append(draw_case)
+            design.append(basis(draw_case, compiled))
+            if count >= case.checks.fingerprint_draws and identifiable(np.concatenate(design)):
+                break
+    except InputError:  # not enumerable: no fingerprint
+        draws, design = [], []
+    stacked = np.concatenate(design) if design else np.zeros((0, len(BASIS)))
+    return Design(tuple(draws), stacked, scale)
+
+
+def fingerprint(case: Case, compiled: CompiledValues, name: str, context: Design | None = None) -> CheckResult:
+    """Check 5 (see the module's docstring), on the case's :class:`Design` (built here if not given)."""
+    context = context or design_for(case, compiled)
+    if not context.draws:
+        raise InputError("inner.batch", "the fingerprint's exact terms cannot be enumerated for this case")
+    target = np.concatenate([exact_expectation(draw_case, compiled, name).total for draw_case in context.draws])
+    coefficients, intervals, residual = fit_terms(context.design, target)
+    figures = {f"coefficient {term}": c for term, c in zip(BASIS, coefficients, strict=True)}
+    figures |= {f"95% half-width {term}": h for term, h in zip(BASIS, intervals, strict=True)}
+    figures["relative residual"] = residual
+    figures["parameter draws"] = len(context.draws)
+    shown = ", ".join(f"{term} {coefficient_text(c)}" for term, c in zip(BASIS, coefficients, strict=True))
+    declared = declared_fingerprint(case, estimator_of(name))
+    if declared is None:
+        return info(
+            f"fingerprint:{name}", figures, f"{shown} (residual {residual:.1e}; reported, nothing declared here)"
+        )
+    miss = relative_error(context.design @ np.array(declared, dtype=float), target, context.scale)
+    figures["declared combination's error"] = miss
+    summary = f"{shown} (residual {residual:.1e}; declared combination to {miss:.0e})"
+    if miss > DEFINITION_TOLERANCE:
+        summary = "not as declared: " + summary
+    return CheckResult(f"fingerprint:{name}", miss <= DEFINITION_TOLERANCE, figures, summary)
+
+
+def kept_columns(design: np.ndarray) -> np.ndarray:
+    """The columns that are not 0 on every draw."""
+    scale = max(float(np.max(np.abs(design))), 1e-300)
+    return np.max(np.abs(design), axis=0) > 1e-12 * scale
+
+
+def identifiable(design: np.ndarray) -> bool:
+    keep = kept_columns(design)
+    return np.linalg.matrix_rank(design[:, keep]) == keep.sum() and len(design) > keep.sum()
+
+
+def coefficient_text(value: float | None) -> str:
+    """``n/a`` for a term that is 0 on every draw, rounding-level values as 0."""
+    if value is None:
+        return "n/a"
+    return "0" if abs(value) < 1e-9 else f"{value:.3g}"
+
+
+def declared_fingerprint(case: Case, estimator: Estimator | None) -> tuple | None:
+    """The declared coefficients at ``L = 1``, the current term scaled by the pairing: 1 for
+    ``batch``, ``1/K`` for ``trajectory``. None for ``timestep``: its current term is not a
+    multiple of ``C``, so no coefficient on the basis states it (the residual shows it)."""
+    pairing = pairing_of(estimator, case) if estimator else None
+    if estimator is None or estimator.declared is None or case.inner.steps != 1 or pairing == "timestep":
+        return None
+    return (estimator.declared[0] * current_weight(pairing, case.inner.batch), *estimator.declared[1:])
+
+
+def fit_terms(design: np.ndarray, target: np.ndarray) -> tuple[list, list, float]:
+    """Least squares over the nonzero columns; 95% half-widths from the residuals (``None`` when
+    the columns are not identifiable). Rows that repeat each other (softmax) count as they are."""
+    keep = kept_columns(design)
+    solution, _, rank, _ = np.linalg.lstsq(design[:, keep], target, rcond=None)
+    residual_vector = target - design[:, keep] @ solution
+    relative = float(np.linalg.norm(residual_vector) / max(np.linalg.norm(target), 1e-300))
+    dof = len(target) - rank
+    half: list = [None] * int(keep.sum())
+    if rank == keep.sum() and dof > 0:
+        sigma2 = float(residual_vector @ residual_vector) / dof
+        _, singular, right = np.linalg.svd(design[:, keep], full_matrices=False)
+        unscaled = np.sum((right / singular[:, None]) ** 2, axis=0)  # diag((X^T X)^-1), never negative
+        half = list(stats.t.ppf(0.975, dof) * np.sqrt(sigma2 * unscaled))
+    coefficients: list = [None] * design.shape[1]
+    intervals: list = [None] * design.shape[1]
+    for index, c, h in zip(np.flatnonzero(keep), solution, half, strict=True):
+        coefficients[index], intervals[index] = float(c), None if h is None else float(h)
+    return coefficients, intervals, relative

@@ -1,0 +1,112 @@
+"""The estimators of SPEC §4 as a table: each a set of switches on one DiCE surrogate
+(:mod:`mapg_verify.estimators.surrogate`), with the terms it keeps, its inner derivative and its
+declared fingerprint; the deliberately wrong variants; the fingerprint basis; and :class:`Parts`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from mapg_verify.spec.case import Case
+
+BASIS = ("current", "adapted", "own-pathwise", "own-dice", "peer")
+
+
+"""The fingerprint's exact terms (check 5): ``C``; ``E[grad_{phi^i} V^i(phi_L)]`` (the plain gradient
+at the adapted parameters); self-shaping through the pathwise Jacobian ``E[grad_{phi^i} V^i (T^path_L - I)[i]]``;
+the part DiCE's score products add to it ``E[grad_{phi^i} V^i (T^dice_L - T^path_L)[i]]``; and the
+opponent-shaping term ``E[grad_{phi^-i} V^i T^dice_L[-i]]``."""
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """One estimator of the family above; ``declared`` is its fingerprint by construction at
+    ``L = 1`` (``None`` where it is not a combination of :data:`BASIS`), ``1`` on ``current``
+    standing for the pairing's factor."""
+
+    terms: str
+    inner_derivative: str
+    current: bool = True
+    jacobian: str = "dice"
+    own: bool = True
+    peers: bool = True
+    self_learns: bool = True
+    inner: bool = True
+    pairing: str | None = None  # forced, whatever the case says
+    returns: str = "reward-to-go"  # or the defects "undiscounted", "immediate"
+    peer_sign: float = 1.0
+    declared: tuple[float, ...] | None = None
+
+
+_FULL = Estimator("current + own + peer", "DiCE", declared=(1, 1, 1, 1, 1))
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    "meta-mapg": _FULL,
+    "meta-pg": Estimator(
+        "current + own", "DiCE, peer update not differentiated", peers=False, declared=(1, 1, 1, 1, 0)
+    ),
+    "opponent-only": Estimator(
+        "current + peer", "DiCE, own update not differentiated", own=False, declared=(1, 1, 0, 0, 1)
+    ),
+    "lola-dice": Estimator(
+        "LOLA objective V^i(theta^i, phi^-i)", "DiCE; the meta-agent does not learn", current=False, self_learns=False
+    ),
+    "naive": Estimator("plain policy gradient at theta", "none", current=False, inner=False),
+    "sampled-exact": Estimator(
+        "current + own", "pathwise (model S's gradient)", jacobian="pathwise", pairing="batch", declared=(1, 1, 1, 0, 0)
+    ),
+    "expected-update": Estimator("own + peer, no current term", "DiCE", current=False, declared=(0, 1, 1, 1, 1)),
+}
+
+
+FROZEN = Estimator("adapted gradient", "none", current=False, own=False, peers=False)
+
+
+"""No update differentiated: its expectation is ``E[grad_{phi^i} V^i(phi_L)]``, the fingerprint's
+``adapted`` term; its draws are the plain inner loop (what plug-ins receive)."""
+
+
+MUTANTS: dict[str, Estimator] = {
+    "meta-mapg/dropped-current": dataclasses.replace(_FULL, terms="meta-mapg without its current term", current=False),
+    "meta-mapg/flipped-peer": dataclasses.replace(_FULL, terms="meta-mapg with the peer term negated", peer_sign=-1.0),
+    "meta-mapg/undiscounted": dataclasses.replace(
+        _FULL, terms="meta-mapg with undiscounted returns", returns="undiscounted"
+    ),
+    "meta-mapg/no-reward-to-go": dataclasses.replace(
+        _FULL,
+        terms="meta-mapg weighting each step's score by its own reward only (no reward-to-go, no causal sum)",
+        returns="immediate",
+    ),
+}
+
+
+"""Deliberately wrong variants of ``meta-mapg``, each with one defect, for the power study."""
+
+
+@dataclass(frozen=True)
+class Parts:
+    """An estimate split into its ``current``, ``own`` and ``peer`` parts; a leading sample axis
+    for Monte-Carlo draws, none for exact expectations."""
+
+    current: np.ndarray
+    own: np.ndarray
+    peer: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.current + self.own + self.peer
+
+
+def pairing_of(estimator: Estimator, case: Case) -> str:
+    """The pairing an estimator runs with: its own where it fixes one (``sampled-exact``: batch),
+    else the case's ``[estimators] pairing``."""
+    return estimator.pairing or case.estimators.pairing
+
+
+def current_weight(pairing: str, batch: int) -> float:
+    """The current term's expectation in units of ``C`` for the ``batch`` pairing (1) and the
+    ``trajectory`` pairing (``1/K``: one inner trajectory's score times its own outer return)."""
+    return 1.0 if pairing == "batch" else 1.0 / batch

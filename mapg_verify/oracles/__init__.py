@@ -1,0 +1,2 @@
+"""Oracles independent of the symbolic path: autograd (:mod:`.autodiff`), Richardson finite
+differences (:mod:`.differences`) and mpmath at 50 digits (:mod:`.highprecision`)."""

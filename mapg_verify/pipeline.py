@@ -1,0 +1,190 @@
+"""One case in, one record out: the pipeline every command runs, and the pool that runs many.
+
+:func:`evaluate` computes the exact truth, runs the exact checks of
+:data:`mapg_verify.checks.registry.CHECKS` for the case's inner models, then (with a seed)
+each estimator's checks, calibration and power, and the paper's experiment; the result is a
+JSON-ready document. :func:`run_cases` runs many cases in a process pool, with progress, and
+stops every worker on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import multiprocessing
+import signal
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from mapg_verify.checks.calibration import calibration, power
+from mapg_verify.checks.estimator import holm_family, shared, verify_estimator
+from mapg_verify.checks.registry import CHECKS, meta_checks
+from mapg_verify.checks.result import CheckResult
+from mapg_verify.estimators.dispatch import expectations
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.metagradient import meta_gradients
+from mapg_verify.paper import RUNS
+from mapg_verify.progress import Progress
+from mapg_verify.report import case_record
+from mapg_verify.results import describe_case, dumps, exact_truth
+from mapg_verify.spec.case import Case
+
+QUICK_SAMPLES = 10  # --quick divides [estimators] samples by this (at least MIN_QUICK_SAMPLES remain)
+MIN_QUICK_SAMPLES = 200
+
+
+def quick(case: Case) -> Case:
+    """The case at a first look's budgets: a tenth of the samples, no calibration, power or bias
+    sweep; the paper's Figure 3 with at most 5 seeds, 4 training and 2 held-out tasks, a quarter
+    of the meta-training and no sensitivity study."""
+    samples = max(MIN_QUICK_SAMPLES, case.estimators.samples // QUICK_SAMPLES)
+    estimators = dataclasses.replace(case.estimators, samples=min(samples, case.estimators.samples))
+    paper = case.paper
+    if paper and paper.experiment == "figure-3":
+        paper = dataclasses.replace(
+            paper,
+            seeds=min(paper.seeds, 5),
+            iterations=max(10, paper.iterations // 4),
+            sensitivity=(),
+            train_tasks=min(paper.train_tasks, 4),
+            test_tasks=min(paper.test_tasks, 2),
+            task_batch=min(paper.task_batch, 4),
+        )
+    checks = dataclasses.replace(case.checks, seeds=0, sweep=False)
+    return dataclasses.replace(case, estimators=estimators, checks=checks, paper=paper)
+
+
+def evaluate_and_draw(case: Case, seed: int, progress: bool) -> tuple[dict, dict]:
+    """The case's document and its report record, drawn from the document's JSON form (so that
+    ``report`` rebuilds the same page), in the process that ran the case."""
+    document = evaluate_safely(case, seed, progress)
+    content = {key: value for key, value in document.items() if key != "timings"}
+    return document, case_record(json.loads(dumps(content)))
+
+
+def evaluate_safely(case: Case, seed: int | None, progress: bool, mpmath_gradients: bool = False) -> dict:
+    """:func:`evaluate`, with an unexpected error (or a figure JSON cannot hold) recorded as the
+    case's failed check ``error`` (the other cases go on); an interruption still stops the run."""
+    started = time.perf_counter()
+    try:
+        document = evaluate(case, mpmath_gradients=mpmath_gradients, seed=seed, progress=progress)
+        dumps(document)  # a value JSON cannot hold fails this case, not the run
+        return document
+    except Exception as error:  # a bug in one case must not cost the others their results
+        check = CheckResult("error", False, {"type": type(error).__name__}, f"{type(error).__name__}: {error}")
+        return {
+            "case": header(case),
+            "exact": {"values": [], "per_step": [], "truth": {}, "lola": {}, "skipped": {}, "estimators": {}},
+            "estimators": {},
+            "checks": [asdict(check)],
+            "timings": {"seconds": time.perf_counter() - started},
+        }
+
+
+def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None, progress: bool = False) -> dict:
+    """Everything computed for one case, as a JSON-ready document; with a ``seed``, the estimators'
+    Monte-Carlo checks too (and calibration and power when the case asks for seeds)."""
+    started = time.perf_counter()
+    compiled = compile_game(case.game, case.policy)
+    oracles = CHECKS["oracles"].run(case, compiled, mpmath_gradients=mpmath_gradients)
+    gradients = meta_gradients(compiled, case)
+    found = expectations(case, compiled)
+    truth = exact_truth(case, compiled, oracles, gradients, found)
+    checks = [oracles, *meta_checks(case, compiled, gradients)]
+    reports = {}
+    if seed is not None:
+        bar = Progress(len(case.estimators.names), f"    {case.name}: estimators", delay=1.0 if progress else math.inf)
+        context = shared(case, compiled) if case.estimators.names else None
+        for name in case.estimators.names:
+            reports[name] = verify_estimator(
+                case, compiled, gradients, name, seed, found[0].get(name), found[1].get(name, ""), context
+            )
+            bar.advance(name)
+        bar.close()
+        reports = holm_family(reports, case.checks.level)
+        checks.extend(check for report in reports.values() for check in report.checks)
+        if case.checks.seeds:
+            tick = _seed_ticker(case, progress)
+            checks.append(calibration(case, compiled, seed, tick))
+            if "meta-mapg" in case.estimators.names:
+                checks.append(power(case, compiled, seed, tick))
+    paper = None
+    if case.paper:
+        paper, check = RUNS[case.paper.experiment](case, compiled)
+        checks.append(check)
+    return {
+        "case": header(case),
+        "paper": paper,
+        "exact": truth.to_json(),
+        "estimators": {name: report.to_json() for name, report in reports.items()},
+        "checks": [asdict(check) for check in checks],
+        "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},
+    }
+
+
+def header(case: Case) -> dict:
+    """The case as the results file names and describes it."""
+    return {
+        "name": case.name,
+        "path": case.path,
+        "game": case.game.name,
+        "policy": case.policy.name if case.policy else None,
+        "theta": [np.asarray(part).tolist() for part in case.theta],
+        **describe_case(case),
+    }
+
+
+def _seed_ticker(case: Case, progress: bool):
+    """A progress bar per estimator over calibration's and power's seeds (drawn when ``progress``)."""
+    bars: dict[str, Progress] = {}
+
+    def tick(name: str) -> None:
+        label = f"    {case.name} / {name}"
+        bar = bars.setdefault(name, Progress(case.checks.seeds, label, delay=1.0 if progress else math.inf))
+        bar.advance()
+        if bar.done == case.checks.seeds:
+            bar.close()
+
+    return tick
+
+
+class Terminated(Exception):
+    """SIGTERM (a scheduler's or CI's stop) arrived: stop as on Ctrl-C, exit 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+def _quiet_worker() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops them (one message, not one per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list[dict]]:
+    """Every case's document and report record, in order, over ``jobs`` processes; a progress line
+    per finished case. On an interruption every worker is stopped before the exception goes on."""
+    jobs = min(jobs, len(cases))
+    pool = multiprocessing.Pool(jobs, initializer=_quiet_worker) if jobs > 1 else None
+    bar = Progress(len(cases), "cases", delay=0.0)
+    # With a pool, SIGTERM stops the workers too; alone, its default action ends the process at once.
+    previous = signal.signal(signal.SIGTERM, _terminate) if pool else None
+    documents, drawn = [], []
+    try:
+        work = functools.partial(evaluate_and_draw, seed=seed, progress=jobs == 1)
+        for document, record in (pool.imap if pool else map)(work, cases):
+            verdict = "FAIL" if any(c["verdict"] == "fail" for c in document["checks"]) else "pass"
+            bar.advance(f"{document['case']['name']}: {verdict}")
+            documents.append(document)
+            drawn.append(record)
+        bar.close()
+    finally:
+        if pool:  # on an interruption too: no worker is left running
+            pool.terminate()
+            pool.join()
+            signal.signal(signal.SIGTERM, previous)
+    return documents, drawn

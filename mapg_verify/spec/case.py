@@ -1,0 +1,109 @@
+"""The :class:`Case` record and its settings (SPEC §8), plain frozen data; the TOML reader is
+:mod:`mapg_verify.casefile.reader`. Defaults are stated in that module's docstring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mapg_verify.problem.game import DifferentiableGame, Game
+from mapg_verify.problem.params import layout_of
+from mapg_verify.problem.policies import Policy
+
+EXPERIMENTS = ("figure-1", "table-1", "figure-3")
+
+
+MODELS = ("expected", "sampled")
+
+
+OBJECTIVES = ("terminal", "chain")
+
+
+OUTERS = ("sampled", "exact")
+
+
+PAIRINGS = ("trajectory", "batch", "timestep")
+DEFAULT_CAP = 200_000
+
+
+@dataclass(frozen=True)
+class InnerLoop:
+    """The inner loop: ``L = steps`` updates with per-agent ``alpha``; ``batch = K`` (model S)."""
+
+    models: tuple[str, ...]
+    steps: int
+    alpha: tuple[float, ...]
+    batch: int
+    horizon: int | None
+    objective: str
+    meta_agent: int
+    enumeration_cap: int = DEFAULT_CAP
+
+
+@dataclass(frozen=True)
+class EstimatorSettings:
+    """Which estimators to run, with how many outer samples and which options."""
+
+    names: tuple[str, ...]
+    samples: int
+    outer: str
+    pairing: str
+    outer_batch: int
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The statistical checks' settings: the test level, the relative error whose sample size the
+    bias check reports, the fingerprint's parameter draws, the calibration's seeds (0: off)
+    and samples per seed, and whether the bias is swept over ``K`` and the rates."""
+
+    level: float = 0.01
+    relative_error: float = 0.1
+    fingerprint_draws: int = 3
+    seeds: int = 0
+    calibration_samples: int = 1000
+    sweep: bool = True
+
+
+@dataclass(frozen=True)
+class PaperSettings:
+    """One of the paper's experiments (SPEC §7): its name; the iterations and learning rate of
+    the outer loop (learning paths, or meta-training); for Figure 3 the seeds, the training and
+    held-out task pools, tasks per meta-gradient, adaptation steps at meta-test, the scale of the
+    initial parameters, the inner-rate factors of the sensitivity study, and the half-width of
+    the noisy-IPD task distribution's payoff noise; ``meta_gradient`` is ``exact`` (model E) or
+    ``sampled`` (the estimators, with the case's inner loop and ``[estimators] samples``)."""
+
+    experiment: str
+    iterations: int = 200
+    learning_rate: float = 0.1
+    seeds: int = 20
+    train_tasks: int = 16
+    test_tasks: int = 8
+    task_batch: int = 4
+    adaptation_steps: int = 10
+    init_scale: float = 1.0
+    sensitivity: tuple[float, ...] = (0.5, 2.0)
+    noise: float = 0.5
+    meta_gradient: str = "exact"
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One verification case: a game, a policy kind, ``theta`` and the settings to check."""
+
+    name: str
+    path: str
+    game: Game | DifferentiableGame
+    policy: Policy | None
+    theta: tuple[np.ndarray, ...]
+    inner: InnerLoop
+    estimators: EstimatorSettings
+    checks: CheckSettings = CheckSettings()
+    paper: PaperSettings | None = None
+
+    @property
+    def flat_theta(self) -> np.ndarray:
+        """``theta`` as one flat vector over every agent (row-major per agent, SPEC §1)."""
+        return layout_of(self.game, self.policy).flatten(self.theta)
