@@ -31,7 +31,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from mapg_verify.checks.fingerprint import design_for, fingerprint
+from mapg_verify.checks.fingerprint import design_for, fit_fingerprint
 from mapg_verify.checks.result import CheckResult
 from mapg_verify.estimators.montecarlo import draw
 from mapg_verify.estimators.surrogate import plan
@@ -140,10 +140,10 @@ def table_one(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]:
             variant = dataclasses.replace(case, inner=dataclasses.replace(case.inner, alpha=alpha))
         if variant.inner.alpha not in contexts:  # one design per inner loop, shared by its estimators
             contexts[variant.inner.alpha] = design_for(variant, compiled)
-        fit = fingerprint(variant, compiled, name, contexts[variant.inner.alpha]).figures
-        residuals[name] = fit["relative residual"]
-        self_shaping = _present(fit, "own-pathwise") or _present(fit, "own-dice")
-        opponent = _present(fit, "peer")
+        fit = fit_fingerprint(compiled, name, contexts[variant.inner.alpha])
+        residuals[name] = fit.residual
+        self_shaping = fit.present("own-pathwise") or fit.present("own-dice")
+        opponent = fit.present("peer")
         paper = PAPER_TABLE.get(name)
         measured = ("yes" if self_shaping else "no", "yes" if opponent else "no")
         rows.append(
@@ -153,8 +153,8 @@ def table_one(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]:
                 "opponent shaping": measured[1],
                 "paper": paper,
                 "agrees": None if paper is None else paper == measured,
-                "coefficients": {t: fit[f"coefficient {t}"] for t in ("own-pathwise", "own-dice", "peer")},
-                "half-widths": {t: fit[f"95% half-width {t}"] for t in ("own-pathwise", "own-dice", "peer")},
+                "coefficients": {t: fit.coefficients[t] for t in ("own-pathwise", "own-dice", "peer")},
+                "half-widths": {t: fit.half_widths[t] for t in ("own-pathwise", "own-dice", "peer")},
             }
         )
     inexact = [n for n, r in residuals.items() if r > 1e-8]
@@ -164,12 +164,6 @@ def table_one(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]:
     figures = {f"{n}: relative residual": r for n, r in residuals.items()}
     record = {"experiment": "table-1", "rows": rows}
     return record, CheckResult("paper:table-1", not inexact, figures, ("fits not exact: " if inexact else "") + summary)
-
-
-def _present(fit: dict, term: str) -> bool:
-    """A coefficient that is nonzero beyond its interval (absent: its term vanishes on this loop)."""
-    value, half = fit[f"coefficient {term}"], fit[f"95% half-width {term}"]
-    return value is not None and abs(value) > max(1e-6, half or 0.0)
 
 
 def figure_three(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResult]:
@@ -287,8 +281,8 @@ def _meta_gradient(case: Case, task, theta, alpha, method: str, agent: int, rng)
         return gradient.total - (gradient.peer if method == "Meta-PG" else 0.0)
     inner = dataclasses.replace(case.inner, alpha=alpha, meta_agent=agent)
     task_case = dataclasses.replace(case, game=game, theta=compiled.layout.unflatten(theta), inner=inner)
-    run = plan(task_case, compiled, ESTIMATORS["meta-mapg" if method == "Meta-MAPG" else "meta-pg"])
-    return draw(run, case.estimators.samples, rng).total.mean(axis=0)
+    surrogate = plan(task_case, compiled, ESTIMATORS["meta-mapg" if method == "Meta-MAPG" else "meta-pg"])
+    return draw(surrogate, case.estimators.samples, rng).total.mean(axis=0)
 
 
 def _adapt(case, task: CompiledValues, theta, alpha, method) -> np.ndarray:

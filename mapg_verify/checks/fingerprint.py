@@ -72,26 +72,49 @@ def design_for(case: Case, compiled: CompiledValues) -> Design:
     return Design(tuple(draws), stacked, scale)
 
 
-def fingerprint(case: Case, compiled: CompiledValues, name: str, context: Design | None = None) -> CheckResult:
-    """Check 5 (see the module's docstring), on the case's :class:`Design` (built here if not given)."""
-    context = context or design_for(case, compiled)
+@dataclass(frozen=True)
+class Fit:
+    """The least-squares fit of an estimator's expectation on :data:`BASIS`: coefficient and 95%
+    half-width per term (``None`` for a term that is 0 on every draw), the relative residual,
+    and the stacked expectations it was fitted to."""
+
+    coefficients: dict[str, float | None]
+    half_widths: dict[str, float | None]
+    residual: float
+    target: np.ndarray
+
+    def present(self, term: str) -> bool:
+        """Nonzero beyond its interval (absent: the term vanishes on this inner loop)."""
+        value, half = self.coefficients[term], self.half_widths[term]
+        return value is not None and abs(value) > max(1e-6, half or 0.0)
+
+
+def fit_fingerprint(compiled: CompiledValues, name: str, context: Design) -> Fit:
+    """Estimator ``name``'s exact expectation on each draw of ``context``, fitted on the basis."""
     if not context.draws:
         raise InputError("inner.batch", "the fingerprint's exact terms cannot be enumerated for this case")
     target = np.concatenate([exact_expectation(draw_case, compiled, name).total for draw_case in context.draws])
     coefficients, intervals, residual = fit_terms(context.design, target)
-    figures = {f"coefficient {term}": c for term, c in zip(BASIS, coefficients, strict=True)}
-    figures |= {f"95% half-width {term}": h for term, h in zip(BASIS, intervals, strict=True)}
-    figures["relative residual"] = residual
+    return Fit(dict(zip(BASIS, coefficients, strict=True)), dict(zip(BASIS, intervals, strict=True)), residual, target)
+
+
+def fingerprint(case: Case, compiled: CompiledValues, name: str, context: Design | None = None) -> CheckResult:
+    """Check 5 (see the module's docstring), on the case's :class:`Design` (built here if not given)."""
+    context = context or design_for(case, compiled)
+    fit = fit_fingerprint(compiled, name, context)
+    figures = {f"coefficient {term}": c for term, c in fit.coefficients.items()}
+    figures |= {f"95% half-width {term}": h for term, h in fit.half_widths.items()}
+    figures["relative residual"] = fit.residual
     figures["parameter draws"] = len(context.draws)
-    shown = ", ".join(f"{term} {coefficient_text(c)}" for term, c in zip(BASIS, coefficients, strict=True))
+    shown = ", ".join(f"{term} {coefficient_text(c)}" for term, c in fit.coefficients.items())
     declared = declared_fingerprint(case, estimator_of(name))
     if declared is None:
         return info(
-            f"fingerprint:{name}", figures, f"{shown} (residual {residual:.1e}; reported, nothing declared here)"
+            f"fingerprint:{name}", figures, f"{shown} (residual {fit.residual:.1e}; reported, nothing declared here)"
         )
-    miss = relative_error(context.design @ np.array(declared, dtype=float), target, context.scale)
+    miss = relative_error(context.design @ np.array(declared, dtype=float), fit.target, context.scale)
     figures["declared combination's error"] = miss
-    summary = f"{shown} (residual {residual:.1e}; declared combination to {miss:.0e})"
+    summary = f"{shown} (residual {fit.residual:.1e}; declared combination to {miss:.0e})"
     if miss > DEFINITION_TOLERANCE:
         summary = "not as declared: " + summary
     return CheckResult(f"fingerprint:{name}", miss <= DEFINITION_TOLERANCE, figures, summary)

@@ -34,68 +34,78 @@ class Draws:
     phis: tuple[np.ndarray, ...] = ()
 
 
-def chunk_size(run: Plan) -> int:
+def chunk_size(surrogate: Plan) -> int:
     """Replicates per chunk."""
-    size = run.compiled.layout.size
-    return max(1, CHUNK_FLOATS // (max(run.batch, run.case.estimators.outer_batch) * size * size))
+    size = surrogate.compiled.layout.size
+    return max(1, CHUNK_FLOATS // (max(surrogate.batch, surrogate.case.estimators.outer_batch) * size * size))
 
 
-def draw(run: Plan, samples: int, rng: np.random.Generator) -> Parts:
+def draw(surrogate: Plan, samples: int, rng: np.random.Generator) -> Parts:
     """``samples`` independent estimates from ``rng``, one row each."""
-    chunk = chunk_size(run)
-    pieces = [_draw_chunk(run, min(chunk, samples - start), rng).parts for start in range(0, samples, chunk)]
+    chunk = chunk_size(surrogate)
+    pieces = [_draw_chunk(surrogate, min(chunk, samples - start), rng).parts for start in range(0, samples, chunk)]
     return Parts(*(np.concatenate([getattr(p, f) for p in pieces]) for f in ("current", "own", "peer")))
 
 
-def draw_recorded(run: Plan, samples: int, rng: np.random.Generator) -> Draws:
+def draw_recorded(surrogate: Plan, samples: int, rng: np.random.Generator) -> Draws:
     """Like :func:`draw` in one chunk, keeping the batches (for the autograd reference)."""
-    return _draw_chunk(run, samples, rng)
+    return _draw_chunk(surrogate, samples, rng)
 
 
-def _draw_chunk(run: Plan, count: int, rng: np.random.Generator) -> Draws:
-    case = run.case
-    game, policy, layout, horizon, batch = case.game, case.policy, run.compiled.layout, case.inner.horizon, run.batch
-    phi, tangent = root(run, count)
-    current, own, peer = (np.zeros((count, run.width)) for _ in range(3))
-    paired = np.zeros((count, batch, horizon, run.width))  # score(tau_l^b, step t) T_l, summed over l
+def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator) -> Draws:
+    case = surrogate.case
+    game, policy, layout, horizon, batch = (
+        case.game,
+        case.policy,
+        surrogate.compiled.layout,
+        case.inner.horizon,
+        surrogate.batch,
+    )
+    phi, tangent = root(surrogate, count)
+    current, own, peer = (np.zeros((count, surrogate.width)) for _ in range(3))
+    paired = np.zeros((count, batch, horizon, surrogate.width))  # score(tau_l^b, step t) T_l, summed over l
     inner_record, outer_record, phis = [], [], []
-    for level in range(run.steps + 1):
+    for level in range(surrogate.steps + 1):
         phis.append(phi)
         outer = None
-        if run.evaluated(level):
-            parts, outer = _outer(run, phi, tangent, paired, rng)
+        if surrogate.evaluated(level):
+            parts, outer = _outer(surrogate, phi, tangent, paired, rng)
             current, own, peer = current + parts.current, own + parts.own, peer + parts.peer
         outer_record.append(outer)
-        if level == run.steps:
+        if level == surrogate.steps:
             break
         drawn = sample_trajectories(game, policy, layout, phi, horizon, count * batch, rng)
         inner_record.append(drawn)
-        terms, jacobian = inner_terms(run, with_returns(game, drawn, run.estimator.returns), phi, group=batch)
+        terms, jacobian = inner_terms(
+            surrogate, with_returns(game, drawn, surrogate.estimator.returns), phi, group=batch
+        )
         paired = paired + np.einsum("rkhd,rdj->rkhj", terms.step_scores.reshape(count, batch, horizon, -1), tangent)
         reinforce = terms.reinforce.reshape(count, batch, -1).mean(axis=1)
-        phi, tangent = advance(run, phi, tangent, reinforce, None if jacobian is None else jacobian / batch)
-    if not run.estimator.current:
+        phi, tangent = advance(surrogate, phi, tangent, reinforce, None if jacobian is None else jacobian / batch)
+    if not surrogate.estimator.current:
         current = np.zeros_like(current)
     return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record), tuple(phis))
 
 
-def _outer(run: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajectories | None]:
+def _outer(surrogate: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajectories | None]:
     """The outer term at one level (current, own and peer parts) and the outer batch drawn."""
-    case, i = run.case, run.case.inner.meta_agent
+    case, i = surrogate.case, surrogate.case.inner.meta_agent
     count = len(phi)
     if case.estimators.outer == "exact":
-        gradient, mean_return = run.compiled.gradient(phi)[:, i], run.compiled.value(phi)[:, i]
-        current = paired.sum(axis=(1, 2)) * mean_return[:, None] * current_weight(run.pairing, run.batch)
-        return Parts(current, *outer_parts(run, gradient, tangent)), None
+        gradient, mean_return = surrogate.compiled.gradient(phi)[:, i], surrogate.compiled.value(phi)[:, i]
+        current = paired.sum(axis=(1, 2)) * mean_return[:, None] * current_weight(surrogate.pairing, surrogate.batch)
+        return Parts(current, *outer_parts(surrogate, gradient, tangent)), None
     size = case.estimators.outer_batch
-    drawn = sample_trajectories(case.game, case.policy, run.compiled.layout, phi, case.inner.horizon, count * size, rng)
-    _, to_go, gradients = outer_terms(run, drawn, phi)
-    own, peer = outer_parts(run, gradients.reshape(count, size, -1).mean(axis=1), tangent)
+    drawn = sample_trajectories(
+        case.game, case.policy, surrogate.compiled.layout, phi, case.inner.horizon, count * size, rng
+    )
+    _, to_go, gradients = outer_terms(surrogate, drawn, phi)
+    own, peer = outer_parts(surrogate, gradients.reshape(count, size, -1).mean(axis=1), tangent)
     returns = to_go.reshape(count, size, -1)
-    if run.pairing == "batch":
+    if surrogate.pairing == "batch":
         current = paired.sum(axis=(1, 2)) * returns[:, :, 0].mean(axis=1)[:, None]
-    elif run.pairing == "trajectory":
-        current = np.einsum("rkhj,rk->rj", paired, returns[:, :, 0]) / run.batch
+    elif surrogate.pairing == "trajectory":
+        current = np.einsum("rkhj,rk->rj", paired, returns[:, :, 0]) / surrogate.batch
     else:
-        current = np.einsum("rkhj,rkh->rj", paired, returns) / run.batch
+        current = np.einsum("rkhj,rkh->rj", paired, returns) / surrogate.batch
     return Parts(current, own, peer), drawn

@@ -142,31 +142,33 @@ def call(function: Callable, inner, outer, theta, settings: Settings, shape: tup
 
 def draw_plugin(case: Case, compiled: CompiledValues, function: Callable, samples: int, rng) -> np.ndarray:
     """``samples`` estimates, one row each, on batches from the model-S inner loop."""
-    run = plan(case, compiled, FROZEN)  # the inner loop's REINFORCE updates, nothing differentiated
+    surrogate = plan(case, compiled, FROZEN)  # the inner loop's REINFORCE updates, nothing differentiated
     settings, shape = settings_of(case), case.theta[case.inner.meta_agent].shape
     rows = []
-    for start in range(0, samples, chunk_size(run)):
-        count = min(chunk_size(run), samples - start)
-        draws = draw_recorded(run, count, rng)
+    for start in range(0, samples, chunk_size(surrogate)):
+        count = min(chunk_size(surrogate), samples - start)
+        draws = draw_recorded(surrogate, count, rng)
         phis = draws.phis
         for r in range(count):
-            inner = tuple(_batch(run, t, r, case.inner.batch, phis[level][r]) for level, t in enumerate(draws.inner))
+            inner = tuple(
+                _batch(surrogate, t, r, case.inner.batch, phis[level][r]) for level, t in enumerate(draws.inner)
+            )
             outer = tuple(
-                None if t is None else _batch(run, t, r, case.estimators.outer_batch, phis[level][r])
+                None if t is None else _batch(surrogate, t, r, case.estimators.outer_batch, phis[level][r])
                 for level, t in enumerate(draws.outer)
             )
             rows.append(call(function, inner, outer, case.theta, settings, shape))
     return np.array(rows)
 
 
-def _batch(run, trajectories: Trajectories, replicate: int, size: int, phi) -> Batch:
-    return _as_batch(run, trajectories.take(slice(replicate * size, (replicate + 1) * size)), phi)
+def _batch(surrogate, trajectories: Trajectories, replicate: int, size: int, phi) -> Batch:
+    return _as_batch(surrogate, trajectories.take(slice(replicate * size, (replicate + 1) * size)), phi)
 
 
-def _as_batch(run, trajectories: Trajectories, phi) -> Batch:
-    game, states, actions = run.case.game, trajectories.states, trajectories.actions
+def _as_batch(surrogate, trajectories: Trajectories, phi) -> Batch:
+    game, states, actions = surrogate.case.game, trajectories.states, trajectories.actions
     rewards = np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], -1)
-    return Batch(states, actions, rewards, run.compiled.layout.unflatten(np.asarray(phi, dtype=float)))
+    return Batch(states, actions, rewards, surrogate.compiled.layout.unflatten(np.asarray(phi, dtype=float)))
 
 
 def count_sequences(case: Case) -> int:
@@ -188,7 +190,7 @@ def plugin_expectation(case: Case, compiled: CompiledValues, function: Callable)
             f"the plug-in's expectation needs {count:,} calls (ordered batches), above the cap of "
             f"{case.inner.enumeration_cap:,}",
         )
-    run = plan(case, compiled, FROZEN)
+    surrogate = plan(case, compiled, FROZEN)
     layout, settings = compiled.layout, settings_of(case)
     shape = case.theta[case.inner.meta_agent].shape
     trajectories = enumerate_trajectories(case.game, case.inner.horizon)
@@ -206,20 +208,20 @@ def plugin_expectation(case: Case, compiled: CompiledValues, function: Callable)
     def visit(level: int, phi, log_weight: float, inner: tuple, outer: tuple) -> None:
         nonlocal total
         options = [(None, 0.0)]
-        if run.evaluated(level):
+        if surrogate.evaluated(level):
             options = list(sequences(phi, case.estimators.outer_batch))
         for chosen, outer_weight in options:
-            batch = None if chosen is None else _as_batch(run, trajectories.take(chosen), phi)
+            batch = None if chosen is None else _as_batch(surrogate, trajectories.take(chosen), phi)
             outer_now = (*outer, batch)
-            if level == run.steps:
+            if level == surrogate.steps:
                 value = call(function, inner, outer_now, case.theta, settings, shape)
                 total = total + np.exp(log_weight + outer_weight) * value
                 continue
             for indices, inner_weight in sequences(phi, case.inner.batch):
                 drawn = trajectories.take(indices)
                 terms = trajectory_terms(case.game, case.policy, layout, drawn, phi, second_order=False)
-                step = phi + run.rates * terms.reinforce.mean(axis=0)
-                drawn = _as_batch(run, drawn, phi)
+                step = phi + surrogate.rates * terms.reinforce.mean(axis=0)
+                drawn = _as_batch(surrogate, drawn, phi)
                 visit(level + 1, step, log_weight + outer_weight + inner_weight, (*inner, drawn), outer_now)
 
     visit(0, case.flat_theta, 0.0, (), ())

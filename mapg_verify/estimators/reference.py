@@ -43,37 +43,37 @@ def magic_box(x):
     return anp.exp(x - stop(x))
 
 
-def reference(run: Plan, draws: Draws, replicate: int) -> np.ndarray:
+def reference(surrogate: Plan, draws: Draws, replicate: int) -> np.ndarray:
     """Replicate ``replicate``'s estimate, by autograd through the DiCE surrogate."""
-    case, layout = run.case, run.compiled.layout
+    case, layout = surrogate.case, surrogate.compiled.layout
     i, own_rows = case.inner.meta_agent, layout.slice(case.inner.meta_agent)
     theta = case.flat_theta
-    inner = [_batch(run, t, replicate, run.batch) for t in draws.inner]
-    outer = [None if t is None else _batch(run, t, replicate, case.estimators.outer_batch) for t in draws.outer]
+    inner = [_batch(surrogate, t, replicate, surrogate.batch) for t in draws.inner]
+    outer = [None if t is None else _batch(surrogate, t, replicate, case.estimators.outer_batch) for t in draws.outer]
 
-    def surrogate(own):
+    def dice_objective(own):
         phi = anp.concatenate([theta[: own_rows.start], own, theta[own_rows.stop :]])
         total, paired = 0.0, []  # paired: per inner batch, step log-probabilities (K, H) at phi_l
-        for level in range(run.steps + 1):
-            if run.evaluated(level):
-                total = total + _outer_term(run, phi, outer[level], paired, i)
-            if level == run.steps:
+        for level in range(surrogate.steps + 1):
+            if surrogate.evaluated(level):
+                total = total + _outer_term(surrogate, phi, outer[level], paired, i)
+            if level == surrogate.steps:
                 break
             batch = inner[level]
-            paired.append(_joint_log_probs(run, phi, batch))
-            phi = _inner_step(run, phi, batch)
+            paired.append(_joint_log_probs(surrogate, phi, batch))
+            phi = _inner_step(surrogate, phi, batch)
         return total
 
-    return autograd.grad(surrogate)(theta[own_rows])
+    return autograd.grad(dice_objective)(theta[own_rows])
 
 
-def _batch(run: Plan, trajectories, replicate: int, size: int) -> dict:
+def _batch(surrogate: Plan, trajectories, replicate: int, size: int) -> dict:
     """One replicate's batch: states, actions and per-step rewards ``gamma^t r_t`` ``(K, H, n)``
     as the estimator computes them, and its rewards-to-go."""
     part = slice(replicate * size, (replicate + 1) * size)
-    to_go = with_returns(run.case.game, trajectories, run.estimator.returns).to_go[part]
+    to_go = with_returns(surrogate.case.game, trajectories, surrogate.estimator.returns).to_go[part]
     rewards = to_go
-    if run.estimator.returns != "immediate":
+    if surrogate.estimator.returns != "immediate":
         rewards = step_rewards(to_go)
     return {
         "states": trajectories.states[part],
@@ -83,15 +83,15 @@ def _batch(run: Plan, trajectories, replicate: int, size: int) -> dict:
     }
 
 
-def _agent_log_probs(run: Plan, phi, batch: dict, k: int):
+def _agent_log_probs(surrogate: Plan, phi, batch: dict, k: int):
     """``log pi^k(a^k_t | s_t; phi^k)`` per trajectory and step, ``(K, H)``."""
-    layout, policy, game = run.compiled.layout, run.case.policy, run.case.game
+    layout, policy, game = surrogate.compiled.layout, surrogate.case.policy, surrogate.case.game
     theta = anp.reshape(phi[layout.slice(k)], layout.shapes[k])
     return policy.log_probs(theta)[game.views[k, batch["states"]], batch["actions"][..., k]]
 
 
-def _joint_log_probs(run: Plan, phi, batch: dict):
-    return sum(_agent_log_probs(run, phi, batch, k) for k in range(run.case.game.n_agents))
+def _joint_log_probs(surrogate: Plan, phi, batch: dict):
+    return sum(_agent_log_probs(surrogate, phi, batch, k) for k in range(surrogate.case.game.n_agents))
 
 
 def _dice_objective(step_log_probs, rewards, causal: bool = True):
@@ -100,48 +100,48 @@ def _dice_objective(step_log_probs, rewards, causal: bool = True):
     return anp.mean(anp.sum(magic_box(log_probs) * rewards, axis=1))
 
 
-def _inner_step(run: Plan, phi, batch: dict):
+def _inner_step(surrogate: Plan, phi, batch: dict):
     """``phi + A g(B; phi)``, each agent's ``g^k`` by autograd of its objective over all of ``phi``."""
-    layout = run.compiled.layout
+    layout = surrogate.compiled.layout
     parts = []
-    for k in range(run.case.game.n_agents):
+    for k in range(surrogate.case.game.n_agents):
         block = layout.slice(k)
-        step = run.rates[block] * autograd.grad(_inner_objective)(phi, run, batch, k)[block]
-        parts.append(phi[block] + (step if run.differentiated[block].any() else stop(step)))
+        step = surrogate.rates[block] * autograd.grad(_inner_objective)(phi, surrogate, batch, k)[block]
+        parts.append(phi[block] + (step if surrogate.differentiated[block].any() else stop(step)))
     return anp.concatenate(parts)
 
 
-def _inner_objective(phi, run: Plan, batch: dict, k: int):
+def _inner_objective(phi, surrogate: Plan, batch: dict, k: int):
     """Agent ``k``'s inner objective: DiCE's, or the pathwise ``(1/K) sum log pi^k stop(G^k_t)``."""
-    if run.estimator.jacobian == "pathwise":
-        return anp.mean(anp.sum(_agent_log_probs(run, phi, batch, k) * batch["to_go"][..., k], axis=1))
-    return _dice_objective(_joint_log_probs(run, phi, batch), batch["rewards"][..., k], _causal(run))
+    if surrogate.estimator.jacobian == "pathwise":
+        return anp.mean(anp.sum(_agent_log_probs(surrogate, phi, batch, k) * batch["to_go"][..., k], axis=1))
+    return _dice_objective(_joint_log_probs(surrogate, phi, batch), batch["rewards"][..., k], _causal(surrogate))
 
 
-def _causal(run: Plan) -> bool:
-    return run.estimator.returns != "immediate"
+def _causal(surrogate: Plan) -> bool:
+    return surrogate.estimator.returns != "immediate"
 
 
-def _outer_term(run: Plan, phi, batch: dict | None, paired: list, i: int):
+def _outer_term(surrogate: Plan, phi, batch: dict | None, paired: list, i: int):
     """The outer DiCE objective and the current term at one level."""
-    signs = run.signs
+    signs = surrogate.signs
     shown = stop(phi) + signs * (phi - stop(phi))
     if batch is None:  # outer = "exact"
-        value = autograd_values(run.case.game, run.case.policy, shown)[i]
+        value = autograd_values(surrogate.case.game, surrogate.case.policy, shown)[i]
         mean_return = stop(value)
         returns = None
     else:
-        value = _dice_objective(_joint_log_probs(run, shown, batch), batch["rewards"][..., i], _causal(run))
+        value = _dice_objective(_joint_log_probs(surrogate, shown, batch), batch["rewards"][..., i], _causal(surrogate))
         returns = batch["to_go"][..., i]
         mean_return = returns[:, 0].mean()
-    if not run.estimator.current or not paired:
+    if not surrogate.estimator.current or not paired:
         return value
-    if run.pairing == "batch":
+    if surrogate.pairing == "batch":
         log_p = sum(anp.sum(p) for p in paired)
         return value + (magic_box(log_p) - 1.0) * mean_return
-    if run.pairing == "trajectory":
+    if surrogate.pairing == "trajectory":
         log_p = sum(anp.sum(p, axis=1) for p in paired)  # (K,)
         per = returns[:, 0] if returns is not None else mean_return
-        return value + anp.sum((magic_box(log_p) - 1.0) * per) / run.batch
+        return value + anp.sum((magic_box(log_p) - 1.0) * per) / surrogate.batch
     log_p = sum(paired)  # (K, H): the score of step t alone
-    return value + anp.sum((magic_box(log_p) - 1.0) * returns) / run.batch
+    return value + anp.sum((magic_box(log_p) - 1.0) * returns) / surrogate.batch

@@ -100,55 +100,57 @@ def with_returns(game: Game, trajectories: Trajectories, kind: str) -> Trajector
 
 
 def inner_terms(
-    run: Plan, trajectories: Trajectories, phi, group: int = 1
+    surrogate: Plan, trajectories: Trajectories, phi, group: int = 1
 ) -> tuple[TrajectoryTerms, np.ndarray | None]:
     """Per-trajectory terms at ``phi`` (see :func:`mapg_verify.reinforce.trajectory_terms`) and the
     Jacobian ``dg/dphi`` the estimator differentiates with, summed over groups of ``group``
     trajectories (``None`` when no update is differentiated)."""
-    case = run.case
-    differentiates = bool(np.any(run.differentiated))
-    terms = trajectory_terms(case.game, case.policy, run.compiled.layout, trajectories, phi, differentiates, group)
+    case = surrogate.case
+    differentiates = bool(np.any(surrogate.differentiated))
+    terms = trajectory_terms(
+        case.game, case.policy, surrogate.compiled.layout, trajectories, phi, differentiates, group
+    )
     if not differentiates:
         return terms, None
     jacobian = terms.reinforce_jacobian
-    if run.estimator.jacobian == "dice":
-        causal = run.estimator.returns != "immediate"
-        jacobian = jacobian + dice_products(run.compiled.layout, trajectories, terms.step_scores, causal, group)
+    if surrogate.estimator.jacobian == "dice":
+        causal = surrogate.estimator.returns != "immediate"
+        jacobian = jacobian + dice_products(surrogate.compiled.layout, trajectories, terms.step_scores, causal, group)
     return terms, jacobian
 
 
-def advance(run: Plan, phi, tangent, reinforce, jacobian) -> tuple[np.ndarray, np.ndarray]:
+def advance(surrogate: Plan, phi, tangent, reinforce, jacobian) -> tuple[np.ndarray, np.ndarray]:
     """One inner step for a stack of nodes: ``phi + A g`` and ``T + A M J T`` from the batch means
     ``reinforce (G, D)`` and ``jacobian (G, D, D)`` (or ``None``)."""
-    phi = phi + run.rates * reinforce
+    phi = phi + surrogate.rates * reinforce
     if jacobian is not None:
-        tangent = tangent + run.differentiated[None, :, None] * (jacobian @ tangent)
+        tangent = tangent + surrogate.differentiated[None, :, None] * (jacobian @ tangent)
     return phi, tangent
 
 
-def outer_parts(run: Plan, gradient, tangent) -> tuple[np.ndarray, np.ndarray]:
+def outer_parts(surrogate: Plan, gradient, tangent) -> tuple[np.ndarray, np.ndarray]:
     """``own = g_out[i] T[i]`` and ``peer = sign g_out[-i] T[-i]`` for stacks ``(G, D)``, ``(G, D, d)``."""
-    weighted = gradient * run.signs
-    own_rows, peer_rows = run.own_rows, run.compiled.layout.others(run.case.inner.meta_agent)
+    weighted = gradient * surrogate.signs
+    own_rows, peer_rows = surrogate.own_rows, surrogate.compiled.layout.others(surrogate.case.inner.meta_agent)
     own = np.einsum("gd,gdj->gj", weighted[:, own_rows], tangent[:, own_rows])
     peer = np.einsum("gd,gdj->gj", weighted[:, peer_rows], tangent[:, peer_rows])
     return own, peer
 
 
-def outer_terms(run: Plan, trajectories: Trajectories, phi) -> tuple[TrajectoryTerms, np.ndarray, np.ndarray]:
+def outer_terms(surrogate: Plan, trajectories: Trajectories, phi) -> tuple[TrajectoryTerms, np.ndarray, np.ndarray]:
     """Per outer trajectory at ``phi``: its first-order terms, agent ``i``'s rewards-to-go ``(N, H)``
     (as the estimator computes them) and its REINFORCE gradient over every parameter
     ``sum_t score_t G^i_t`` ``(N, D)``."""
-    case = run.case
-    trajectories = with_returns(case.game, trajectories, run.estimator.returns)
-    terms = trajectory_terms(case.game, case.policy, run.compiled.layout, trajectories, phi, second_order=False)
+    case = surrogate.case
+    trajectories = with_returns(case.game, trajectories, surrogate.estimator.returns)
+    terms = trajectory_terms(case.game, case.policy, surrogate.compiled.layout, trajectories, phi, second_order=False)
     to_go = trajectories.to_go[..., case.inner.meta_agent]
     return terms, to_go, np.einsum("nhd,nh->nd", terms.step_scores, to_go)
 
 
-def root(run: Plan, count: int) -> tuple[np.ndarray, np.ndarray]:
+def root(surrogate: Plan, count: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` copies of ``phi_0 = theta`` and ``T_0 = E_i``."""
-    layout = run.compiled.layout
-    theta = run.case.flat_theta
-    tangent = np.eye(layout.size)[:, run.own_rows]
+    layout = surrogate.compiled.layout
+    theta = surrogate.case.flat_theta
+    tangent = np.eye(layout.size)[:, surrogate.own_rows]
     return np.tile(theta, (count, 1)), np.tile(tangent, (count, 1, 1))
