@@ -4,7 +4,7 @@ The layers, lowest first (each imports only from those below it; see docs/ARCHIT
 ``problem`` (games, policies, parameters), ``spec`` (the case record), ``exact`` (symbolic
 values, enumeration, meta-gradients), ``oracles``, ``estimators``, ``checks``, then the
 application: ``casefile``, ``pipeline``, ``results``, ``figures``, ``report``, ``paper``,
-``strategies``, ``console``, ``cli``. The names below are the public API.
+``strategies``, ``console``, ``verify``, ``cli``. The names below are the public API.
 """
 
 from mapg_verify.casefile.reader import load_case
@@ -24,6 +24,7 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import DifferentiableGame, Game, make_game
 from mapg_verify.problem.policies import POLICIES
 from mapg_verify.spec.case import Case
+from mapg_verify.verify import EstimatorCheck, check_estimator
 
 __all__ = [
     "GAMES",
@@ -32,12 +33,14 @@ __all__ = [
     "Case",
     "CompiledValues",
     "DifferentiableGame",
+    "EstimatorCheck",
     "Game",
     "InputError",
     "LolaGradient",
     "MetaGradient",
     "Settings",
     "build_game",
+    "check_estimator",
     "compile_game",
     "draw_plugin",
     "expected_update",

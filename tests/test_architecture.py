@@ -22,6 +22,7 @@ LAYERS = {  # lowest first; a top-level module or subpackage -> its layer
     "console": 7,
     "pipeline": 8,
     "plugins": 9,
+    "verify": 9,
     "cli": 9,
     "__init__": 10,
     "__main__": 10,

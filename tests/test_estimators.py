@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from mapg_verify.casefile.reader import load_case
-from mapg_verify.checks.fingerprint import fingerprint
+from mapg_verify.checks.claims import check_claim, default_claim
+from mapg_verify.checks.fingerprint import design_for, fingerprint
 from mapg_verify.checks.statistics import mean_test
+from mapg_verify.estimators.dispatch import exact_expectation
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.montecarlo import Draws, draw, draw_recorded
 from mapg_verify.estimators.plugins import plugin_expectation
@@ -145,10 +147,17 @@ def test_declared_fingerprints_hold_at_one_step(name):
 
 
 @pytest.mark.parametrize("name", ["meta-mapg/dropped-current", "meta-mapg/flipped-peer"])
-def test_fingerprint_catches_a_missing_or_flipped_term(name):
+def test_fingerprint_claim_catches_a_missing_or_flipped_term(name):
+    """A wrong variant claiming meta-mapg's declared fingerprint fails it, on every parameter draw;
+    the fingerprint itself only reports (info), and shows the term that moved."""
     case, compiled = setting("ipd_short.toml", pairing="batch")
-    result = fingerprint(case, compiled, name)
-    assert not result.passed and "not as declared" in result.summary
+    claim = default_claim(case, "meta-mapg")
+    exact = exact_expectation(case, compiled, name)
+    result = check_claim(
+        case, compiled, meta_gradients(compiled, case), name, claim, exact, None, 0, design_for(case, compiled)
+    )
+    assert result.verdict == "fail" and result.summary.startswith("does not hold"), result.summary
+    assert fingerprint(case, compiled, name).verdict == "info"
 
 
 def test_trajectory_pairing_scales_the_current_term_by_one_over_k():

@@ -5,10 +5,8 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from examples.adapted_gradient import adapted_gradient
+from mapg_verify import compile_game, draw_plugin, mean_test, plugin_expectation
 from mapg_verify import strategies as mst
-from mapg_verify.checks.statistics import mean_test
-from mapg_verify.estimators.plugins import draw_plugin, plugin_expectation
-from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.metagradient import inner_path
 
 SMALL = mst.games(states=(1, 1), horizon="finite", finite_horizons=(1, 1))  # one-shot: few trajectories

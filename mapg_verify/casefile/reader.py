@@ -9,7 +9,8 @@ game's (required for model S on an infinite-horizon game),
 (model S refuses to enumerate more inner batches than this); ``[estimators] names = []``,
 ``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``, ``outer_batch`` the inner
 ``batch``; ``[checks] level = 0.01``, ``relative_error = 0.1``, ``fingerprint_draws = 3``,
-``seeds = 0`` (calibration and power off), ``calibration_samples = 1000``, ``sweep = true``.
+``seeds = 0`` (calibration and power off), ``calibration_samples = 1000``, ``sweep = true``,
+``claim_mode = "auto"``; ``[estimators.claims]`` none beyond the built-ins' own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mapg_verify.casefile.budget import THETA_BOUND, THETA_REASON, check_budget,
 from mapg_verify.casefile.values import boolean, known_keys, number_in, positive_integer, subtable
 from mapg_verify.estimators.dispatch import check_names
 from mapg_verify.estimators.plugins import plugin_path
+from mapg_verify.estimators.table import BASIS, ESTIMATORS
 from mapg_verify.exact.enumeration import check_enumerable
 from mapg_verify.problem.catalog import build_game
 from mapg_verify.problem.errors import InputError
@@ -31,6 +33,8 @@ from mapg_verify.problem.game import DifferentiableGame, Game, make_game, parse_
 from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import POLICIES, Policy
 from mapg_verify.spec.case import (
+    CLAIM_MODELS,
+    CLAIM_MODES,
     DEFAULT_CAP,
     EXPERIMENTS,
     MODELS,
@@ -39,6 +43,7 @@ from mapg_verify.spec.case import (
     PAIRINGS,
     Case,
     CheckSettings,
+    Claim,
     EstimatorSettings,
     InnerLoop,
     PaperSettings,
@@ -50,8 +55,8 @@ SECTIONS = {
     "policy": ("kind",),
     "params": ("theta", "seed", "scale"),
     "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent", "enumeration_cap"),
-    "estimators": ("names", "samples", "outer", "pairing", "outer_batch"),
-    "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples", "sweep"),
+    "estimators": ("names", "samples", "outer", "pairing", "outer_batch", "claims"),
+    "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples", "sweep", "claim_mode"),
     "paper": (
         "experiment",
         "iterations",
@@ -290,7 +295,38 @@ def _estimators(table: dict, game, inner: InnerLoop) -> EstimatorSettings:
     samples = positive_integer(table.get("samples", 20000), "estimators.samples")
     if samples < 2:
         raise InputError("estimators.samples", "must be at least 2 (a covariance needs two samples)")
-    return EstimatorSettings(tuple(names), samples, outer, pairing, outer_batch)
+    claims = parse_claims(table.get("claims", {}), names)
+    return EstimatorSettings(tuple(names), samples, outer, pairing, outer_batch, claims)
+
+
+def parse_claims(table: object, names: list[str]) -> tuple[tuple[str, Claim], ...]:
+    """``[estimators.claims]``: estimator name -> ``"model-S"``, ``"model-E"``, a built-in
+    estimator's name, or a table of fingerprint coefficients (terms of ``BASIS``; missing ones 0)."""
+    if not isinstance(table, dict):
+        raise InputError("estimators.claims", f"must be a table of estimator = claim, got {table!r}")
+    claims = []
+    for name, value in table.items():
+        key = f"estimators.claims.{name}"
+        if name not in names:
+            raise InputError(key, f"claims something of {name!r}, which is not in [estimators] names")
+        if isinstance(value, dict):
+            unknown = [term for term in value if term not in BASIS]
+            if unknown or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
+                raise InputError(
+                    key, f"a fingerprint claim has numbers for the terms {', '.join(BASIS)}, got {value!r}"
+                )
+            claims.append((name, Claim("fingerprint", tuple(float(value.get(term, 0.0)) for term in BASIS))))
+        elif value in CLAIM_MODELS:
+            claims.append((name, Claim("model", value)))
+        elif isinstance(value, str) and value in ESTIMATORS:
+            claims.append((name, Claim("estimator", value)))
+        else:
+            raise InputError(
+                key,
+                f"unknown claim {value!r}: {' or '.join(CLAIM_MODELS)}, a built-in estimator "
+                f"({', '.join(ESTIMATORS)}), or a table of fingerprint coefficients",
+            )
+    return tuple(claims)
 
 
 def _paper(table: dict) -> PaperSettings:
@@ -348,4 +384,11 @@ def _checks(table: dict) -> CheckSettings:
         seeds,
         positive_integer(table.get("calibration_samples", 1000), "checks.calibration_samples"),
         boolean(table.get("sweep", True), "checks.sweep"),
+        _choice(table.get("claim_mode", "auto"), CLAIM_MODES, "checks.claim_mode"),
     )
+
+
+def _choice(value: object, allowed: tuple[str, ...], key: str) -> str:
+    if value not in allowed:
+        raise InputError(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value

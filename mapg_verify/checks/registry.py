@@ -51,6 +51,7 @@ ESTIMATOR_CHECKS = {
     "implementation:NAME": "Monte-Carlo mean versus the exact expectation: Hotelling T^2, Holm z-tests",
     "bias:NAME": "exact expectation versus each model's truth: relative bias, cosine, samples needed",
     "fingerprint:NAME": "the expectation fitted on the exact terms C, adapted, own pathwise, own DiCE, peer",
+    "claim:NAME": "the estimator's claim (a model, a built-in, a fingerprint), exactly or statistically",
     "calibration": "false alarms of the implementation check over [checks] seeds (binomial test)",
     "power": "rejections of the deliberately wrong meta-mapg variants, and the budget for 99%",
 }

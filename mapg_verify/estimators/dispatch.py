@@ -4,6 +4,7 @@ expectation, its Monte-Carlo rows, its generator; and the validation of estimato
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -15,6 +16,13 @@ from mapg_verify.estimators.table import ESTIMATORS, MUTANTS, Estimator, Parts
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import Case
+
+REGISTERED: dict[str, Callable] = {}  # plug-ins handed over as functions (check_estimator), by name
+
+
+def resolve(name: str) -> Callable:
+    """The plug-in function of that name: one registered in this process, else ``module:function``."""
+    return REGISTERED.get(name) or resolve_plugin(name)
 
 
 def check_names(names: tuple[str, ...]) -> None:
@@ -45,7 +53,7 @@ def exact_expectation(case: Case, compiled: CompiledValues, name: str) -> Parts:
     """The estimator's exact expectation (an :class:`InputError` when it cannot be enumerated)."""
     estimator = estimator_of(name)
     if estimator is None:
-        return plugin_expectation(case, compiled, resolve_plugin(name))
+        return plugin_expectation(case, compiled, resolve(name))
     return expectation(plan(case, compiled, estimator))
 
 
@@ -53,7 +61,7 @@ def draw_rows(case: Case, compiled: CompiledValues, name: str, samples: int, rng
     """``samples`` Monte-Carlo estimates, one row each."""
     estimator = estimator_of(name)
     if estimator is None:
-        return draw_plugin(case, compiled, resolve_plugin(name), samples, rng)
+        return draw_plugin(case, compiled, resolve(name), samples, rng)
     return draw(plan(case, compiled, estimator), samples, rng).total
 
 

@@ -41,22 +41,47 @@ class InnerLoop:
     enumeration_cap: int = DEFAULT_CAP
 
 
+CLAIM_MODES = ("auto", "exact", "statistical")
+CLAIM_MODELS = ("model-S", "model-E")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an estimator claims its expectation is: a model's meta-gradient (``kind = "model"``,
+    ``target`` ``"model-S"`` or ``"model-E"``), a built-in estimator's expectation with the case's
+    options (``"estimator"``, its name), a combination of the fingerprint's terms
+    (``"fingerprint"``, one coefficient per term of ``BASIS``), or the plain gradient
+    ``grad_{theta^i} V^i(theta)`` (``"gradient"``, ``naive``'s)."""
+
+    kind: str
+    target: str | tuple[float, ...]
+
+    @property
+    def label(self) -> str:
+        if self.kind == "fingerprint":
+            return "fingerprint (" + ", ".join(f"{c:g}" for c in self.target) + ")"
+        return "the plain gradient" if self.kind == "gradient" else str(self.target)
+
+
 @dataclass(frozen=True)
 class EstimatorSettings:
-    """Which estimators to run, with how many outer samples and which options."""
+    """Which estimators to run, with how many outer samples and which options; ``claims`` are the
+    case's own claims (estimator name -> :class:`Claim`), beside the built-ins' defaults."""
 
     names: tuple[str, ...]
     samples: int
     outer: str
     pairing: str
     outer_batch: int
+    claims: tuple[tuple[str, Claim], ...] = ()
 
 
 @dataclass(frozen=True)
 class CheckSettings:
     """The statistical checks' settings: the test level, the relative error whose sample size the
     bias check reports, the fingerprint's parameter draws, the calibration's seeds (0: off)
-    and samples per seed, and whether the bias is swept over ``K`` and the rates."""
+    and samples per seed, whether the bias is swept over ``K`` and the rates, and how claims are
+    checked (``auto``: exactly where the expectations enumerate, else statistically)."""
 
     level: float = 0.01
     relative_error: float = 0.1
@@ -64,6 +89,7 @@ class CheckSettings:
     seeds: int = 0
     calibration_samples: int = 1000
     sweep: bool = True
+    claim_mode: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,177 @@
+"""Claims (check ``claim:NAME``): what an estimator says its expectation is, tested.
+
+A claim (:class:`mapg_verify.spec.case.Claim`) names a reference: model S's or model E's
+meta-gradient, a built-in estimator's expectation with the case's options, a combination of the
+fingerprint's terms, or the plain gradient. Every built-in carries its own by default:
+``sampled-exact`` claims model S, ``naive`` the plain gradient (both where the outer term sees the
+game's horizon), the others their declared fingerprint (at ``L = 1``, batch or trajectory pairing).
+
+Two modes (``[checks] claim_mode``), one verdict:
+
+- **exact**: the estimator's enumerated expectation against the reference's exact value,
+  ``||E - r||_inf / max(||r||_inf, F) <= 1e-10`` (``F`` the error floor); a fingerprint claim is
+  judged on every parameter draw of the fingerprint's design.
+- **statistical**: the Monte-Carlo rows against the reference's exact value, Hotelling's
+  T-squared at the case's level in the case's Holm family; where the reference has no exact value
+  within the cap (model S, or a built-in, past it), a two-sample test against the reference
+  estimator's own rows (``sampled-exact`` for model S), with unequal covariances. A pass states
+  what it rules out: the smallest relative difference ``||delta|| / ||r||`` the test detects with
+  99% power at this budget in the least favourable direction (the covariance's largest
+  eigenvector), and the samples that would detect the case's ``[checks] relative_error``.
+- **auto** (the default): exact where both expectations enumerate, else statistical.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize, stats
+
+from mapg_verify.checks.fingerprint import Design, declared_fingerprint, draw_expectations
+from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_error
+from mapg_verify.checks.statistics import mean_test, two_sample_test
+from mapg_verify.estimators.dispatch import draw_rows, exact_expectation, rng_for
+from mapg_verify.estimators.table import ESTIMATORS
+from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.exact.metagradient import expected_update, sampled_update
+from mapg_verify.problem.errors import InputError
+from mapg_verify.spec.case import Case, Claim
+
+DETECTION_POWER = 0.99
+REFERENCE_ESTIMATOR = {"model-S": "sampled-exact"}  # an estimator whose expectation is the model, by definition
+
+
+def sees_game(case: Case) -> bool:
+    """Whether the outer term sees the game's whole horizon (an exact outer term, or sampled
+    trajectories as long as the game): then ``sampled-exact`` is model S and ``naive`` the gradient."""
+    game, inner = case.game, case.inner
+    return case.estimators.outer == "exact" or (not game.infinite and inner.horizon == game.horizon)
+
+
+def default_claim(case: Case, name: str) -> Claim | None:
+    """A built-in's own claim (see the module's docstring); ``None`` for plug-ins and wrong variants."""
+    estimator = ESTIMATORS.get(name)
+    if estimator is None:
+        return None
+    if name == "sampled-exact":
+        return Claim("model", "model-S") if sees_game(case) and case.inner.horizon == case.game.horizon else None
+    if name == "naive":
+        return Claim("gradient", "grad V^i(theta)") if sees_game(case) else None
+    declared = declared_fingerprint(case, estimator)
+    return None if declared is None else Claim("fingerprint", tuple(float(c) for c in declared))
+
+
+def claim_of(case: Case, name: str) -> Claim | None:
+    """The case's claim for ``name``, or the built-in's default."""
+    return dict(case.estimators.claims).get(name) or default_claim(case, name)
+
+
+def reference_value(case: Case, compiled: CompiledValues, truth: dict, claim: Claim, design: Design):
+    """The claim's exact value at the case's ``theta``, or ``None`` where it cannot be enumerated."""
+    x, inner = case.flat_theta, case.inner
+    i = inner.meta_agent
+    if claim.kind == "gradient":
+        return compiled.gradient(x)[i, compiled.layout.slice(i)]
+    if claim.kind == "fingerprint":
+        rows = len(case.theta[i].ravel())
+        return design.design[:rows] @ np.array(claim.target) if design.draws else None
+    if claim.kind == "model":
+        model = "expected" if claim.target == "model-E" else "sampled"
+        if model in truth:
+            return truth[model].total
+        if model == "expected":
+            return expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
+    try:
+        if claim.kind == "model":
+            return sampled_update(compiled, case.game, case.policy, x, inner).total
+        return exact_expectation(case, compiled, claim.target).total
+    except InputError:
+        return None
+
+
+def check_claim(
+    case: Case,
+    compiled: CompiledValues,
+    truth: dict,
+    name: str,
+    claim: Claim,
+    exact,
+    rows: np.ndarray,
+    seed: int,
+    design: Design,
+) -> CheckResult:
+    """``claim:NAME`` (see the module's docstring); ``exact`` the estimator's expectation (``Parts``
+    or ``None``), ``rows`` its Monte-Carlo rows."""
+    check = f"claim:{name}"
+    reference = reference_value(case, compiled, truth, claim, design)
+    mode = case.checks.claim_mode
+    if mode == "auto":
+        mode = "exact" if exact is not None and reference is not None else "statistical"
+    figures: dict = {"claim": claim.label, "mode": mode}
+    if mode == "exact":
+        if exact is None or reference is None:
+            missing = "the estimator's" if exact is None else "the reference's"
+            return info(check, figures, f"not testable in exact mode: {missing} expectation does not enumerate here")
+        return _exact(case, compiled, name, claim, exact.total, reference, design, figures)
+    if reference is not None:
+        test = mean_test(rows, reference, level=case.checks.level, scale=case_floor(case, compiled))
+        spread, size = np.atleast_2d(np.cov(rows, rowvar=False)), float(np.linalg.norm(reference))
+        figures["against"] = "the reference's exact value (Hotelling T^2)"
+    elif claim.kind == "fingerprint" or (claim.kind == "model" and claim.target not in REFERENCE_ESTIMATOR):
+        return info(check, figures, f"not testable: {claim.label} cannot be enumerated for this case")
+    else:
+        other = REFERENCE_ESTIMATOR.get(claim.target, claim.target)
+        theirs = draw_rows(case, compiled, other, len(rows), rng_for(seed, case, f"claim reference {other}"))
+        test = two_sample_test(rows, theirs, level=case.checks.level, scale=case_floor(case, compiled))
+        spread = sum(np.atleast_2d(np.cov(r, rowvar=False)) for r in (rows, theirs))
+        size = float(np.linalg.norm(theirs.mean(axis=0)))
+        figures["against"] = f"{other}'s own Monte-Carlo rows (two-sample, unequal covariances)"
+    return _statistical(case, check, claim, test, spread, size, len(rows), figures)
+
+
+def _exact(case, compiled, name, claim, value, reference, design: Design, figures: dict) -> CheckResult:
+    """Exact mode: on every draw of the design for a fingerprint claim, at ``theta`` otherwise."""
+    scale = case_floor(case, compiled)
+    if claim.kind == "fingerprint":
+        try:
+            targets = draw_expectations(compiled, name, design, value)
+        except InputError as error:
+            return info(f"claim:{name}", figures, f"not testable in exact mode: {error.reason}")
+        error = relative_error(np.concatenate(targets), design.design @ np.array(claim.target), scale)
+        where = f"over {len(design.draws)} parameter draws"
+    else:
+        error, where = relative_error(value, reference, scale), "at theta"
+    figures |= {"error": error, "tolerance": DEFINITION_TOLERANCE}
+    held = error <= DEFINITION_TOLERANCE
+    verdict = "holds" if held else "does not hold"
+    summary = f"{verdict}: exact expectation equals {claim.label} to {error:.1e} {where} (tolerance 1e-10)"
+    return CheckResult(f"claim:{name}", held, figures, summary)
+
+
+def _statistical(case, check, claim, test, spread, size, samples, figures: dict) -> CheckResult:
+    """Statistical mode's verdict, with what a pass rules out at this budget."""
+    level = case.checks.level
+    figures |= {"T-squared": test.statistic if math.isfinite(test.statistic) else None, "level": level}
+    figures |= {"p-value": test.p_value if not test.unvaried else None, "samples": samples}
+    largest = float(np.linalg.eigvalsh(spread)[-1]) if spread.size else 0.0
+    needed = _noncentrality(max(test.rank, 1), level)
+    detectable = math.sqrt(needed * largest / samples) / max(size, 1e-300)
+    target = case.checks.relative_error
+    budget = math.ceil(needed * largest / (target * max(size, 1e-300)) ** 2)
+    figures |= {"smallest relative difference detected (99% power)": detectable, "samples for target": budget}
+    verdict = "rejected" if test.rejected else "consistent"
+    summary = (
+        f"{verdict}: {claim.label} vs {figures['against'].split(' (')[0]}, T^2 {test.statistic:.3g}, "
+        f"p = {test.p_value:.3g} at level {level} ({samples} samples); rules out a relative difference of "
+        f"{detectable:.2g} or more (99% power, least favourable direction); {budget:,} samples would rule "
+        f"out {target:g}"
+    )
+    return CheckResult(check, not test.rejected, figures, summary)
+
+
+def _noncentrality(rank: int, level: float, power: float = DETECTION_POWER) -> float:
+    """The noncentrality at which a chi-square test with ``rank`` degrees of freedom at ``level``
+    has the given power (the large-sample law of both tests)."""
+    critical = stats.chi2.isf(level, rank)
+    return float(optimize.brentq(lambda lam: stats.ncx2.sf(critical, rank, lam) - power, 1e-6, 1e4))

@@ -1,0 +1,136 @@
+"""Claims (issue 12): parsing, verdicts in both modes on a correct DiCE port of meta-mapg and on
+five plausible bugs (examples/dice_meta_mapg.py), the function API, and the false-alarm rate of
+statistical claims (quick here, 1,000 seeds behind ``slow``)."""
+
+import dataclasses
+import sys
+
+import pytest
+from scipy import stats
+from test_cli import INLINE, ROOT, write
+
+from mapg_verify import check_estimator
+from mapg_verify.casefile.reader import load_case
+from mapg_verify.checks.claims import check_claim
+from mapg_verify.checks.fingerprint import design_for
+from mapg_verify.cli import main
+from mapg_verify.estimators.dispatch import draw_rows, rng_for
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.metagradient import meta_gradients
+from mapg_verify.spec.case import Claim
+
+sys.path.insert(0, str(ROOT))
+from examples import dice_meta_mapg as dice
+
+TINY = ROOT / "tests" / "gold" / "tiny.toml"
+HORIZON_TWO = ROOT / "tests" / "claims" / "horizon_two.toml"
+NAMES = '[estimators]\nnames = ["meta-mapg", "meta-pg"]\n'
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ('"meta-pg" = "model-X"', "[estimators.claims.meta-pg] unknown claim 'model-X'"),
+        ('"naive" = "model-S"', "[estimators.claims.naive] claims something of 'naive', which is not in"),
+        ('"meta-pg" = { peer = "one" }', "[estimators.claims.meta-pg] a fingerprint claim has numbers"),
+        ('"meta-pg" = { shaping = 1 }', "[estimators.claims.meta-pg] a fingerprint claim has numbers"),
+        ('"meta-pg" = "mine:est"', "[estimators.claims.meta-pg] unknown claim 'mine:est'"),
+    ],
+)
+def test_a_bad_claim_exits_2_naming_it(tmp_path, capsys, claims, message):
+    path = write(tmp_path, INLINE + NAMES + "[estimators.claims]\n" + claims + "\n")
+    assert main(["exact", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_claim_mode_exits_2(tmp_path, capsys):
+    path = write(tmp_path, INLINE + NAMES + '[checks]\nclaim_mode = "sometimes"\n')
+    assert main(["exact", str(path)]) == 2
+    assert "[checks.claim_mode] must be one of auto, exact, statistical" in capsys.readouterr().err
+
+
+def _claim(result):
+    (record,) = [c for c in result.checks if c["name"].startswith("claim:")]
+    return record
+
+
+@pytest.mark.parametrize(
+    ("function", "verdict"),
+    [
+        (dice.meta_mapg, "pass"),
+        (dice.whole_batch_magic, "fail"),
+        (dice.no_peer_log_probs, "fail"),
+        (dice.baseline_unstopped, "fail"),
+        (dice.stop_one_level, "fail"),
+    ],
+    ids=lambda v: getattr(v, "__name__", v),
+)
+def test_exact_claims_on_a_one_shot_game(function, verdict):
+    result = check_estimator(function, TINY, claim="meta-mapg", samples=200, mode="exact")
+    record = _claim(result)
+    assert record["verdict"] == verdict, record["summary"]
+    assert record["figures"]["mode"] == "exact"
+    assert result.passed == (verdict == "pass")
+
+
+@pytest.mark.parametrize("function", [dice.meta_mapg, dice.reward_target], ids=lambda f: f.__name__)
+def test_rewards_for_returns_is_caught_where_they_differ(function):
+    """Rewards in place of returns equal the port on a one-shot game (one step's reward is its
+    return), and not on a two-step one; the port passes on both."""
+    wrong = function is dice.reward_target
+    assert _claim(check_estimator(function, TINY, claim="meta-mapg", samples=200, mode="exact"))["verdict"] == "pass"
+    record = _claim(check_estimator(function, HORIZON_TWO, claim="meta-mapg", samples=200, mode="exact"))
+    assert record["verdict"] == ("fail" if wrong else "pass"), record["summary"]
+
+
+def test_statistical_claims_pass_the_port_and_catch_a_large_bug():
+    good = _claim(check_estimator(dice.meta_mapg, TINY, claim="meta-mapg", samples=3000, mode="statistical"))
+    assert good["verdict"] == "pass", good["summary"]
+    assert "rules out a relative difference of" in good["summary"]
+    bad = _claim(check_estimator(dice.baseline_unstopped, TINY, claim="meta-mapg", samples=3000, mode="statistical"))
+    assert bad["verdict"] == "fail", bad["summary"]
+
+
+def test_a_biased_estimator_without_a_claim_informs():
+    result = check_estimator(dice.no_peer_log_probs, TINY, claim=None, samples=200)
+    assert not [c for c in result.checks if c["name"].startswith("claim:")]
+    assert result.verdicts["bias:python:no_peer_log_probs"] == "info"
+    assert result.passed
+
+
+def _false_alarms(case, name: str, claim: Claim, seeds: int, samples: int) -> int:
+    compiled = compile_game(case.game, case.policy)
+    truth, design = meta_gradients(compiled, case), design_for(case, compiled)
+    count = 0
+    for seed in range(seeds):
+        rows = draw_rows(case, compiled, name, samples, rng_for(seed, case, name))
+        count += check_claim(case, compiled, truth, name, claim, None, rows, seed, design).verdict == "fail"
+    return count
+
+
+def _calibration_cases():
+    case = load_case(TINY)
+    statistical = dataclasses.replace(case, checks=dataclasses.replace(case.checks, claim_mode="statistical"))
+    # the reference's expectation over the cap: the claim falls back to the two-sample test
+    inner = dataclasses.replace(case.inner, enumeration_cap=1, models=("expected",))
+    capped = dataclasses.replace(statistical, inner=inner)
+    return {
+        "one-sample (sampled-exact = model-S)": (statistical, "sampled-exact", Claim("model", "model-S")),
+        "two-sample (meta-mapg = meta-mapg)": (capped, "meta-mapg", Claim("estimator", "meta-mapg")),
+    }
+
+
+@pytest.mark.parametrize("label", list(_calibration_cases()))
+def test_statistical_claims_false_alarm_at_their_level_quick(label):
+    """200 seeds at level 0.01 (500 samples each); the count is accepted by a binomial test at 0.001."""
+    case, name, claim = _calibration_cases()[label]
+    count = _false_alarms(case, name, claim, 200, 500)
+    assert stats.binomtest(count, 200, case.checks.level).pvalue >= 0.001, count
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", list(_calibration_cases()))
+def test_statistical_claims_false_alarm_at_their_level(label):
+    case, name, claim = _calibration_cases()[label]
+    count = _false_alarms(case, name, claim, 1000, 2000)
+    assert stats.binomtest(count, 1000, case.checks.level).pvalue >= 0.001, count
