@@ -27,8 +27,6 @@ STYLE = {
 
 
 TERMS = ("current", "own", "peer")
-
-
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 
 

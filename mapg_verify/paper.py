@@ -43,8 +43,6 @@ from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case
 
 RATE_TOLERANCE = 1e-9
-
-
 PAPER_TABLE = {  # the paper's Table 1: (self shaping, opponent shaping)
     "meta-mapg": ("yes", "yes"),
     "meta-pg": ("yes", "no"),

@@ -33,14 +33,8 @@ LIMITS = {  # key: (largest value, why); every size is checked here, before anyt
 
 
 MAX_COMPILE_SECONDS = 3600.0  # estimated by compiled.compile_seconds; past a minute, the CLI says so
-
-
 MAX_TRAJECTORY_STEPS = 10**10  # Monte-Carlo budget of one case: about an hour at 2 million steps per second
-
-
 THETA_BOUND = 100.0
-
-
 THETA_REASON = (
     f"every parameter must be finite and at most {THETA_BOUND:g} in magnitude: past it a policy's "
     "probabilities are 0 or 1 to within 1e-43, every gradient is rounding, and exp overflows float64 "

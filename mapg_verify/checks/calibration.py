@@ -30,8 +30,6 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import Case
 
 META_LEVEL = 0.001
-
-
 POWER = 0.99
 Tick = Callable[[str], None]  # told the estimator's name after each seed
 

@@ -1,4 +1,4 @@
-"""Checks 3 to 5 of SPEC §5 for one estimator on one case, and the record the results keep.
+"""Checks 3 to 5 of SPEC §5, and claims, for one estimator on one case, and the record the results keep.
 
 3. ``implementation``: the Monte-Carlo mean of the estimator's rows against its own exact
    expectation, Hotelling's T-squared with Holm-corrected z-tests at the case's level.
@@ -6,21 +6,17 @@
    each model's truth: relative bias ``||E - g|| / ||g||``, cosine, and the number of
    replicates ``n`` whose mean reaches a relative error ``eps`` in root mean square,
    ``n = tr(Sigma) / ((eps ||g||)^2 - ||E - g||^2)`` (never, when the bias alone exceeds it).
-   Where an estimator equals a truth by definition the check requires it (1e-10, relative to the
-   larger of the truth and :func:`mapg_verify.checks.error_floor`):
-   ``sampled-exact`` is model S's gradient and ``naive`` the plain gradient, when the outer
-   term sees the game's horizon (``outer = "exact"``, or sampled trajectories as long as the game).
-   Beside it, :func:`bias_sweep` records the relative bias against both models as ``K`` and the
+   Reported (``info``): what an estimator equals is judged by its claim
+   (:mod:`mapg_verify.checks.claims`; ``sampled-exact`` claims model S, ``naive`` the plain
+   gradient). Beside it, :func:`bias_sweep` records the relative bias against both models as ``K`` and the
    inner rates vary (built-in estimators, as far as the enumeration cap allows).
 5. ``fingerprint``: least squares of the expectation on the exact terms of
    :data:`mapg_verify.estimators.BASIS`, over the case's ``theta`` and further parameter draws,
    with 95% intervals from the residuals (zero width when the fit is exact, as it is for the
-   estimators built from these terms at ``L = 1``). An estimator that declares its fingerprint
-   is judged by the declared combination itself: ``||design d - E||``, floored at
-   :func:`mapg_verify.checks.error_floor`, 1e-10
-   (so a saturated policy, whose terms are 1e-40 and whose fitted coefficients are rounding,
-   is judged on what it computes). Elsewhere (``L >= 2``, the timestep pairing, plug-ins) the
-   fit is reported, as ``info``.
+   estimators built from these terms at ``L = 1``), reported as ``info``. A declared fingerprint
+   is the built-in's default claim, judged by the declared combination itself (``||design d - E||``
+   floored at the error floor, 1e-10, so a saturated policy is judged on what it computes).
+6. ``claim``: the estimator's claim, exactly or statistically (:mod:`mapg_verify.checks.claims`).
 """
 
 from __future__ import annotations
@@ -32,17 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapg_verify.checks.claims import check_claim, claim_of
-from mapg_verify.checks.fingerprint import (
-    Design,
-    design_for,
-    fingerprint,
-)
-from mapg_verify.checks.result import (
-    CheckResult,
-    case_floor,
-    info,
-    relative_bias,
-)
+from mapg_verify.checks.fingerprint import Design, design_for, fingerprint
+from mapg_verify.checks.result import CheckResult, case_floor, info, relative_bias
 from mapg_verify.checks.statistics import holm, mean_test
 from mapg_verify.estimators.dispatch import draw_rows, estimator_of, exact_expectation, rng_for
 from mapg_verify.estimators.plugins import PluginError
@@ -158,8 +145,6 @@ def error_curve(rows: np.ndarray, exact: np.ndarray, points: int = 8) -> tuple[d
 
 
 SWEEP_BATCHES = (1, 2, 4, 8)
-
-
 SWEEP_RATES = (0.25, 0.5, 1.0)  # multiples of the case's inner rates
 
 

@@ -89,8 +89,6 @@ def _floats(values) -> np.ndarray:
 
 
 IDENTITY_TOLERANCE = 1e-12  # identities that hold by algebra: only rounding separates the sides
-
-
 LOLA_RATES = np.geomspace(1e-2, 1e-4, 5)  # small enough that alpha^3 terms barely tilt the fit
 
 
@@ -170,8 +168,6 @@ def _exponent_text(exponent: float | None) -> str:
 
 
 GAP_BATCHES = (1, 2, 4, 8, 16, 32, 64)
-
-
 NOISE_BOUND = 0.5  # the largest update noise (logit units) at which the 1/K expansion is judged
 
 
@@ -265,8 +261,6 @@ def _update_noise(case: Case, compiled: CompiledValues, x) -> float:
 
 
 META_TOLERANCE = 1e-8  # autograd through the inner loop rounds differently over L steps and many batches
-
-
 ORACLE_BATCH_LIMIT = 2_000  # autograd over the enumerated objective is slow beyond this many batches
 
 

@@ -28,8 +28,6 @@ from mapg_verify.exact.enumeration import (
 from mapg_verify.problem.errors import InputError
 
 EVALUATION_FLOATS = 2_000_000  # leaves times trajectories times steps times parameters held at once
-
-
 EVALUATIONS_PER_BATCH = 100  # the outer term costs (leaves x trajectories); allowed: cap x this
 
 

@@ -17,11 +17,7 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import MAX_TRANSITION_ENTRIES, DifferentiableGame, Game, make_game
 
 PD_PAYOFFS = ((((-1, -3), (0, -2))), (((-1, 0), (-3, -2))))
-
-
 MP_PAYOFFS = (((1, -1), (-1, 1)), ((-1, 1), (1, -1)))
-
-
 MEMORY_ONE_STATES = ("start", "CC", "CD", "DC", "DD")
 
 

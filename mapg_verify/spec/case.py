@@ -12,17 +12,9 @@ from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import Policy
 
 EXPERIMENTS = ("figure-1", "table-1", "figure-3")
-
-
 MODELS = ("expected", "sampled")
-
-
 OBJECTIVES = ("terminal", "chain")
-
-
 OUTERS = ("sampled", "exact")
-
-
 PAIRINGS = ("trajectory", "batch", "timestep")
 DEFAULT_CAP = 200_000
 
