@@ -144,8 +144,10 @@ def _exact(case, compiled, name, claim, value, reference, design: Design, figure
         error, where = relative_error(value, reference, scale), "at theta"
     figures |= {"error": error, "tolerance": DEFINITION_TOLERANCE}
     held = error <= DEFINITION_TOLERANCE
+    relation = "equals" if held else "differs from"
     verdict = "holds" if held else "does not hold"
-    summary = f"{verdict}: exact expectation equals {claim.label} to {error:.1e} {where} (tolerance 1e-10)"
+    summary = f"{verdict}: exact expectation {relation} {claim.label} {'to' if held else 'by'} {error:.1e} {where} "
+    summary += "(tolerance 1e-10)"
     return CheckResult(f"claim:{name}", held, figures, summary)
 
 
