@@ -6,12 +6,14 @@
   ``(1/K) sum_b sum_t box(sum_{t' <= t} sum_j log pi^j(a^j_t'|s_t'; phi^j)) gamma^t r^k_t``
   (causal, every agent's log-probabilities), ``phi^k <- phi^k + alpha^k grad_{phi^k}``;
 - outer term at ``phi_L``: ``(1/K_out) sum_b sum_t log pi(a_t|s_t; phi_L) stop(G_t - b_t)``,
-  REINFORCE with a leave-one-out baseline ``b_t`` (the other outer trajectories' returns);
+  REINFORCE with no baseline (``b_t = 0``, ``meta_mapg``) or a leave-one-out one (``b_t`` the
+  other outer trajectories' returns, ``meta_mapg_loo``);
 - current term: ``(box(sum_l log P(B_l | phi_l)) - 1) stop(mean outer return)``, the batch pairing.
 
-Its expectation is the built-in ``meta-mapg``'s with ``pairing = "batch"``: claim it with
+Either's expectation is the built-in ``meta-mapg``'s with ``pairing = "batch"``: claim it with
 ``"examples.dice_meta_mapg:meta_mapg" = "meta-mapg"`` (``cases/claims.toml``). The other
-functions are the same code with one plausible bug each; their claims fail
+functions are the same code with one plausible bug each (no baseline, except where the bug is
+in the baseline); their claims fail
 (``python -m mapg_verify run examples/claims_buggy.toml``, exit 1).
 """
 
@@ -43,7 +45,7 @@ def magic(x, stop_gradient=stop):
     return anp.exp(x - stop_gradient(x))
 
 
-def _estimate(inner, outer, theta, settings, bug=None):
+def _estimate(inner, outer, theta, settings, bug=None, baseline=False):
     if settings.objective != "terminal":
         raise ValueError("this example implements the terminal objective")
     i, agents = settings.meta_agent, range(settings.game.n_agents)
@@ -75,13 +77,14 @@ def _estimate(inner, outer, theta, settings, bug=None):
         to_go = returns(batch, settings, i)
         if bug == "reward-target":
             to_go = batch.rewards[..., i] * discounts(batch, settings)
-        size = len(batch.states)
-        weighted = magic(anp.cumsum(step_log_probs, axis=1)) * returns(batch, settings, i)
-        others = anp.sum(weighted, axis=0, keepdims=True) - weighted  # the other trajectories' returns
-        baseline = others / (size - 1)
-        if bug != "baseline-unstopped":
-            baseline = stop(baseline)
-        outer_term = anp.mean(anp.sum(step_log_probs * (stop(to_go) - baseline), axis=1))
+        offset = 0.0
+        if baseline:
+            weighted = magic(anp.cumsum(step_log_probs, axis=1)) * returns(batch, settings, i)
+            others = anp.sum(weighted, axis=0, keepdims=True) - weighted  # the other trajectories' returns
+            offset = others / (len(batch.states) - 1)
+            if bug != "baseline-unstopped":
+                offset = stop(offset)
+        outer_term = anp.mean(anp.sum(step_log_probs * (stop(to_go) - offset), axis=1))
         mean_return = anp.mean(to_go[:, 0])
         return outer_term + (magic(batch_log_probs) - 1.0) * stop(mean_return)
 
@@ -91,6 +94,11 @@ def _estimate(inner, outer, theta, settings, bug=None):
 def meta_mapg(inner, outer, theta, settings):
     """The correct estimator (see the module's docstring)."""
     return _estimate(inner, outer, theta, settings)
+
+
+def meta_mapg_loo(inner, outer, theta, settings):
+    """The correct estimator with a leave-one-out baseline in its outer term."""
+    return _estimate(inner, outer, theta, settings, baseline=True)
 
 
 def stop_one_level(inner, outer, theta, settings):
@@ -110,7 +118,7 @@ def no_peer_log_probs(inner, outer, theta, settings):
 
 def baseline_unstopped(inner, outer, theta, settings):
     """Bug: the outer baseline, computed from the surrogate's weighted returns, is not stopped."""
-    return _estimate(inner, outer, theta, settings, "baseline-unstopped")
+    return _estimate(inner, outer, theta, settings, "baseline-unstopped", baseline=True)
 
 
 def reward_target(inner, outer, theta, settings):

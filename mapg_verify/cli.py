@@ -1,6 +1,6 @@
 """The command line (SPEC §8): ``list``, ``exact``, ``run``, ``report``; ``main(argv) -> int``.
 
-Exit codes: 0 every check passed (or informs), 1 a check failed, 2 bad input (one line naming
+Exit codes: 0 no check failed (each passed or informs), 1 a check failed, 2 bad input (one line naming
 the file, the key and the reason), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 

@@ -81,7 +81,12 @@ def records(results: dict, cases: list[dict] | None = None) -> dict:
         "run": results.get("run", {}),
         "cases": cases,
         "passed": all(check["passed"] for check in checks),
-        "counts": {"cases": len(cases), "checks": len(checks), "failed": sum(not c["passed"] for c in checks)},
+        "counts": {
+            "cases": len(cases),
+            "checks": len(checks),
+            "failed": sum(not c["passed"] for c in checks),
+            "info": sum(c["verdict"] == "info" for c in checks),
+        },
         "paper": [case["paper"] for case in cases if case["paper"]],
         "provenance": PROVENANCE,
     }
@@ -196,7 +201,14 @@ def _estimator(name: str, report: dict, document: dict) -> dict:
     figures_of = bias["figures"] if bias else {}
     needed = {k: v for k, v in figures_of.items() if k.startswith("samples for")}
     passed = all(check["passed"] for check in report["checks"])
+    claim = _check(report, "claim")
+    claimed = claim["figures"] if claim else {}
     return {
+        "claim": claimed.get("claim", "none"),
+        "claim_mode": claimed.get("mode", ""),
+        "claim_against": claimed.get("against", ""),
+        "claim_verdict": (claim.get("verdict") or ("pass" if claim["passed"] else "fail")) if claim else "info",
+        "claim_summary": claim["summary"] if claim else "no claim: its bias and fingerprint are information only",
         "name": name,
         "expectation": vector(report["expectation"]) if report.get("expectation") else "not enumerable",
         "mean": vector(monte_carlo["mean"]) if monte_carlo else "-",

@@ -45,6 +45,29 @@ SETTINGS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("path", "settings"),
+    [
+        ("ipd_short.toml", {"pairing": "timestep"}),  # two steps: the timestep pairing's own term
+        ("matching_pennies.toml", {"pairing": "trajectory", "outer": "sampled"}),  # L = 2, chain
+        ("matching_pennies.toml", {"pairing": "batch"}),
+    ],
+)
+@pytest.mark.parametrize("name", ["meta-mapg", "meta-pg", "sampled-exact", "expected-update"])
+def test_declared_fingerprints_hold_beyond_one_step_and_the_batch_pairing(path, settings, name):
+    """The basis covers the timestep pairing and L >= 2: each declared fingerprint is judged and
+    holds there; meta-pg, which differentiates one side only, declares none at L >= 2."""
+    case, compiled = setting(path, **settings)
+    claim = default_claim(case, name)
+    if name == "meta-pg" and case.inner.steps > 1:
+        assert claim is None
+        return
+    design = design_for(case, compiled)
+    exact = exact_expectation(case, compiled, name)
+    result = check_claim(case, compiled, meta_gradients(compiled, case), name, claim, exact, None, 0, design)
+    assert result.verdict == "pass", result.summary
+
+
 @pytest.mark.parametrize(("name", "settings"), SETTINGS)
 def test_fast_path_matches_autograd_dice_reference(name, settings):
     case, compiled = setting(name, **settings)

@@ -13,10 +13,11 @@
 5. ``fingerprint``: least squares of the expectation on the exact terms of
    :data:`mapg_verify.estimators.BASIS`, over the case's ``theta`` and further parameter draws,
    with 95% intervals from the residuals (zero width when the fit is exact, as it is for the
-   estimators built from these terms at ``L = 1``), reported as ``info``. A declared fingerprint
+   estimators built from these terms), reported as ``info``. A declared fingerprint
    is the built-in's default claim, judged by the declared combination itself (``||design d - E||``
    floored at the error floor, 1e-10, so a saturated policy is judged on what it computes).
 6. ``claim``: the estimator's claim, exactly or statistically (:mod:`mapg_verify.checks.claims`).
+7. ``inner-update``: a plug-in's own ``phi_l``, where it returns them, against the batches' parameters.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mapg_verify.checks.claims import check_claim, claim_of
+from mapg_verify.checks.claims import check_claim, claim_of, partner_of
 from mapg_verify.checks.fingerprint import Design, design_for, fingerprint
-from mapg_verify.checks.result import CheckResult, case_floor, info, relative_bias
+from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_bias
 from mapg_verify.checks.statistics import holm, mean_test
-from mapg_verify.estimators.dispatch import draw_rows, estimator_of, exact_expectation, rng_for
-from mapg_verify.estimators.plugins import PluginError
-from mapg_verify.estimators.table import Parts
+from mapg_verify.estimators.dispatch import draw_rows, estimator_of, exact_expectation, resolve, rng_for
+from mapg_verify.estimators.plugins import PluginError, plugin_draws
+from mapg_verify.estimators.table import FROZEN, Parts
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.metagradient import expected_update, sampled_update
 from mapg_verify.problem.errors import InputError
@@ -85,8 +86,23 @@ def verify_estimator(
     if reason.startswith("plug-in"):
         failed = CheckResult(f"implementation:{name}", False, {}, reason)
         return EstimatorReport(name, None, None, options, (failed, *_not_run(name, reason)), skipped)
+    claim = claim_of(case, name)
+    partner = partner_of(case, claim) if claim is not None and estimator_of(name) is None else None
+    paired, updates = None, None
     try:
-        rows = draw_rows(case, compiled, name, case.estimators.samples, rng_for(seed, case, name))
+        if estimator_of(name) is None:
+            draws = plugin_draws(
+                case,
+                compiled,
+                resolve(name),
+                case.estimators.samples,
+                rng_for(seed, case, name),
+                FROZEN if partner is None else partner[1],
+            )
+            rows, updates = draws.rows, inner_update(case, name, draws.inner_update)
+            paired = None if partner is None else (partner[0], draws.partner)
+        else:
+            rows = draw_rows(case, compiled, name, case.estimators.samples, rng_for(seed, case, name))
     except PluginError as error:
         failed = CheckResult(f"implementation:{name}", False, {}, f"plug-in {error}")
         checks = (failed, *_not_run(name, f"plug-in {error}"))
@@ -115,12 +131,33 @@ def verify_estimator(
         checks.append(info(f"fingerprint:{name}", {}, f"not run: {error.reason}"))
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
-    claim = claim_of(case, name)
     if claim is not None:
-        checks.append(check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design))
+        checks.append(check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design, paired))
+    if updates is not None:
+        checks.append(updates)
     sweep = bias_sweep(compiled, name, context) if estimator_of(name) else ()
     curve = error_curve(rows, exact.total) if exact is not None else ()
     return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped, sweep, curve)
+
+
+def inner_update(case: Case, name: str, deviation: float | None) -> CheckResult | None:
+    """``inner-update:NAME`` for a plug-in: its own ``phi_1 .. phi_L`` against the parameters that
+    drew its batches, ``max |phi_hat - phi| / max(|phi|, 1) <= 1e-10`` over every replicate
+    (``info`` when it returns none; nothing at ``L = 0``)."""
+    check = f"inner-update:{name}"
+    if case.inner.steps == 0:
+        return None
+    if deviation is None:
+        return info(check, {}, "not checked: the plug-in returns no phi_l (return (estimate, phis) to check them)")
+    held = deviation <= DEFINITION_TOLERANCE
+    figures = {"largest relative deviation": deviation, "tolerance": DEFINITION_TOLERANCE}
+    if held:
+        return CheckResult(check, True, figures, f"holds: its phi_l are the batches' parameters to {deviation:.1e}")
+    summary = (
+        f"does not hold: its phi_l differ from the parameters that drew its batches by up to {deviation:.2g} "
+        "(relative): its estimate was scored on batches its own inner update would not draw"
+    )
+    return CheckResult(check, False, figures, summary)
 
 
 def _not_run(name: str, reason: str) -> tuple[CheckResult, ...]:

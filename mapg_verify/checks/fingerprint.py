@@ -17,19 +17,23 @@ from mapg_verify.estimators.dispatch import estimator_of, exact_expectation
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.plugins import count_sequences
 from mapg_verify.estimators.surrogate import plan
-from mapg_verify.estimators.table import BASIS, ESTIMATORS, FROZEN, Estimator, current_weight, pairing_of
+from mapg_verify.estimators.table import BASIS, ESTIMATORS, FROZEN, Estimator, declared_terms
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import Case
 
 
 def basis(case: Case, compiled: CompiledValues) -> np.ndarray:
-    """The exact terms of :data:`BASIS` at the case's ``theta``, as columns ``(d, 5)``."""
+    """The exact terms of :data:`BASIS` at the case's ``theta``, as columns ``(d, 7)``."""
     pathwise = expectation(plan(case, compiled, ESTIMATORS["sampled-exact"]))
     dice = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["meta-mapg"], pairing="batch")))
     frozen = expectation(plan(case, compiled, FROZEN))
-    columns = (pathwise.current, frozen.own, pathwise.own - frozen.own, dice.own - pathwise.own, dice.peer)
-    return np.stack(columns, axis=1)
+    timestep = np.zeros_like(dice.current)  # one-step games: the timestep pairing is the trajectory one
+    if case.inner.horizon > 1:
+        stepwise = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["meta-mapg"], pairing="timestep")))
+        timestep = stepwise.current - dice.current / case.inner.batch
+    own = (frozen.own, pathwise.own - frozen.own, dice.own - pathwise.own, dice.peer)
+    return np.stack((pathwise.current, dice.current - pathwise.current, timestep, *own), axis=1)
 
 
 def parameter_draws(case: Case, count: int) -> list[Case]:
@@ -153,13 +157,9 @@ def coefficient_text(value: float | None) -> str:
 
 
 def declared_fingerprint(case: Case, estimator: Estimator | None) -> tuple | None:
-    """The declared coefficients at ``L = 1``, the current term scaled by the pairing: 1 for
-    ``batch``, ``1/K`` for ``trajectory``. None for ``timestep``: its current term is not a
-    multiple of ``C``, so no coefficient on the basis states it (the residual shows it)."""
-    pairing = pairing_of(estimator, case) if estimator else None
-    if estimator is None or estimator.declared is None or case.inner.steps != 1 or pairing == "timestep":
-        return None
-    return (estimator.declared[0] * current_weight(pairing, case.inner.batch), *estimator.declared[1:])
+    """A built-in's declared coefficients on :data:`BASIS` for this case
+    (:func:`mapg_verify.estimators.table.declared_terms`); ``None`` for plug-ins."""
+    return None if estimator is None else declared_terms(estimator, case)
 
 
 def fit_terms(design: np.ndarray, target: np.ndarray) -> tuple[list, list, float]:

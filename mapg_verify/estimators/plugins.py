@@ -18,6 +18,11 @@ parameters it was drawn at (given for convenience; a meta-gradient estimator rec
 from ``theta`` to differentiate through them). Agent ``k`` sees state ``s`` as its policy row
 ``settings.game.views[k, s]``.
 
+It may return ``(estimate, phis)`` instead, ``phis`` its own ``phi_1 .. phi_L`` (each one array
+per agent, or flat): the toolkit then checks them against the parameters that drew the batches
+(check ``inner-update:NAME``), so that an estimator whose inner update differs from model S's is
+not scored, unsaid, on batches its own update would not draw.
+
 The plug-in is called once per replicate. Its exact expectation enumerates every ordered
 sequence of inner and outer trajectories (a plug-in may pair them by position) under the
 case's ``enumeration_cap``. A plug-in that raises, returns a non-finite value or the wrong
@@ -37,7 +42,7 @@ import numpy as np
 
 from mapg_verify.estimators.montecarlo import chunk_size, draw_recorded
 from mapg_verify.estimators.surrogate import plan
-from mapg_verify.estimators.table import FROZEN, Parts
+from mapg_verify.estimators.table import FROZEN, Estimator, Parts
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories
 from mapg_verify.exact.reinforce import trajectory_terms
@@ -123,12 +128,16 @@ def settings_of(case: Case) -> Settings:
     )
 
 
-def call(function: Callable, inner, outer, theta, settings: Settings, shape: tuple[int, ...]) -> np.ndarray:
-    """One call, its result checked: a flat finite vector of ``prod(shape)`` entries."""
+def call(function: Callable, inner, outer, theta, settings: Settings, shape: tuple[int, ...]):
+    """One call, its result checked: a flat finite vector of ``prod(shape)`` entries, and the
+    plug-in's own ``phi_1 .. phi_L`` flattened ``(L, D)`` where it returns them (else ``None``)."""
     try:
         value = function(inner, outer, theta, settings)
     except Exception as error:  # a plug-in's own failure is a verdict, not a crash
         raise PluginError(f"raised {type(error).__name__}: {error}") from error
+    phis = None
+    if isinstance(value, tuple) and len(value) == 2:
+        value, phis = value[0], _flat_phis(value[1], len(inner), sum(np.size(t) for t in theta))
     try:
         value = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
@@ -137,18 +146,52 @@ def call(function: Callable, inner, outer, theta, settings: Settings, shape: tup
         raise PluginError(f"returned shape {value.shape}, expected {shape} (the shape of theta^i)")
     if not np.all(np.isfinite(value)):
         raise PluginError(f"returned a non-finite value: {value.ravel().tolist()}")
-    return value.reshape(-1)
+    return value.reshape(-1), phis
 
 
-def draw_plugin(case: Case, compiled: CompiledValues, function: Callable, samples: int, rng) -> np.ndarray:
-    """``samples`` estimates, one row each, on batches from the model-S inner loop."""
-    surrogate = plan(case, compiled, FROZEN)  # the inner loop's REINFORCE updates, nothing differentiated
+def _parts(phi) -> tuple:
+    """One array per agent, or a flat array as one part."""
+    return tuple(phi) if isinstance(phi, (tuple, list)) else (phi,)
+
+
+def _flat_phis(phis, steps: int, size: int) -> np.ndarray:
+    """The plug-in's ``phi_1 .. phi_L`` as ``(L, D)``: each entry flat or one array per agent."""
+    try:
+        flat = [np.concatenate([np.ravel(np.asarray(p, dtype=float)) for p in _parts(phi)]) for phi in phis]
+    except (TypeError, ValueError):
+        raise PluginError("returned phis that are not arrays of numbers") from None
+    if len(flat) != steps or any(len(phi) != size for phi in flat):
+        shapes = [len(phi) for phi in flat]
+        raise PluginError(f"returned {len(flat)} phis of sizes {shapes}, expected phi_1 .. phi_{steps} of size {size}")
+    return np.array(flat).reshape(steps, size)
+
+
+@dataclass(frozen=True, eq=False)
+class PluginDraws:
+    """A plug-in's Monte-Carlo rows, the partner estimator's rows on the very same batches, and the
+    largest deviation of the plug-in's own ``phi_l`` from the parameters that drew ``B_l``
+    (relative to ``max(|phi_l|, 1)``, over replicates and levels; ``None`` when it returns none)."""
+
+    rows: np.ndarray
+    partner: np.ndarray
+    inner_update: float | None
+
+
+def plugin_draws(
+    case: Case, compiled: CompiledValues, function: Callable, samples: int, rng, partner: Estimator = FROZEN
+) -> PluginDraws:
+    """``samples`` estimates, one row each, on batches from the model-S inner loop, beside the
+    estimates of ``partner`` (a built-in on the same inner loop) from the same batches."""
+    if not (partner.inner and partner.self_learns and partner.returns == "reward-to-go"):
+        raise ValueError("the partner must run model S's inner loop, unchanged")
+    surrogate = plan(case, compiled, partner)
     settings, shape = settings_of(case), case.theta[case.inner.meta_agent].shape
-    rows = []
+    rows, theirs, deviation = [], [], None
     for start in range(0, samples, chunk_size(surrogate)):
         count = min(chunk_size(surrogate), samples - start)
         draws = draw_recorded(surrogate, count, rng)
         phis = draws.phis
+        theirs.append(draws.parts.total)
         for r in range(count):
             inner = tuple(
                 _batch(surrogate, t, r, case.inner.batch, phis[level][r]) for level, t in enumerate(draws.inner)
@@ -157,8 +200,18 @@ def draw_plugin(case: Case, compiled: CompiledValues, function: Callable, sample
                 None if t is None else _batch(surrogate, t, r, case.estimators.outer_batch, phis[level][r])
                 for level, t in enumerate(draws.outer)
             )
-            rows.append(call(function, inner, outer, case.theta, settings, shape))
-    return np.array(rows)
+            row, own = call(function, inner, outer, case.theta, settings, shape)
+            rows.append(row)
+            if own is not None and len(own):
+                drawn = np.array([phi[r] for phi in phis[1:]])
+                gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
+                deviation = gap if deviation is None else max(deviation, gap)
+    return PluginDraws(np.array(rows), np.concatenate(theirs), deviation)
+
+
+def draw_plugin(case: Case, compiled: CompiledValues, function: Callable, samples: int, rng) -> np.ndarray:
+    """``samples`` estimates, one row each, on batches from the model-S inner loop."""
+    return plugin_draws(case, compiled, function, samples, rng).rows
 
 
 def _batch(surrogate, trajectories: Trajectories, replicate: int, size: int, phi) -> Batch:
@@ -214,7 +267,7 @@ def plugin_expectation(case: Case, compiled: CompiledValues, function: Callable)
             batch = None if chosen is None else _as_batch(surrogate, trajectories.take(chosen), phi)
             outer_now = (*outer, batch)
             if level == surrogate.steps:
-                value = call(function, inner, outer_now, case.theta, settings, shape)
+                value, _ = call(function, inner, outer_now, case.theta, settings, shape)
                 total = total + np.exp(log_weight + outer_weight) * value
                 continue
             for indices, inner_weight in sequences(phi, case.inner.batch):

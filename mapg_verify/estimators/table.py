@@ -11,20 +11,27 @@ import numpy as np
 
 from mapg_verify.spec.case import Case
 
-BASIS = ("current", "adapted", "own-pathwise", "own-dice", "peer")
+BASIS = ("current", "current-dice", "current-timestep", "adapted", "own-pathwise", "own-dice", "peer")
 
 
-"""The fingerprint's exact terms (check 5): ``C``; ``E[grad_{phi^i} V^i(phi_L)]`` (the plain gradient
-at the adapted parameters); self-shaping through the pathwise Jacobian ``E[grad_{phi^i} V^i (T^path_L - I)[i]]``;
-the part DiCE's score products add to it ``E[grad_{phi^i} V^i (T^dice_L - T^path_L)[i]]``; and the
-opponent-shaping term ``E[grad_{phi^-i} V^i T^dice_L[-i]]``."""
+"""The fingerprint's exact terms (check 5): ``C``, the current term with the pathwise tangent and the
+batch pairing; the part DiCE's tangent adds to it (0 at ``L = 1``, where the current term's tangent
+is ``T_0 = E_i``); the part the timestep pairing adds to the trajectory pairing's ``1/K`` times the
+DiCE-tangent current term (0 on one-step games); ``E[grad_{phi^i} V^i(phi_L)]`` (the plain gradient
+at the adapted parameters); self-shaping through the pathwise Jacobian
+``E[grad_{phi^i} V^i (T^path_L - I)[i]]``; the part DiCE's score products add to it
+``E[grad_{phi^i} V^i (T^dice_L - T^path_L)[i]]``; and the opponent-shaping term
+``E[grad_{phi^-i} V^i T^dice_L[-i]]``."""
 
 
 @dataclass(frozen=True)
 class Estimator:
-    """One estimator of the family above; ``declared`` is its fingerprint by construction at
-    ``L = 1`` (``None`` where it is not a combination of :data:`BASIS`), ``1`` on ``current``
-    standing for the pairing's factor."""
+    """One estimator of the family above; ``declared`` is its fingerprint by construction on the
+    terms ``(current, adapted, own-pathwise, own-dice, peer)``, ``1`` on ``current`` standing for the
+    current term with the estimator's tangent and pairing (:func:`declared_terms` spells it on
+    :data:`BASIS`); ``None`` where it is not a combination of the basis. ``partial`` marks
+    estimators that differentiate some agents' updates only: from ``L = 2`` on, their tangent
+    mixes in products of the rows they keep, outside the basis."""
 
     terms: str
     inner_derivative: str
@@ -38,6 +45,10 @@ class Estimator:
     returns: str = "reward-to-go"  # or the defects "undiscounted", "immediate"
     peer_sign: float = 1.0
     declared: tuple[float, ...] | None = None
+
+    @property
+    def partial(self) -> bool:
+        return self.own != self.peers
 
 
 _FULL = Estimator("current + own + peer", "DiCE", declared=(1, 1, 1, 1, 1))
@@ -106,7 +117,21 @@ def pairing_of(estimator: Estimator, case: Case) -> str:
     return estimator.pairing or case.estimators.pairing
 
 
+def declared_terms(estimator: Estimator, case: Case) -> tuple[float, ...] | None:
+    """The declared fingerprint on :data:`BASIS` for this case (see :class:`Estimator`): the current
+    term's ``c`` becomes ``c w`` on ``current`` (``w`` from :func:`current_weight`), ``c w`` on
+    ``current-dice`` with DiCE's tangent, and ``c`` on ``current-timestep`` with that pairing."""
+    if estimator.declared is None or (estimator.partial and case.inner.steps > 1):
+        return None
+    c, *rest = estimator.declared
+    pairing = pairing_of(estimator, case)
+    weight = c * current_weight(pairing, case.inner.batch)
+    dice = weight if estimator.jacobian == "dice" else 0.0
+    return (weight, dice, c if pairing == "timestep" else 0.0, *rest)
+
+
 def current_weight(pairing: str, batch: int) -> float:
     """The current term's expectation in units of ``C`` for the ``batch`` pairing (1) and the
-    ``trajectory`` pairing (``1/K``: one inner trajectory's score times its own outer return)."""
+    ``trajectory`` pairing (``1/K``: one inner trajectory's score times its own outer return);
+    ``1/K`` for the ``timestep`` pairing too, whose difference from it is a term of its own."""
     return 1.0 if pairing == "batch" else 1.0 / batch
