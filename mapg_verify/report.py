@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 from mapg_verify import figures
-from mapg_verify.estimators.table import BASIS
+from mapg_verify.spec.case import BASIS
 
 PROVENANCE = (
     (

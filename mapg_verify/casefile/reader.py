@@ -25,7 +25,7 @@ from mapg_verify.casefile.budget import THETA_BOUND, THETA_REASON, check_budget,
 from mapg_verify.casefile.values import boolean, known_keys, number_in, positive_integer, subtable
 from mapg_verify.estimators.dispatch import check_names
 from mapg_verify.estimators.plugins import plugin_path
-from mapg_verify.estimators.table import BASIS, ESTIMATORS
+from mapg_verify.estimators.table import ESTIMATORS
 from mapg_verify.exact.enumeration import check_enumerable
 from mapg_verify.problem.catalog import build_game
 from mapg_verify.problem.errors import InputError
@@ -33,6 +33,7 @@ from mapg_verify.problem.game import DifferentiableGame, Game, make_game, parse_
 from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import POLICIES, Policy
 from mapg_verify.spec.case import (
+    BASIS,
     CLAIM_MODELS,
     CLAIM_MODES,
     DEFAULT_CAP,

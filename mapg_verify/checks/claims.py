@@ -38,11 +38,11 @@ from mapg_verify.checks.fingerprint import Design, declared_fingerprint, draw_ex
 from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_error
 from mapg_verify.checks.statistics import mean_test, two_sample_test
 from mapg_verify.estimators.dispatch import draw_rows, exact_expectation, rng_for
-from mapg_verify.estimators.table import BASIS, ESTIMATORS, FROZEN, Estimator
+from mapg_verify.estimators.table import ESTIMATORS, FROZEN, Estimator
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.metagradient import expected_update, sampled_update
 from mapg_verify.problem.errors import InputError
-from mapg_verify.spec.case import Case, Claim
+from mapg_verify.spec.case import BASIS, Case, Claim
 
 DETECTION_POWER = 0.99
 REFERENCE_ESTIMATOR = {"model-S": "sampled-exact"}  # an estimator whose expectation is the model, by definition

@@ -11,7 +11,7 @@
    gradient). Beside it, :func:`bias_sweep` records the relative bias against both models as ``K`` and the
    inner rates vary (built-in estimators, as far as the enumeration cap allows).
 5. ``fingerprint``: least squares of the expectation on the exact terms of
-   :data:`mapg_verify.estimators.BASIS`, over the case's ``theta`` and further parameter draws,
+   :data:`mapg_verify.spec.case.BASIS`, over the case's ``theta`` and further parameter draws,
    with 95% intervals from the residuals (zero width when the fit is exact, as it is for the
    estimators built from these terms), reported as ``info``. A declared fingerprint
    is the built-in's default claim, judged by the declared combination itself (``||design d - E||``

@@ -1,5 +1,5 @@
 """Check 5, the term fingerprint: the estimator's exact expectation fitted on the exact terms of
-:data:`mapg_verify.estimators.table.BASIS` over the case's ``theta`` and further parameter
+:data:`mapg_verify.spec.case.BASIS` over the case's ``theta`` and further parameter
 draws, with 95% intervals from the residuals. Reported (``info``): a fingerprint is judged only
 where it is claimed (a built-in's declared one by default, :mod:`mapg_verify.checks.claims`)."""
 
@@ -17,10 +17,10 @@ from mapg_verify.estimators.dispatch import estimator_of, exact_expectation
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.plugins import count_sequences
 from mapg_verify.estimators.surrogate import plan
-from mapg_verify.estimators.table import BASIS, ESTIMATORS, FROZEN, Estimator, declared_terms
+from mapg_verify.estimators.table import ESTIMATORS, FROZEN, Estimator, declared_terms
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
-from mapg_verify.spec.case import Case
+from mapg_verify.spec.case import BASIS, Case
 
 
 def basis(case: Case, compiled: CompiledValues) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The estimators of SPEC §4 as a table: each a set of switches on one DiCE surrogate
 (:mod:`mapg_verify.estimators.surrogate`), with the terms it keeps, its inner derivative and its
-declared fingerprint; the deliberately wrong variants; the fingerprint basis; and :class:`Parts`."""
+declared fingerprint (on :data:`mapg_verify.spec.case.BASIS`); the deliberately wrong variants; and :class:`Parts`."""
 
 from __future__ import annotations
 
@@ -10,18 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapg_verify.spec.case import Case
-
-BASIS = ("current", "current-dice", "current-timestep", "adapted", "own-pathwise", "own-dice", "peer")
-
-
-"""The fingerprint's exact terms (check 5): ``C``, the current term with the pathwise tangent and the
-batch pairing; the part DiCE's tangent adds to it (0 at ``L = 1``, where the current term's tangent
-is ``T_0 = E_i``); the part the timestep pairing adds to the trajectory pairing's ``1/K`` times the
-DiCE-tangent current term (0 on one-step games); ``E[grad_{phi^i} V^i(phi_L)]`` (the plain gradient
-at the adapted parameters); self-shaping through the pathwise Jacobian
-``E[grad_{phi^i} V^i (T^path_L - I)[i]]``; the part DiCE's score products add to it
-``E[grad_{phi^i} V^i (T^dice_L - T^path_L)[i]]``; and the opponent-shaping term
-``E[grad_{phi^-i} V^i T^dice_L[-i]]``."""
 
 
 @dataclass(frozen=True)

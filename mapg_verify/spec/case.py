@@ -34,6 +34,19 @@ class InnerLoop:
 
 
 CLAIM_MODES = ("auto", "exact", "statistical")
+BASIS = ("current", "current-dice", "current-timestep", "adapted", "own-pathwise", "own-dice", "peer")
+
+
+"""The fingerprint's exact terms (check 5): ``C``, the current term with the pathwise tangent and the
+batch pairing; the part DiCE's tangent adds to it (0 at ``L = 1``, where the current term's tangent
+is ``T_0 = E_i``); the part the timestep pairing adds to the trajectory pairing's ``1/K`` times the
+DiCE-tangent current term (0 on one-step games); ``E[grad_{phi^i} V^i(phi_L)]`` (the plain gradient
+at the adapted parameters); self-shaping through the pathwise Jacobian
+``E[grad_{phi^i} V^i (T^path_L - I)[i]]``; the part DiCE's score products add to it
+``E[grad_{phi^i} V^i (T^dice_L - T^path_L)[i]]``; and the opponent-shaping term
+``E[grad_{phi^-i} V^i T^dice_L[-i]]``."""
+
+
 CLAIM_MODELS = ("model-S", "model-E")
 
 
@@ -51,7 +64,8 @@ class Claim:
     @property
     def label(self) -> str:
         if self.kind == "fingerprint":
-            return "fingerprint (" + ", ".join(f"{c:g}" for c in self.target) + ")"
+            terms = [f"{c:g} {term}" for term, c in zip(BASIS, self.target, strict=True) if c]
+            return "fingerprint " + (" + ".join(terms) or "0")
         return "the plain gradient" if self.kind == "gradient" else str(self.target)
 
 
