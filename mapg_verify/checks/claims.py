@@ -34,11 +34,11 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-from mapg_verify.checks.fingerprint import Design, declared_fingerprint, draw_expectations
+from mapg_verify.checks.fingerprint import Design, draw_expectations
 from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_error
 from mapg_verify.checks.statistics import mean_test, two_sample_test
 from mapg_verify.estimators.dispatch import draw_rows, exact_expectation, rng_for
-from mapg_verify.estimators.table import ESTIMATORS, FROZEN, Estimator
+from mapg_verify.estimators.table import ESTIMATORS, FROZEN, Estimator, declared_terms
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.metagradient import expected_update, sampled_update
 from mapg_verify.problem.errors import InputError
@@ -64,7 +64,7 @@ def default_claim(case: Case, name: str) -> Claim | None:
         return Claim("model", "model-S") if sees_game(case) and case.inner.horizon == case.game.horizon else None
     if name == "naive":
         return Claim("gradient", "grad V^i(theta)") if sees_game(case) else None
-    declared = declared_fingerprint(case, estimator)
+    declared = declared_terms(estimator, case)
     return None if declared is None else Claim("fingerprint", tuple(float(c) for c in declared))
 
 
@@ -80,8 +80,7 @@ def partner_of(case: Case, claim: Claim) -> tuple[str, Estimator] | None:
     """The built-in that a plug-in's claim is paired with (see the module's docstring), by name."""
     if claim.kind == "estimator":
         estimator = ESTIMATORS[claim.target]
-        plain = estimator.inner and estimator.self_learns and estimator.returns == "reward-to-go"
-        return (claim.target, estimator) if plain else None
+        return (claim.target, estimator) if estimator.plain_inner_loop else None
     if claim.kind == "model" and default_claim(case, "sampled-exact") == claim:
         return "sampled-exact", ESTIMATORS["sampled-exact"]
     if claim.kind == "fingerprint" and claim.target == ADAPTED_ONLY:

@@ -86,11 +86,11 @@ def verify_estimator(
     if reason.startswith("plug-in"):
         failed = CheckResult(f"implementation:{name}", False, {}, reason)
         return EstimatorReport(name, None, None, options, (failed, *_not_run(name, reason)), skipped)
-    claim = claim_of(case, name)
-    partner = partner_of(case, claim) if claim is not None and estimator_of(name) is None else None
+    claim, builtin = claim_of(case, name), estimator_of(name)
+    partner = partner_of(case, claim) if claim is not None and builtin is None else None
     paired, updates = None, None
     try:
-        if estimator_of(name) is None:
+        if builtin is None:
             draws = plugin_draws(
                 case,
                 compiled,
@@ -135,7 +135,7 @@ def verify_estimator(
         checks.append(check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design, paired))
     if updates is not None:
         checks.append(updates)
-    sweep = bias_sweep(compiled, name, context) if estimator_of(name) else ()
+    sweep = bias_sweep(compiled, name, context) if builtin else ()
     curve = error_curve(rows, exact.total) if exact is not None else ()
     return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped, sweep, curve)
 

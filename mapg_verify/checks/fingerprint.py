@@ -17,7 +17,7 @@ from mapg_verify.estimators.dispatch import estimator_of, exact_expectation
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.plugins import count_sequences
 from mapg_verify.estimators.surrogate import plan
-from mapg_verify.estimators.table import ESTIMATORS, FROZEN, Estimator, declared_terms
+from mapg_verify.estimators.table import ESTIMATORS, FROZEN
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import BASIS, Case
@@ -154,12 +154,6 @@ def coefficient_text(value: float | None) -> str:
     if value is None:
         return "n/a"
     return "0" if abs(value) < 1e-9 else f"{value:.3g}"
-
-
-def declared_fingerprint(case: Case, estimator: Estimator | None) -> tuple | None:
-    """A built-in's declared coefficients on :data:`BASIS` for this case
-    (:func:`mapg_verify.estimators.table.declared_terms`); ``None`` for plug-ins."""
-    return None if estimator is None else declared_terms(estimator, case)
 
 
 def fit_terms(design: np.ndarray, target: np.ndarray) -> tuple[list, list, float]:

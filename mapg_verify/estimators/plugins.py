@@ -182,7 +182,7 @@ def plugin_draws(
 ) -> PluginDraws:
     """``samples`` estimates, one row each, on batches from the model-S inner loop, beside the
     estimates of ``partner`` (a built-in on the same inner loop) from the same batches."""
-    if not (partner.inner and partner.self_learns and partner.returns == "reward-to-go"):
+    if not partner.plain_inner_loop:
         raise ValueError("the partner must run model S's inner loop, unchanged")
     surrogate = plan(case, compiled, partner)
     settings, shape = settings_of(case), case.theta[case.inner.meta_agent].shape
