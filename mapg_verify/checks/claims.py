@@ -146,10 +146,12 @@ def check_claim(
         spread = np.atleast_2d(np.cov(differences, rowvar=False))
         size = float(np.linalg.norm(reference if reference is not None else theirs.mean(axis=0)))
         figures["against"] = f"{partner} on the same batches (paired Hotelling T^2 on the differences)"
+        difference = differences.mean(axis=0)
     elif reference is not None:
         test = mean_test(rows, reference, level=case.checks.level, scale=case_floor(case, compiled))
         spread, size = np.atleast_2d(np.cov(rows, rowvar=False)), float(np.linalg.norm(reference))
         figures["against"] = "the reference's exact value (Hotelling T^2)"
+        difference = rows.mean(axis=0) - reference
     elif claim.kind == "fingerprint":  # model E and the gradient always have an exact value
         return info(check, figures, f"not testable: {claim.label} cannot be enumerated for this case")
     else:
@@ -159,6 +161,8 @@ def check_claim(
         spread = sum(np.atleast_2d(np.cov(r, rowvar=False)) for r in (rows, theirs))
         size = float(np.linalg.norm(theirs.mean(axis=0)))
         figures["against"] = f"{other}'s own Monte-Carlo rows (two-sample, unequal covariances)"
+        difference = test.mean
+    figures["relative difference measured"] = float(np.linalg.norm(difference)) / max(size, 1e-300)
     return _statistical(case, check, claim, test, spread, size, len(rows), figures)
 
 
@@ -184,7 +188,8 @@ def _exact(case, compiled, name, claim, value, reference, design: Design, figure
 
 
 def _statistical(case, check, claim, test, spread, size, samples, figures: dict) -> CheckResult:
-    """Statistical mode's verdict, with what a pass rules out at this budget."""
+    """Statistical mode's verdict, with what a pass rules out at this budget, or, for a rejection,
+    the difference measured beside the smallest one this budget detects."""
     level = case.checks.level
     figures |= {"T-squared": test.statistic if math.isfinite(test.statistic) else None, "level": level}
     figures |= {"p-value": test.p_value if not test.unvaried else None, "samples": samples}
@@ -201,10 +206,18 @@ def _statistical(case, check, claim, test, spread, size, samples, figures: dict)
         return CheckResult(check, True, figures, summary)
     summary = (
         f"{verdict}: claim {claim.label}, tested against {against}, T^2 {test.statistic:.3g}, "
-        f"p = {test.p_value:.3g} at level {level} ({samples} samples); rules out a relative difference of "
-        f"{detectable:.2g} or more (99% power, least favourable direction); {budget:,} samples would rule "
-        f"out {target:g}"
+        f"p = {test.p_value:.3g} at level {level} ({samples} samples); "
     )
+    if test.rejected:
+        summary += (
+            f"the mean differs from it by {figures['relative difference measured']:.2g} relative to its size "
+            f"(this budget detects {detectable:.2g} or more with 99% power)"
+        )
+    else:
+        summary += (
+            f"rules out a relative difference of {detectable:.2g} or more (99% power, least favourable "
+            f"direction); {budget:,} samples would rule out {target:g}"
+        )
     return CheckResult(check, not test.rejected, figures, summary)
 
 
