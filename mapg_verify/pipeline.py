@@ -21,9 +21,10 @@ from dataclasses import asdict
 import numpy as np
 
 from mapg_verify.checks.calibration import calibration, power
-from mapg_verify.checks.estimator import holm_family, shared, verify_estimator
+from mapg_verify.checks.estimator import holm_family, verify_estimator
 from mapg_verify.checks.registry import CHECKS, meta_checks
 from mapg_verify.checks.result import CheckResult
+from mapg_verify.checks.sweep import shared
 from mapg_verify.estimators.dispatch import expectations
 from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.metagradient import meta_gradients

@@ -133,6 +133,9 @@ def describe_case(case: Case) -> dict:
             "outer": estimators.outer,
             "pairing": estimators.pairing,
             "outer_batch": estimators.outer_batch,
+            "returns": estimators.returns,
+            "baseline": estimators.baseline,
+            "gae_lambda": estimators.gae_lambda,
         },
         "checks": asdict(case.checks),
     }

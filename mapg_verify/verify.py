@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mapg_verify import pipeline
-from mapg_verify.casefile.reader import load_case, parse_claims
+from mapg_verify.casefile.estimators import parse_claims
+from mapg_verify.casefile.reader import load_case
 from mapg_verify.estimators.dispatch import REGISTERED
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import CLAIM_MODES, Case

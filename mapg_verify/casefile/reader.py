@@ -8,9 +8,11 @@ game's (required for model S on an infinite-horizon game),
 ``objective = "terminal"``, ``meta_agent = 0``, ``enumeration_cap = 200000``
 (model S refuses to enumerate more inner batches than this); ``[estimators] names = []``,
 ``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``, ``outer_batch`` the inner
-``batch``; ``[checks] level = 0.01``, ``relative_error = 0.1``, ``fingerprint_draws = 3``,
-``seeds = 0`` (calibration and power off), ``calibration_samples = 1000``, ``sweep = true``,
-``claim_mode = "auto"``; ``[estimators.claims]`` none beyond the built-ins' own.
+``batch``, ``returns``, ``baseline`` and ``gae_lambda`` each built-in's own (a name's
+``[key=value, ...]`` options override them for it); ``[checks] level = 0.01``,
+``relative_error = 0.1``, ``fingerprint_draws = 3``, ``seeds = 0`` (calibration and power off),
+``calibration_samples = 1000``, ``sweep = true``, ``claim_mode = "auto"``; ``[estimators.claims]`` none beyond
+the built-ins' own.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from mapg_verify.casefile.budget import THETA_BOUND, THETA_REASON, check_budget, check_experiment, check_reach
+from mapg_verify.casefile.estimators import estimator_settings
 from mapg_verify.casefile.values import boolean, known_keys, number_in, positive_integer, subtable
-from mapg_verify.estimators.dispatch import check_names
 from mapg_verify.estimators.plugins import plugin_path
-from mapg_verify.estimators.table import ESTIMATORS
 from mapg_verify.exact.enumeration import check_enumerable
 from mapg_verify.problem.catalog import build_game
 from mapg_verify.problem.errors import InputError
@@ -33,19 +34,13 @@ from mapg_verify.problem.game import DifferentiableGame, Game, make_game, parse_
 from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import POLICIES, Policy
 from mapg_verify.spec.case import (
-    BASIS,
-    CLAIM_MODELS,
     CLAIM_MODES,
     DEFAULT_CAP,
     EXPERIMENTS,
     MODELS,
     OBJECTIVES,
-    OUTERS,
-    PAIRINGS,
     Case,
     CheckSettings,
-    Claim,
-    EstimatorSettings,
     InnerLoop,
     PaperSettings,
 )
@@ -56,7 +51,17 @@ SECTIONS = {
     "policy": ("kind",),
     "params": ("theta", "seed", "scale"),
     "inner": ("model", "steps", "alpha", "batch", "horizon", "objective", "meta_agent", "enumeration_cap"),
-    "estimators": ("names", "samples", "outer", "pairing", "outer_batch", "claims"),
+    "estimators": (
+        "names",
+        "samples",
+        "outer",
+        "pairing",
+        "outer_batch",
+        "claims",
+        "returns",
+        "baseline",
+        "gae_lambda",
+    ),
     "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples", "sweep", "claim_mode"),
     "paper": (
         "experiment",
@@ -150,7 +155,7 @@ def parse_case(document: dict, default_name: str, path: str = "") -> Case:
         policy,
         theta,
         inner,
-        _estimators(document.get("estimators", {}), game, inner),
+        estimator_settings(document.get("estimators", {}), game, inner),
         _checks(document.get("checks", {})),
         _paper(document["paper"]) if "paper" in document else None,
     )
@@ -265,69 +270,6 @@ def _inner(table: dict, game) -> InnerLoop:
             raise InputError("inner.model", f'model S samples trajectories; {game.name!r} has none: use "expected"')
         check_enumerable(game, horizon, batch, steps, cap)
     return InnerLoop(tuple(models), steps, alpha, batch, horizon, objective, meta_agent, cap)
-
-
-def _estimators(table: dict, game, inner: InnerLoop) -> EstimatorSettings:
-    names = table.get("names", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise InputError("estimators.names", f"must be a list of names or module:function, got {names!r}")
-    check_names(tuple(names))
-    if names and isinstance(game, DifferentiableGame):
-        raise InputError("estimators.names", f"estimators sample trajectories; {game.name!r} has none")
-    if names and inner.horizon is None:
-        raise InputError("inner.horizon", "estimators sample trajectories: give their length for this game")
-    outer = table.get("outer", "sampled")
-    if outer not in OUTERS:
-        raise InputError("estimators.outer", f"must be one of {', '.join(OUTERS)}, got {outer!r}")
-    pairing = table.get("pairing", "batch")
-    if pairing not in PAIRINGS:
-        raise InputError("estimators.pairing", f"must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
-    if outer == "exact" and any(":" in name for name in names):
-        raise InputError("estimators.outer", 'plug-ins are handed sampled outer batches: use outer = "sampled"')
-    if pairing == "timestep" and outer == "exact":
-        raise InputError("estimators.pairing", 'timestep pairing needs outer trajectories: use outer = "sampled"')
-    outer_batch = positive_integer(table.get("outer_batch", inner.batch), "estimators.outer_batch")
-    if pairing != "batch" and outer_batch != inner.batch:
-        raise InputError(
-            "estimators.outer_batch",
-            f"{pairing} pairing matches inner trajectory b with outer trajectory b: it must equal "
-            f"[inner] batch ({inner.batch}), got {outer_batch}",
-        )
-    samples = positive_integer(table.get("samples", 20000), "estimators.samples")
-    if samples < 2:
-        raise InputError("estimators.samples", "must be at least 2 (a covariance needs two samples)")
-    claims = parse_claims(table.get("claims", {}), names)
-    return EstimatorSettings(tuple(names), samples, outer, pairing, outer_batch, claims)
-
-
-def parse_claims(table: object, names: list[str]) -> tuple[tuple[str, Claim], ...]:
-    """``[estimators.claims]``: estimator name -> ``"model-S"``, ``"model-E"``, a built-in
-    estimator's name, or a table of fingerprint coefficients (terms of ``BASIS``; missing ones 0)."""
-    if not isinstance(table, dict):
-        raise InputError("estimators.claims", f"must be a table of estimator = claim, got {table!r}")
-    claims = []
-    for name, value in table.items():
-        key = f"estimators.claims.{name}"
-        if name not in names:
-            raise InputError(key, f"claims something of {name!r}, which is not in [estimators] names")
-        if isinstance(value, dict):
-            unknown = [term for term in value if term not in BASIS]
-            if unknown or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
-                raise InputError(
-                    key, f"a fingerprint claim has numbers for the terms {', '.join(BASIS)}, got {value!r}"
-                )
-            claims.append((name, Claim("fingerprint", tuple(float(value.get(term, 0.0)) for term in BASIS))))
-        elif value in CLAIM_MODELS:
-            claims.append((name, Claim("model", value)))
-        elif isinstance(value, str) and value in ESTIMATORS:
-            claims.append((name, Claim("estimator", value)))
-        else:
-            raise InputError(
-                key,
-                f"unknown claim {value!r}: {' or '.join(CLAIM_MODELS)}, a built-in estimator "
-                f"({', '.join(ESTIMATORS)}), or a table of fingerprint coefficients",
-            )
-    return tuple(claims)
 
 
 def _paper(table: dict) -> PaperSettings:

@@ -37,8 +37,8 @@ from scipy import optimize, stats
 from mapg_verify.checks.fingerprint import Design, draw_expectations
 from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_error
 from mapg_verify.checks.statistics import mean_test, two_sample_test
-from mapg_verify.estimators.dispatch import draw_rows, exact_expectation, rng_for
-from mapg_verify.estimators.table import ESTIMATORS, FROZEN, Estimator, declared_terms
+from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation, rng_for
+from mapg_verify.estimators.table import ESTIMATORS, FROZEN, UNBIASED_BASELINES, Estimator, declared_terms
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.metagradient import expected_update, sampled_update
 from mapg_verify.problem.errors import InputError
@@ -57,13 +57,16 @@ def sees_game(case: Case) -> bool:
 
 def default_claim(case: Case, name: str) -> Claim | None:
     """A built-in's own claim (see the module's docstring); ``None`` for plug-ins and wrong variants."""
-    estimator = ESTIMATORS.get(name)
-    if estimator is None:
+    base = name.partition("[")[0]
+    if base not in ESTIMATORS:
         return None
-    if name == "sampled-exact":
-        return Claim("model", "model-S") if sees_game(case) and case.inner.horizon == case.game.horizon else None
-    if name == "naive":
-        return Claim("gradient", "grad V^i(theta)") if sees_game(case) else None
+    estimator = builtin_for(case, name)
+    unbiased = estimator.convention == "from-zero" and estimator.baseline in UNBIASED_BASELINES
+    if base == "sampled-exact":
+        whole = sees_game(case) and case.inner.horizon == case.game.horizon
+        return Claim("model", "model-S") if whole and unbiased else None
+    if base == "naive":
+        return Claim("gradient", "grad V^i(theta)") if sees_game(case) and unbiased else None
     declared = declared_terms(estimator, case)
     return None if declared is None else Claim("fingerprint", tuple(float(c) for c in declared))
 
@@ -79,7 +82,7 @@ ADAPTED_ONLY = tuple(1.0 if term == "adapted" else 0.0 for term in BASIS)
 def partner_of(case: Case, claim: Claim) -> tuple[str, Estimator] | None:
     """The built-in that a plug-in's claim is paired with (see the module's docstring), by name."""
     if claim.kind == "estimator":
-        estimator = ESTIMATORS[claim.target]
+        estimator = builtin_for(case, claim.target)
         return (claim.target, estimator) if estimator.plain_inner_loop else None
     if claim.kind == "model" and default_claim(case, "sampled-exact") == claim:
         return "sampled-exact", ESTIMATORS["sampled-exact"]

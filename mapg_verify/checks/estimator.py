@@ -29,16 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapg_verify.checks.claims import check_claim, claim_of, partner_of
-from mapg_verify.checks.fingerprint import Design, design_for, fingerprint
+from mapg_verify.checks.fingerprint import fingerprint
 from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_bias
 from mapg_verify.checks.statistics import holm, mean_test
-from mapg_verify.estimators.dispatch import draw_rows, estimator_of, exact_expectation, resolve, rng_for
+from mapg_verify.checks.sweep import Shared, bias_sweep, shared, truth_for
+from mapg_verify.estimators.dispatch import builtin_for, draw_rows, resolve, rng_for
 from mapg_verify.estimators.plugins import PluginError, plugin_draws
-from mapg_verify.estimators.table import FROZEN, Parts
+from mapg_verify.estimators.table import FROZEN, Parts, outer_of
 from mapg_verify.exact.compiled import CompiledValues
-from mapg_verify.exact.metagradient import expected_update, sampled_update
 from mapg_verify.problem.errors import InputError
-from mapg_verify.spec.case import MODELS, Case
+from mapg_verify.spec.case import Case
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,12 @@ def verify_estimator(
     has none) and the case's :class:`Shared` context (computed here if not given); a plug-in's
     failure fails its checks, nothing more."""
     options = _options(case, name, seed)
+    truth = truth_for(case, compiled, truth, name)
     skipped = {} if exact is not None else {"expectation": reason}
     if reason.startswith("plug-in"):
         failed = CheckResult(f"implementation:{name}", False, {}, reason)
         return EstimatorReport(name, None, None, options, (failed, *_not_run(name, reason)), skipped)
-    claim, builtin = claim_of(case, name), estimator_of(name)
+    claim, builtin = claim_of(case, name), builtin_for(case, name)
     partner = partner_of(case, claim) if claim is not None and builtin is None else None
     paired, updates = None, None
     try:
@@ -181,67 +182,6 @@ def error_curve(rows: np.ndarray, exact: np.ndarray, points: int = 8) -> tuple[d
     )
 
 
-SWEEP_BATCHES = (1, 2, 4, 8)
-SWEEP_RATES = (0.25, 0.5, 1.0)  # multiples of the case's inner rates
-
-
-@dataclass(frozen=True, eq=False)
-class Shared:
-    """What every estimator of one case shares, computed once: the sweep's variants of the case
-    with both models' truth, and the fingerprint's :class:`~mapg_verify.checks.fingerprint.Design`."""
-
-    sweep: tuple[tuple[float, Case, np.ndarray, np.ndarray], ...]  # (rate factor, variant, E total, S total)
-    design: Design
-
-
-def shared(case: Case, compiled: CompiledValues, sweep: bool = True) -> Shared:
-    """The fingerprint's design and, with ``sweep`` (and the case's ``[checks] sweep``), the sweep
-    over ``K`` and the rates (both models needed)."""
-    variants = []
-    x, i = case.flat_theta, case.inner.meta_agent
-    if sweep and case.inner.models == MODELS and case.checks.sweep:
-        for factor in SWEEP_RATES:
-            for batch in SWEEP_BATCHES:
-                variant = _variant(case, batch, tuple(factor * a for a in case.inner.alpha))
-                try:
-                    sampled = sampled_update(compiled, case.game, case.policy, x, variant.inner).total
-                except InputError:  # over the cap: larger K are larger still
-                    break
-                inner = variant.inner
-                expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
-                variants.append((factor, variant, expected, sampled))
-    return Shared(tuple(variants), design_for(case, compiled))
-
-
-def _variant(case: Case, batch: int, alpha: tuple[float, ...]) -> Case:
-    """The case with another ``K`` and rates; paired outer batches follow ``K``."""
-    inner = dataclasses.replace(case.inner, batch=batch, alpha=alpha)
-    paired = case.estimators.outer_batch == case.inner.batch
-    settings = dataclasses.replace(case.estimators, outer_batch=batch if paired else case.estimators.outer_batch)
-    return dataclasses.replace(case, inner=inner, estimators=settings)
-
-
-def bias_sweep(compiled: CompiledValues, name: str, context: Shared) -> tuple[dict, ...]:
-    """Relative bias ``||E - g|| / ||g||`` of a built-in estimator against model E's and model S's
-    truth, over ``K`` in :data:`SWEEP_BATCHES` (while the enumeration fits the case's cap) and the
-    case's rates times :data:`SWEEP_RATES`."""
-    rows = []
-    for factor, variant, expected, sampled in context.sweep:
-        try:
-            value = exact_expectation(variant, compiled, name).total
-        except InputError:
-            continue
-        rows.append(
-            {
-                "K": variant.inner.batch,
-                "alpha factor": factor,
-                "relative bias vs model E": relative_bias(value, expected),
-                "relative bias vs model S": relative_bias(value, sampled),
-            }
-        )
-    return tuple(rows)
-
-
 def _terms(parts: Parts | None) -> dict | None:
     if parts is None:
         return None
@@ -249,9 +189,9 @@ def _terms(parts: Parts | None) -> dict | None:
 
 
 def _options(case: Case, name: str, seed: int) -> dict:
-    estimator = estimator_of(name)
+    estimator = builtin_for(case, name)
     settings = case.estimators
-    return {
+    options = {
         "pairing": (estimator.pairing if estimator and estimator.pairing else settings.pairing),
         "outer": settings.outer,
         "samples": settings.samples,
@@ -261,6 +201,24 @@ def _options(case: Case, name: str, seed: int) -> dict:
         "objective": case.inner.objective,
         "seed": seed,
     }
+    if estimator is not None:
+        outer, outer_batch = outer_of(estimator, case)
+        options.update(
+            {
+                "outer": outer,
+                "outer_batch": outer_batch,
+                "returns": estimator.convention,
+                "baseline": estimator.baseline,
+                "inner_baseline": estimator.inner_baseline,
+                "gae_lambda": estimator.gae_lambda if estimator.baseline != "none" else None,
+                "model S truth": (
+                    "the plain inner loop"
+                    if estimator.inner_baseline == "none"
+                    else f"the inner loop with the {estimator.inner_baseline} baseline"
+                ),
+            }
+        )
+    return options
 
 
 MAX_SHARE = 0.1  # Lindeberg: no replicate may carry more of the spread than this for T^2's normal law

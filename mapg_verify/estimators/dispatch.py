@@ -3,6 +3,7 @@ expectation, its Monte-Carlo rows, its generator; and the validation of estimato
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable
 
@@ -12,10 +13,10 @@ from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.montecarlo import draw
 from mapg_verify.estimators.plugins import PluginError, draw_plugin, plugin_expectation, resolve_plugin
 from mapg_verify.estimators.surrogate import plan
-from mapg_verify.estimators.table import ESTIMATORS, MUTANTS, Estimator, Parts
+from mapg_verify.estimators.table import ESTIMATORS, MUTANTS, OPTION_FIELDS, Estimator, Parts, configured
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
-from mapg_verify.spec.case import Case
+from mapg_verify.spec.case import BASELINES, RETURNS, Case
 
 REGISTERED: dict[str, Callable] = {}  # plug-ins handed over as functions (check_estimator), by name
 
@@ -26,21 +27,70 @@ def resolve(name: str) -> Callable:
 
 
 def check_names(names: tuple[str, ...]) -> None:
-    """Every name is in :data:`ESTIMATORS` or :data:`MUTANTS`, or an importable ``module:function``."""
+    """Every name is in :data:`ESTIMATORS` or :data:`MUTANTS` (with options, see :func:`split_name`),
+    or an importable ``module:function``."""
     for name in names:
         if ":" in name:
             resolve_plugin(name)
-        elif name not in ESTIMATORS and name not in MUTANTS:
+            continue
+        base, _ = split_name(name)
+        if base not in ESTIMATORS and base not in MUTANTS:
             raise InputError(
                 "estimators.names",
-                f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}, the wrong variants "
+                f"unknown estimator {base!r}; known: {', '.join(ESTIMATORS)}, the wrong variants "
                 f"{', '.join(MUTANTS)}, or module:function for a plug-in",
             )
 
 
+def split_name(name: str) -> tuple[str, dict]:
+    """``"meta-mapg[baseline=value, gae_lambda=0.9]"`` to ``("meta-mapg", {"baseline": "value",
+    "gae_lambda": 0.9})``; options ``returns``, ``baseline``, ``inner_baseline`` and ``gae_lambda``
+    as in ``[estimators]``; an input error (key ``estimators.names``) for anything else."""
+    if "[" not in name:
+        return name, {}
+    base, _, rest = name.partition("[")
+    if not rest.endswith("]"):
+        raise InputError("estimators.names", f"{name!r}: options go in brackets at the end, name[key=value, ...]")
+    options = {}
+    for item in filter(None, (part.strip() for part in rest[:-1].split(","))):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not equals or key not in OPTION_FIELDS:
+            raise InputError(
+                "estimators.names", f"{name!r}: unknown option {item!r}; known: {', '.join(OPTION_FIELDS)} (key=value)"
+            )
+        options[key] = option_value(key, value, f"estimators.names ({name})")
+    return base.strip(), options
+
+
+def option_value(key: str, value, where: str):
+    """One estimator option, validated: ``returns`` in :data:`RETURNS`, baselines in
+    :data:`BASELINES`, ``gae_lambda`` a number in [0, 1] (strings parsed from a name's options)."""
+    if key == "gae_lambda":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not 0.0 <= number <= 1.0:
+            raise InputError(where, f"gae_lambda must be a number in [0, 1], got {value!r}")
+        return number
+    allowed = RETURNS if key == "returns" else BASELINES
+    if value not in allowed:
+        raise InputError(where, f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def estimator_of(name: str) -> Estimator | None:
-    """The built-in estimator (or wrong variant) of that name; ``None`` for a plug-in."""
-    return ESTIMATORS.get(name) or MUTANTS.get(name)
+    """The built-in estimator (or wrong variant) a name stands for, without options; ``None`` for a plug-in."""
+    base, _ = split_name(name) if ":" not in name else (name, {})
+    return ESTIMATORS.get(base) or MUTANTS.get(base)
+
+
+def builtin_for(case: Case, name: str) -> Estimator | None:
+    """The built-in as it runs on this case: the case's options, then the name's own; ``None`` for a plug-in."""
+    estimator = estimator_of(name)
+    if estimator is None:
+        return None
+    return configured(estimator, case, split_name(name)[1])
 
 
 def rng_for(seed: int, case: Case, name: str, *index: int) -> np.random.Generator:
@@ -51,7 +101,7 @@ def rng_for(seed: int, case: Case, name: str, *index: int) -> np.random.Generato
 
 def exact_expectation(case: Case, compiled: CompiledValues, name: str) -> Parts:
     """The estimator's exact expectation (an :class:`InputError` when it cannot be enumerated)."""
-    estimator = estimator_of(name)
+    estimator = builtin_for(case, name)
     if estimator is None:
         return plugin_expectation(case, compiled, resolve(name))
     return expectation(plan(case, compiled, estimator))
@@ -59,7 +109,7 @@ def exact_expectation(case: Case, compiled: CompiledValues, name: str) -> Parts:
 
 def draw_rows(case: Case, compiled: CompiledValues, name: str, samples: int, rng) -> np.ndarray:
     """``samples`` Monte-Carlo estimates, one row each."""
-    estimator = estimator_of(name)
+    estimator = builtin_for(case, name)
     if estimator is None:
         return draw_plugin(case, compiled, resolve(name), samples, rng)
     return draw(plan(case, compiled, estimator), samples, rng).total

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapg_verify.estimators.sampling import sample_trajectories
-from mapg_verify.estimators.surrogate import Plan, advance, inner_terms, outer_parts, outer_terms, root, with_returns
+from mapg_verify.estimators.surrogate import (
+    Plan,
+    advance,
+    inner_baseline,
+    inner_terms,
+    outer_parts,
+    outer_terms,
+    paired_returns,
+    root,
+    with_returns,
+)
 from mapg_verify.estimators.table import Parts, current_weight
 from mapg_verify.exact.enumeration import Trajectories
 
@@ -37,7 +47,7 @@ class Draws:
 def chunk_size(surrogate: Plan) -> int:
     """Replicates per chunk."""
     size = surrogate.compiled.layout.size
-    return max(1, CHUNK_FLOATS // (max(surrogate.batch, surrogate.case.estimators.outer_batch) * size * size))
+    return max(1, CHUNK_FLOATS // (max(surrogate.batch, surrogate.outer_batch) * size * size))
 
 
 def draw(surrogate: Plan, samples: int, rng: np.random.Generator) -> Parts:
@@ -76,8 +86,9 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator) -> Draws:
             break
         drawn = sample_trajectories(game, policy, layout, phi, horizon, count * batch, rng)
         inner_record.append(drawn)
+        baseline = inner_baseline(surrogate, drawn, phi)
         terms, jacobian = inner_terms(
-            surrogate, with_returns(game, drawn, surrogate.estimator.returns), phi, group=batch
+            surrogate, with_returns(game, drawn, surrogate.estimator.returns), phi, group=batch, baseline=baseline
         )
         paired = paired + np.einsum("rkhd,rdj->rkhj", terms.step_scores.reshape(count, batch, horizon, -1), tangent)
         reinforce = terms.reinforce.reshape(count, batch, -1).mean(axis=1)
@@ -91,17 +102,17 @@ def _outer(surrogate: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajector
     """The outer term at one level (current, own and peer parts) and the outer batch drawn."""
     case, i = surrogate.case, surrogate.case.inner.meta_agent
     count = len(phi)
-    if case.estimators.outer == "exact":
+    if surrogate.outer == "exact":
         gradient, mean_return = surrogate.compiled.gradient(phi)[:, i], surrogate.compiled.value(phi)[:, i]
         current = paired.sum(axis=(1, 2)) * mean_return[:, None] * current_weight(surrogate.pairing, surrogate.batch)
         return Parts(current, *outer_parts(surrogate, gradient, tangent)), None
-    size = case.estimators.outer_batch
+    size = surrogate.outer_batch
     drawn = sample_trajectories(
         case.game, case.policy, surrogate.compiled.layout, phi, case.inner.horizon, count * size, rng
     )
-    _, to_go, gradients = outer_terms(surrogate, drawn, phi)
+    _, returns, advantages, gradients = outer_terms(surrogate, drawn, phi)
     own, peer = outer_parts(surrogate, gradients.reshape(count, size, -1).mean(axis=1), tangent)
-    returns = to_go.reshape(count, size, -1)
+    returns = paired_returns(surrogate, returns, advantages).reshape(count, size, -1)
     if surrogate.pairing == "batch":
         current = paired.sum(axis=(1, 2)) * returns[:, :, 0].mean(axis=1)[:, None]
     elif surrogate.pairing == "trajectory":

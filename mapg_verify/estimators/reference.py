@@ -24,7 +24,7 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 
 from mapg_verify.estimators.montecarlo import Draws
-from mapg_verify.estimators.surrogate import Plan, with_returns
+from mapg_verify.estimators.surrogate import Plan, inner_baseline, outer_advantages, outer_returns, with_returns
 from mapg_verify.exact.enumeration import step_rewards
 from mapg_verify.oracles.autodiff import autograd_values
 
@@ -48,8 +48,14 @@ def reference(surrogate: Plan, draws: Draws, replicate: int) -> np.ndarray:
     case, layout = surrogate.case, surrogate.compiled.layout
     i, own_rows = case.inner.meta_agent, layout.slice(case.inner.meta_agent)
     theta = case.flat_theta
-    inner = [_batch(surrogate, t, replicate, surrogate.batch) for t in draws.inner]
-    outer = [None if t is None else _batch(surrogate, t, replicate, case.estimators.outer_batch) for t in draws.outer]
+    phis, inner = [theta], []  # phi_l by a plain forward pass, for baselines that read the values at phi_l
+    for trajectories in draws.inner:
+        inner.append(_batch(surrogate, trajectories, replicate, surrogate.batch, phis[-1]))
+        phis.append(np.asarray(_inner_step(surrogate, phis[-1], inner[-1])))
+    outer = [
+        None if t is None else _batch(surrogate, t, replicate, surrogate.outer_batch, phi)
+        for t, phi in zip(draws.outer, phis, strict=False)
+    ]
 
     def dice_objective(own):
         phi = anp.concatenate([theta[: own_rows.start], own, theta[own_rows.stop :]])
@@ -67,20 +73,23 @@ def reference(surrogate: Plan, draws: Draws, replicate: int) -> np.ndarray:
     return autograd.grad(dice_objective)(theta[own_rows])
 
 
-def _batch(surrogate: Plan, trajectories, replicate: int, size: int) -> dict:
+def _batch(surrogate: Plan, trajectories, replicate: int, size: int, phi) -> dict:
     """One replicate's batch: states, actions and per-step rewards ``gamma^t r_t`` ``(K, H, n)``
-    as the estimator computes them, and its rewards-to-go."""
+    as the estimator computes them, its rewards-to-go, the inner baseline's ``gamma^t b_t`` and
+    agent ``i``'s outer returns and advantages in the estimator's convention."""
     part = slice(replicate * size, (replicate + 1) * size)
+    mine = trajectories.take(part)
     to_go = with_returns(surrogate.case.game, trajectories, surrogate.estimator.returns).to_go[part]
     rewards = to_go
     if surrogate.estimator.returns != "immediate":
         rewards = step_rewards(to_go)
-    return {
-        "states": trajectories.states[part],
-        "actions": trajectories.actions[part],
-        "rewards": rewards,
-        "to_go": to_go,
-    }
+    found = {"states": mine.states, "actions": mine.actions, "rewards": rewards, "to_go": to_go}
+    if size == surrogate.batch:  # an inner batch (or one as large)
+        found["baseline"] = inner_baseline(surrogate, mine, phi)
+    if size == surrogate.outer_batch:
+        found["returns"] = outer_returns(surrogate, mine)
+        found["advantages"] = outer_advantages(surrogate, mine, phi, found["returns"])
+    return found
 
 
 def _agent_log_probs(surrogate: Plan, phi, batch: dict, k: int):
@@ -112,10 +121,18 @@ def _inner_step(surrogate: Plan, phi, batch: dict):
 
 
 def _inner_objective(phi, surrogate: Plan, batch: dict, k: int):
-    """Agent ``k``'s inner objective: DiCE's, or the pathwise ``(1/K) sum log pi^k stop(G^k_t)``."""
+    """Agent ``k``'s inner objective: DiCE's with its baseline term
+    ``(1/K) sum_b sum_t (1 - box(log pi_t)) gamma^t b^k_t``, or the pathwise
+    ``(1/K) sum log pi^k stop(G^k_t - gamma^t b^k_t)``."""
+    baseline = batch["baseline"]
     if surrogate.estimator.jacobian == "pathwise":
-        return anp.mean(anp.sum(_agent_log_probs(surrogate, phi, batch, k) * batch["to_go"][..., k], axis=1))
-    return _dice_objective(_joint_log_probs(surrogate, phi, batch), batch["rewards"][..., k], _causal(surrogate))
+        weights = batch["to_go"][..., k] - (0.0 if baseline is None else baseline[..., k])
+        return anp.mean(anp.sum(_agent_log_probs(surrogate, phi, batch, k) * weights, axis=1))
+    step_log_probs = _joint_log_probs(surrogate, phi, batch)
+    objective = _dice_objective(step_log_probs, batch["rewards"][..., k], _causal(surrogate))
+    if baseline is None:
+        return objective
+    return objective + anp.mean(anp.sum((1.0 - magic_box(step_log_probs)) * baseline[..., k], axis=1))
 
 
 def _causal(surrogate: Plan) -> bool:
@@ -123,7 +140,8 @@ def _causal(surrogate: Plan) -> bool:
 
 
 def _outer_term(surrogate: Plan, phi, batch: dict | None, paired: list, i: int):
-    """The outer DiCE objective and the current term at one level."""
+    """The outer objective and the current term at one level: DiCE's, or, where the advantage
+    is not the rewards-to-go, ``(1/K) sum_b sum_t box(log pi_t) A_t`` as the official loss writes it."""
     signs = surrogate.signs
     shown = stop(phi) + signs * (phi - stop(phi))
     if batch is None:  # outer = "exact"
@@ -131,8 +149,12 @@ def _outer_term(surrogate: Plan, phi, batch: dict | None, paired: list, i: int):
         mean_return = stop(value)
         returns = None
     else:
-        value = _dice_objective(_joint_log_probs(surrogate, shown, batch), batch["rewards"][..., i], _causal(surrogate))
-        returns = batch["to_go"][..., i]
+        step_log_probs = _joint_log_probs(surrogate, shown, batch)
+        if surrogate.estimator.baseline == "none" and surrogate.estimator.convention == "from-zero":
+            value = _dice_objective(step_log_probs, batch["rewards"][..., i], _causal(surrogate))
+        else:
+            value = anp.mean(anp.sum(magic_box(step_log_probs) * batch["advantages"], axis=1))
+        returns = batch["advantages"] if surrogate.estimator.current_advantage else batch["returns"]
         mean_return = returns[:, 0].mean()
     if not surrogate.estimator.current or not paired:
         return value

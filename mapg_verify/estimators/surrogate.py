@@ -36,9 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mapg_verify.estimators.table import Estimator, pairing_of
+from mapg_verify.estimators.table import Estimator, outer_of, pairing_of
+from mapg_verify.exact.baselines import discounts, fitted_values, gae, returns_from_t, trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
-from mapg_verify.exact.enumeration import Trajectories, discounted_to_go, step_rewards
+from mapg_verify.exact.enumeration import Trajectories, discounted_to_go, rewards_of, step_rewards
 from mapg_verify.exact.reinforce import TrajectoryTerms, dice_products, trajectory_terms
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case
@@ -56,6 +57,8 @@ class Plan:
     signs: np.ndarray  # +1 on own rows, peer_sign on the others
     steps: int
     pairing: str
+    outer_batch: int
+    outer: str
 
     @property
     def own_rows(self) -> slice:
@@ -84,7 +87,9 @@ def plan(case: Case, compiled: CompiledValues, estimator: Estimator) -> Plan:
     rows[layout.others(i)] = estimator.peers
     signs = np.where(layout.others(i), estimator.peer_sign, 1.0)
     steps = case.inner.steps if estimator.inner else 0
-    return Plan(case, compiled, estimator, rates, rates * rows, signs, steps, pairing_of(estimator, case))
+    pairing = pairing_of(estimator, case)
+    outer, outer_batch = outer_of(estimator, case)
+    return Plan(case, compiled, estimator, rates, rates * rows, signs, steps, pairing, outer_batch, outer)
 
 
 def with_returns(game: Game, trajectories: Trajectories, kind: str) -> Trajectories:
@@ -99,23 +104,47 @@ def with_returns(game: Game, trajectories: Trajectories, kind: str) -> Trajector
     return dataclasses.replace(trajectories, to_go=to_go)
 
 
+def baseline_values(surrogate: Plan, kind: str, trajectories: Trajectories, phi, size: int) -> np.ndarray | None:
+    """Baseline ``b_t`` ("from t" units, ``(N, H, n)``) of each trajectory, for batches of ``size``
+    consecutive trajectories, trajectory ``n`` drawn at row ``n // (N / G)`` of ``phi (G, D)``
+    (see :mod:`mapg_verify.exact.baselines`); ``None`` for ``none``."""
+    if kind == "none":
+        return None
+    case = surrogate.case
+    if kind == "value":
+        return trajectory_values(case.game, case.policy, surrogate.compiled.layout, trajectories, phi)
+    return fitted_values(kind, case.game, trajectories, size)
+
+
+def inner_baseline(surrogate: Plan, trajectories: Trajectories, phi) -> np.ndarray | None:
+    """``gamma^t b_t`` of the inner baseline for batches of ``K`` (``None`` without one)."""
+    values = baseline_values(surrogate, surrogate.estimator.inner_baseline, trajectories, phi, surrogate.batch)
+    if values is None:
+        return None
+    return discounts(surrogate.case.game, values.shape[1])[None, :, None] * values
+
+
 def inner_terms(
-    surrogate: Plan, trajectories: Trajectories, phi, group: int = 1
+    surrogate: Plan, trajectories: Trajectories, phi, group: int = 1, baseline: np.ndarray | None = None
 ) -> tuple[TrajectoryTerms, np.ndarray | None]:
     """Per-trajectory terms at ``phi`` (see :func:`mapg_verify.reinforce.trajectory_terms`) and the
     Jacobian ``dg/dphi`` the estimator differentiates with, summed over groups of ``group``
-    trajectories (``None`` when no update is differentiated)."""
+    trajectories (``None`` when no update is differentiated); ``baseline`` ``(N, H, n)`` holds
+    ``gamma^t b_t``, whose ``(1 - box(log pi_t))`` term weights step ``t`` by ``G_t - gamma^t b_t``
+    and subtracts ``gamma^t b_t s^k_t s_t^T`` from DiCE's score products (the value held fixed)."""
     case = surrogate.case
     differentiates = bool(np.any(surrogate.differentiated))
-    terms = trajectory_terms(
-        case.game, case.policy, surrogate.compiled.layout, trajectories, phi, differentiates, group
+    weighted = (
+        trajectories if baseline is None else dataclasses.replace(trajectories, to_go=trajectories.to_go - baseline)
     )
+    terms = trajectory_terms(case.game, case.policy, surrogate.compiled.layout, weighted, phi, differentiates, group)
     if not differentiates:
         return terms, None
     jacobian = terms.reinforce_jacobian
     if surrogate.estimator.jacobian == "dice":
         causal = surrogate.estimator.returns != "immediate"
-        jacobian = jacobian + dice_products(surrogate.compiled.layout, trajectories, terms.step_scores, causal, group)
+        products = dice_products(surrogate.compiled.layout, trajectories, terms.step_scores, causal, group, baseline)
+        jacobian = jacobian + products
     return terms, jacobian
 
 
@@ -137,15 +166,48 @@ def outer_parts(surrogate: Plan, gradient, tangent) -> tuple[np.ndarray, np.ndar
     return own, peer
 
 
-def outer_terms(surrogate: Plan, trajectories: Trajectories, phi) -> tuple[TrajectoryTerms, np.ndarray, np.ndarray]:
-    """Per outer trajectory at ``phi``: its first-order terms, agent ``i``'s rewards-to-go ``(N, H)``
-    (as the estimator computes them) and its REINFORCE gradient over every parameter
-    ``sum_t score_t G^i_t`` ``(N, D)``."""
+def outer_returns(surrogate: Plan, trajectories: Trajectories) -> np.ndarray:
+    """Agent ``i``'s returns ``(N, H)`` on outer trajectories in the estimator's convention: from
+    zero, the rewards-to-go ``G_t`` (with its defect, if any); from ``t``, ``R_t``."""
+    case, estimator, i = surrogate.case, surrogate.estimator, surrogate.case.inner.meta_agent
+    if estimator.convention == "from-zero":
+        return with_returns(case.game, trajectories, estimator.returns).to_go[..., i]
+    return returns_from_t(case.game, rewards_of(case.game, trajectories.states, trajectories.actions))[..., i]
+
+
+def outer_advantages(surrogate: Plan, trajectories: Trajectories, phi, returns: np.ndarray) -> np.ndarray:
+    """Agent ``i``'s advantages ``(N, H)`` for batches of the plan's ``K_out`` drawn at the rows of
+    ``phi``: the ``returns`` less the baseline, ``G_t - gamma^t b_t`` from zero and ``R_t - b_t``
+    from ``t``, or GAE's for ``lambda < 1`` (times ``gamma^t`` from zero); the returns without one."""
+    estimator, game, i = surrogate.estimator, surrogate.case.game, surrogate.case.inner.meta_agent
+    values = baseline_values(surrogate, estimator.baseline, trajectories, phi, surrogate.outer_batch)
+    if values is None:
+        return returns
+    horizon = trajectories.states.shape[1]
+    scale = discounts(game, horizon)[None, :] if estimator.convention == "from-zero" else np.ones((1, horizon))
+    if estimator.gae_lambda == 1.0:
+        return returns - scale * values[..., i]
+    rewards = rewards_of(game, trajectories.states, trajectories.actions)
+    return scale * gae(game, rewards, values, estimator.gae_lambda)[..., i]
+
+
+def outer_terms(
+    surrogate: Plan, trajectories: Trajectories, phi
+) -> tuple[TrajectoryTerms, np.ndarray, np.ndarray, np.ndarray]:
+    """Per outer trajectory at ``phi``: its first-order terms, agent ``i``'s returns and advantages
+    (:func:`outer_returns`, :func:`outer_advantages`) and its REINFORCE gradient over every
+    parameter ``sum_t score_t A^i_t`` ``(N, D)``."""
     case = surrogate.case
-    trajectories = with_returns(case.game, trajectories, surrogate.estimator.returns)
     terms = trajectory_terms(case.game, case.policy, surrogate.compiled.layout, trajectories, phi, second_order=False)
-    to_go = trajectories.to_go[..., case.inner.meta_agent]
-    return terms, to_go, np.einsum("nhd,nh->nd", terms.step_scores, to_go)
+    returns = outer_returns(surrogate, trajectories)
+    advantages = outer_advantages(surrogate, trajectories, phi, returns)
+    return terms, returns, advantages, np.einsum("nhd,nh->nd", terms.step_scores, advantages)
+
+
+def paired_returns(surrogate: Plan, returns: np.ndarray, advantages: np.ndarray) -> np.ndarray:
+    """What the current term pairs the inner scores with: the outer advantages for estimators that
+    take them there (the official code), else the outer returns."""
+    return advantages if surrogate.estimator.current_advantage else returns
 
 
 def root(surrogate: Plan, count: int) -> tuple[np.ndarray, np.ndarray]:

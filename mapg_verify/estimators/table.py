@@ -33,6 +33,11 @@ class Estimator:
     returns: str = "reward-to-go"  # or the defects "undiscounted", "immediate"
     peer_sign: float = 1.0
     declared: tuple[float, ...] | None = None
+    convention: str = "from-zero"  # of the returns in outer score-function terms, or "from-t"
+    baseline: str = "none"  # in outer score-function terms (mapg_verify.exact.baselines)
+    inner_baseline: str = "none"  # in the inner DiCE objective, as its (1 - box(log pi_t)) b_t term
+    gae_lambda: float = 1.0  # GAE's lambda for the outer advantage (with a baseline)
+    current_advantage: bool = False  # the current term takes the outer advantage, not the return
 
     @property
     def partial(self) -> bool:
@@ -41,7 +46,7 @@ class Estimator:
     @property
     def plain_inner_loop(self) -> bool:
         """Whether its batches are model S's inner loop unchanged (what plug-ins receive)."""
-        return self.inner and self.self_learns and self.returns == "reward-to-go"
+        return self.inner and self.self_learns and self.returns == "reward-to-go" and self.inner_baseline == "none"
 
 
 _FULL = Estimator("current + own + peer", "DiCE", declared=(1, 1, 1, 1, 1))
@@ -63,6 +68,28 @@ ESTIMATORS: dict[str, Estimator] = {
         "current + own", "pathwise (model S's gradient)", jacobian="pathwise", pairing="batch", declared=(1, 1, 1, 0, 0)
     ),
     "expected-update": Estimator("own + peer, no current term", "DiCE", current=False, declared=(0, 1, 1, 1, 1)),
+    "meta-mapg-official": Estimator(
+        "the official Meta-MAPG outer loss (dkkim93/meta-mapg): base + self-shaping + opponent-shaping, "
+        "each step's log-probability times the last trajectory's GAE advantage at the same (b, t)",
+        "DiCE over every agent's log-probabilities, with the linear baseline's (1 - box) term",
+        pairing="timestep",
+        convention="from-t",
+        baseline="value",
+        inner_baseline="linear",
+        gae_lambda=0.95,
+        current_advantage=True,
+    ),
+    "meta-pg-official": Estimator(
+        "the official code with opponent shaping off (Meta-PG): base + self-shaping",
+        "DiCE over the agent's own log-probabilities, with the linear baseline's (1 - box) term",
+        peers=False,
+        pairing="timestep",
+        convention="from-t",
+        baseline="value",
+        inner_baseline="linear",
+        gae_lambda=0.95,
+        current_advantage=True,
+    ),
 }
 
 
@@ -110,11 +137,56 @@ def pairing_of(estimator: Estimator, case: Case) -> str:
     return estimator.pairing or case.estimators.pairing
 
 
+UNBIASED_BASELINES = ("none", "value", "leave-one-out")  # independent of the trajectory they weight
+
+
+def configured(estimator: Estimator, case: Case, options: dict | None = None) -> Estimator:
+    """The estimator with the case's ``returns``, ``baseline`` and ``gae_lambda`` where set, then
+    a name's own options (:func:`mapg_verify.estimators.dispatch.split_name`) over them."""
+    settings, changes = case.estimators, {}
+    if settings.returns is not None:
+        changes["convention"] = settings.returns
+    if settings.baseline is not None:
+        changes["baseline"] = changes["inner_baseline"] = settings.baseline
+    if settings.gae_lambda is not None:
+        changes["gae_lambda"] = settings.gae_lambda
+    for key, value in (options or {}).items():
+        if key == "baseline":
+            changes["baseline"] = changes["inner_baseline"] = value
+        else:
+            changes[OPTION_FIELDS[key]] = value
+    return dataclasses.replace(estimator, **changes) if changes else estimator
+
+
+OPTION_FIELDS = {
+    "returns": "convention",
+    "baseline": "baseline",
+    "inner_baseline": "inner_baseline",
+    "gae_lambda": "gae_lambda",
+}
+"""A name's options (``meta-mapg[baseline=value]``) and the fields they set."""
+
+
+def outer_of(estimator: Estimator, case: Case) -> tuple[str, int]:
+    """The outer term (``sampled`` or ``exact``) and outer batch an estimator runs with: one that
+    fixes a pairing other than ``batch`` matches inner trajectory ``b`` with a sampled outer one
+    (``K_out = K``, as the official code's last trajectories); the case's otherwise."""
+    if estimator.pairing not in (None, "batch"):
+        return "sampled", case.inner.batch
+    return case.estimators.outer, case.estimators.outer_batch
+
+
 def declared_terms(estimator: Estimator, case: Case) -> tuple[float, ...] | None:
     """The declared fingerprint on :data:`BASIS` for this case (see :class:`Estimator`): the current
     term's ``c`` becomes ``c w`` on ``current`` (``w`` from :func:`current_weight`), ``c w`` on
-    ``current-dice`` with DiCE's tangent, and ``c`` on ``current-timestep`` with that pairing."""
+    ``current-dice`` with DiCE's tangent, and ``c`` on ``current-timestep`` with that pairing. None
+    with from-t returns (off the basis on games of more than one step), an inner baseline (another
+    inner loop) or an outer baseline that depends on the trajectory it weights."""
     if estimator.declared is None or (estimator.partial and case.inner.steps > 1):
+        return None
+    if estimator.convention != "from-zero" or estimator.inner_baseline != "none":
+        return None
+    if estimator.baseline not in UNBIASED_BASELINES:
         return None
     c, *rest = estimator.declared
     pairing = pairing_of(estimator, case)

@@ -56,6 +56,11 @@ class Batches:
     def size(self) -> int:
         return int(self.counts.sum(axis=1)[0])
 
+    def members(self) -> np.ndarray:
+        """Each multiset's trajectories in index order, ``(M, K)`` (for baselines fitted on a batch)."""
+        counts = self.counts.astype(int)
+        return np.repeat(np.tile(np.arange(counts.shape[1]), len(counts)), counts.ravel()).reshape(len(counts), -1)
+
 
 def count_trajectories(game: Game, horizon: int) -> int:
     """``N`` by dynamic programming over the support, without listing them."""
@@ -113,9 +118,14 @@ def enumerate_trajectories(game: Game, horizon: int) -> Trajectories:
 def discounted_to_go(game: Game, states: np.ndarray, actions: np.ndarray, gamma: float | None = None) -> np.ndarray:
     """``to_go[b, t, k] = sum_{t' >= t} gamma^{t'} r^k_{t'}`` for states ``(N, H)`` and actions ``(N, H, n)``;
     ``gamma`` defaults to the game's."""
-    rewards = np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], axis=-1)
+    rewards = rewards_of(game, states, actions)
     discounted = rewards * (game.gamma if gamma is None else gamma) ** np.arange(states.shape[1])[None, :, None]
     return np.flip(np.cumsum(np.flip(discounted, axis=1), axis=1), axis=1)
+
+
+def rewards_of(game: Game, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """Every agent's reward ``r^k_t`` at each step, ``(N, H, n)``."""
+    return np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], axis=-1)
 
 
 def step_rewards(to_go: np.ndarray) -> np.ndarray:

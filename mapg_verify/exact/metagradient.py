@@ -29,12 +29,14 @@ own paper drops it too), so its gap is ``O(alpha)`` wherever that term is not 0.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from mapg_verify.exact.baselines import BATCH_BASELINES, discounts, fitted_values, trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
-from mapg_verify.exact.enumeration import check_enumerable, enumerate_batches, enumerate_trajectories
+from mapg_verify.exact.enumeration import Trajectories, check_enumerable, enumerate_batches, enumerate_trajectories
 from mapg_verify.exact.reinforce import trajectory_terms
 from mapg_verify.problem.game import Game
 from mapg_verify.problem.policies import Policy
@@ -121,6 +123,7 @@ def sampled_update(
     x: np.ndarray,
     inner: InnerLoop,
     batch: int | None = None,
+    baseline: str = "none",
 ) -> MetaGradient:
     """The exact model-S meta-gradient of agent ``inner.meta_agent``, by enumerating inner batches.
 
@@ -130,6 +133,12 @@ def sampled_update(
     ``d/dtheta^i log P(B_0..B_l)`` accumulated as ``sum_l grad_phi log P(B_l | phi_l) . T_l``.
     Then ``C = E[score V^i]``, ``O = E[grad_{phi^i} V^i . T[i]]``, ``P = E[grad_{phi^-i} V^i . T[-i]]``
     at ``phi_L`` (or summed over ``l`` for the chain objective). ``batch`` overrides ``inner.batch``.
+
+    With a ``baseline`` (:mod:`mapg_verify.exact.baselines`) the update is
+    ``g = (1/K) sum_b sum_t grad log pi_t (G_t - gamma^t b_t)``, a function of ``phi`` and the
+    batch, and ``dg/dphi`` is its whole derivative: for ``value``, ``b_t = V_t(s_t; phi)`` moves
+    with ``phi`` too (``- (1/K) sum_b sum_t gamma^t grad log pi_t dV_t(s_t)^T``); baselines fitted
+    on the batch are fixed by it.
     """
     batch = batch or inner.batch
     check_enumerable(game, inner.horizon, batch, inner.steps, inner.enumeration_cap)
@@ -148,11 +157,22 @@ def sampled_update(
         totals[1] += weights @ own
         totals[2] += weights @ peer
 
+    fitted = _fitted_batches(game, trajectories, batches, baseline, compiled.layout.size)
+
     def visit(level: int, weight: float, phi, tangent, score) -> None:
         terms = trajectory_terms(game, policy, compiled.layout, trajectories, phi)
         weights = weight * np.exp(batches.log_coefficients + batches.counts @ terms.log_prob)
-        phis = phi + rates * (batches.counts @ terms.reinforce) / batch
-        jacobians = np.einsum("mn,nde->mde", batches.counts, terms.reinforce_jacobian) / batch
+        if fitted is not None:
+            steps = [trajectory_terms(game, policy, compiled.layout, g, phi, group=batch) for g in fitted]
+            reinforce = np.concatenate([t.reinforce.reshape(-1, batch, t.reinforce.shape[1]).mean(1) for t in steps])
+            phis = phi + rates * reinforce
+            jacobians = np.concatenate([t.reinforce_jacobian for t in steps]) / batch
+        else:
+            update, jacobian = (terms.reinforce, terms.reinforce_jacobian)
+            if baseline == "value":
+                update, jacobian = _value_baselined(game, policy, compiled.layout, trajectories, phi)
+            phis = phi + rates * (batches.counts @ update) / batch
+            jacobians = np.einsum("mn,nde->mde", batches.counts, jacobian) / batch
         tangents = tangent + rates[None, :, None] * (jacobians @ tangent)
         scores = score + (batches.counts @ terms.score) @ tangent
         if inner.objective == "chain" or level + 1 == inner.steps:
@@ -168,6 +188,43 @@ def sampled_update(
     visit(0, 1.0, x, root, np.zeros(root.shape[1]))
     current, own, peer = totals
     return MetaGradient(current + own + peer, current, own, peer)
+
+
+FITTED_FLOATS = 4_000_000  # gathered trajectories' per-step Hessians held at once
+
+
+def _fitted_batches(
+    game: Game, trajectories: Trajectories, batches, baseline: str, width: int
+) -> list[Trajectories] | None:
+    """For a baseline fitted on the batch: each multiset's trajectories (in chunks), their
+    rewards-to-go less ``gamma^t b_t``; else ``None``."""
+    if baseline not in BATCH_BASELINES:
+        return None
+    size = batches.size
+    members = batches.members()
+    chunk = max(1, FITTED_FLOATS // (size * trajectories.states.shape[1] * width * width))
+    pieces = []
+    for start in range(0, len(members), chunk):
+        gathered = trajectories.take(members[start : start + chunk].ravel())
+        scaled = discounts(game, gathered.states.shape[1])[None, :, None] * fitted_values(
+            baseline, game, gathered, size
+        )
+        pieces.append(dataclasses.replace(gathered, to_go=gathered.to_go - scaled))
+    return pieces
+
+
+def _value_baselined(game: Game, policy: Policy, layout, trajectories: Trajectories, phi):
+    """Per trajectory, ``sum_t grad log pi_t (G_t - gamma^t V_t(s_t; phi))`` and its derivative in
+    ``phi``, the value's own included."""
+    values, derivatives = trajectory_values(game, policy, layout, trajectories, phi, gradients=True)
+    scale = discounts(game, values.shape[1])[None, :, None]
+    adjusted = dataclasses.replace(trajectories, to_go=trajectories.to_go - scale * values)
+    terms = trajectory_terms(game, policy, layout, adjusted, phi)
+    moved = np.zeros_like(terms.reinforce_jacobian)
+    for k in range(game.n_agents):
+        block = layout.slice(k)
+        moved[:, block, :] = np.einsum("nhd,nhe->nde", terms.step_scores[:, :, block], scale * derivatives[:, :, k, :])
+    return terms.reinforce, terms.reinforce_jacobian - moved
 
 
 def meta_gradients(compiled: CompiledValues, case: Case) -> dict[str, MetaGradient]:

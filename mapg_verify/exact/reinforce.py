@@ -82,25 +82,40 @@ def trajectory_terms(
 
 
 def dice_products(
-    layout: Layout, trajectories: Trajectories, step_scores: np.ndarray, causal: bool = True, group: int = 1
+    layout: Layout,
+    trajectories: Trajectories,
+    step_scores: np.ndarray,
+    causal: bool = True,
+    group: int = 1,
+    baseline: np.ndarray | None = None,
 ) -> np.ndarray:
     """The score products DiCE adds to the pathwise Jacobian, summed over consecutive groups of
     ``group`` trajectories ``(N / group, D, D)``: agent ``k``'s rows are
     ``sum_t gamma^t r^k_t c^k_t c_t^T``, with ``gamma^t r^k_t`` read off the rewards-to-go as
-    ``G^k_t - G^k_{t+1}``. With ``causal=False`` (a defect: each step's log-probability alone
-    in the magic box) ``to_go`` holds ``gamma^t r_t`` and ``c_t`` is step ``t``'s score alone."""
+    ``G^k_t - G^k_{t+1}``; with a ``baseline`` ``gamma^t b^k_t`` ``(N, H, n)`` in DiCE's
+    ``(1 - box(log pi_t)) gamma^t b_t`` term, minus ``sum_t gamma^t b^k_t s^k_t s_t^T``. With
+    ``causal=False`` (a defect: each step's log-probability alone in the magic box) ``to_go`` holds
+    ``gamma^t r_t`` and ``c_t`` is step ``t``'s score alone."""
     to_go = trajectories.to_go
     if causal:
         rewards = step_rewards(to_go)  # (N, H, n)
         cumulative = np.cumsum(step_scores, axis=1)
     else:
         rewards, cumulative = to_go, step_scores
-    n, horizon, size = cumulative.shape
-    weighted = np.empty_like(cumulative)
-    for k in range(len(layout.shapes)):  # agent k's reward on its own rows
-        weighted[:, :, layout.slice(k)] = rewards[:, :, k, None] * cumulative[:, :, layout.slice(k)]
+    products = _own_weighted_products(layout, rewards, cumulative, group)
+    if baseline is not None:
+        products = products - _own_weighted_products(layout, baseline, step_scores, group)
+    return products
+
+
+def _own_weighted_products(layout: Layout, weights: np.ndarray, vectors: np.ndarray, group: int) -> np.ndarray:
+    """``sum_t w^k_t v^k_t v_t^T`` on agent ``k``'s rows, summed over groups of ``group``."""
+    n, horizon, size = vectors.shape
+    weighted = np.empty_like(vectors)
+    for k in range(len(layout.shapes)):  # agent k's weight on its own rows
+        weighted[:, :, layout.slice(k)] = weights[:, :, k, None] * vectors[:, :, layout.slice(k)]
     weighted = weighted.reshape(n // group, group * horizon, size)
-    return np.swapaxes(weighted, 1, 2) @ cumulative.reshape(n // group, group * horizon, size)
+    return np.swapaxes(weighted, 1, 2) @ vectors.reshape(n // group, group * horizon, size)
 
 
 def _per_row(groups: np.ndarray, rows: np.ndarray, values: np.ndarray, n_groups: int, n_states: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 
+from mapg_verify.exact.baselines import BATCH_BASELINES, discounts, fitted_values
 from mapg_verify.exact.enumeration import enumerate_batches, enumerate_trajectories
 from mapg_verify.problem.game import DifferentiableGame, Game
 from mapg_verify.problem.params import layout_of
@@ -83,37 +84,62 @@ def autograd_meta_objective(game, policy, x, alpha, steps: int, meta_agent: int,
     return objective_of
 
 
-def _reinforce_pieces(game: Game, policy: Policy, layout, trajectories) -> tuple[Callable, Callable]:
+def _reinforce_pieces(game: Game, policy: Policy, layout, trajectories, baseline=None) -> tuple[Callable, Callable]:
     """Autograd functions of flat ``phi``: every trajectory's log-probability ``(N,)``, and its
     single-trajectory REINFORCE update ``(N, D)`` (agent ``k``'s ``g^k`` in its block), each
-    ``g^k`` the gradient of the surrogate ``sum_t log pi^k(a_t|s_t) G^k_t``."""
+    ``g^k`` the gradient in ``phi^k`` of the surrogate ``sum_t log pi^k(a_t|s_t) (G^k_t - w^k_t)``
+    with the weights ``w = baseline(phi)`` held fixed there (``(N, H, n)``, or 0) but not in ``phi``."""
     agents = range(len(layout.shapes))
 
     def step_log_probs(phi, k):
         theta = layout.unflatten(phi)[k]
         return policy.log_probs(theta)[game.views[k, trajectories.states], trajectories.actions[..., k]]
 
-    def surrogate(part, phi, k):
+    def surrogate(part, phi, k, weights):
         point = anp.concatenate([phi[: layout.slice(k).start], part, phi[layout.slice(k).stop :]])
-        return anp.sum(step_log_probs(point, k) * trajectories.to_go[..., k], axis=1)
+        return anp.sum(step_log_probs(point, k) * weights[..., k], axis=1)
 
     def log_prob(phi):
         return trajectories.log_environment + sum(anp.sum(step_log_probs(phi, k), axis=1) for k in agents)
 
     def updates(phi):
-        return anp.concatenate([autograd.jacobian(surrogate)(phi[layout.slice(k)], phi, k) for k in agents], axis=1)
+        weights = trajectories.to_go if baseline is None else trajectories.to_go - baseline(phi)
+        return anp.concatenate(
+            [autograd.jacobian(surrogate)(phi[layout.slice(k)], phi, k, weights) for k in agents], axis=1
+        )
 
     return log_prob, updates
 
 
-def autograd_sampled_objective(game: Game, policy: Policy, x, inner) -> Callable:
+def _discounted_state_values(game: Game, policy: Policy, layout, trajectories, phi):
+    """``gamma^t V^k_t(s_t; phi)`` along each trajectory ``(N, H, n)``, by the backward recursion
+    over the horizon written in autograd numpy."""
+    horizon = trajectories.states.shape[1]
+    probs = [policy.probs(part)[game.views[k]] for k, part in enumerate(layout.unflatten(phi))]
+    joint = _joint_policy(game, probs)
+    transitions = game.transitions.reshape(game.n_states, joint.shape[1], -1)
+    rewards = game.rewards.reshape(game.n_agents, game.n_states, -1)
+    following, per_step = anp.zeros((game.n_agents, game.n_states)), []
+    for _ in range(horizon):
+        q = rewards + game.gamma * anp.einsum("sap,kp->ksa", transitions, following)
+        following = anp.einsum("sa,ksa->ks", joint, q)
+        per_step.append(following)
+    values = anp.stack(per_step[::-1])  # (H, n, S)
+    along = values[np.arange(horizon)[None, :], :, trajectories.states]  # (N, H, n)
+    return (game.gamma ** np.arange(horizon))[None, :, None] * along
+
+
+def autograd_sampled_objective(game: Game, policy: Policy, x, inner, baseline: str = "none") -> Callable:
     """``theta^i -> J^i`` of model S written directly in autograd over the enumerated batches.
 
     The REINFORCE update is autograd's gradient of the surrogate
     ``(1/K) sum_b sum_t log pi^k(a_t|s_t) G^k_t``, the batch probabilities are
     multinomials of autograd trajectory probabilities, and autograd
     differentiates the whole expectation: it shares only the list of
-    trajectories and multisets with the closed-form path.
+    trajectories and multisets with the closed-form path. With a ``baseline``, ``G_t`` less
+    ``gamma^t b_t``: exact state values by their own autograd recursion (differentiated with
+    ``phi``), or fitted on each multiset (:func:`mapg_verify.exact.baselines.fitted_values`, fixed
+    by the batch).
     """
     layout = layout_of(game, policy)
     own = layout.slice(inner.meta_agent)
@@ -121,9 +147,26 @@ def autograd_sampled_objective(game: Game, policy: Policy, x, inner) -> Callable
     trajectories = enumerate_trajectories(game, inner.horizon)
     batches = enumerate_batches(len(trajectories.states), inner.batch)
     log_prob, updates = _reinforce_pieces(game, policy, layout, trajectories)
+    if baseline == "value":
+        _, updates = _reinforce_pieces(
+            game,
+            policy,
+            layout,
+            trajectories,
+            lambda phi: _discounted_state_values(game, policy, layout, trajectories, phi),
+        )
+    if baseline in BATCH_BASELINES:
+        gathered = trajectories.take(batches.members().ravel())
+        fitted = discounts(game, inner.horizon)[None, :, None] * fitted_values(baseline, game, gathered, inner.batch)
+        _, member_updates = _reinforce_pieces(game, policy, layout, gathered, lambda phi: fitted)
+
+        def mean_updates(phi):
+            return anp.mean(anp.reshape(member_updates(phi), (len(batches.counts), inner.batch, -1)), axis=1)
 
     def children(phi):
         weights = anp.exp(batches.log_coefficients + anp.dot(batches.counts, log_prob(phi)))
+        if baseline in BATCH_BASELINES:
+            return weights, phi + rates * mean_updates(phi)
         return weights, phi + rates * anp.dot(batches.counts, updates(phi)) / inner.batch
 
     def expected(phi, level):

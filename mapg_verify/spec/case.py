@@ -16,6 +16,8 @@ MODELS = ("expected", "sampled")
 OBJECTIVES = ("terminal", "chain")
 OUTERS = ("sampled", "exact")
 PAIRINGS = ("trajectory", "batch", "timestep")
+RETURNS = ("from-zero", "from-t")
+BASELINES = ("none", "value", "linear", "batch-mean", "leave-one-out")
 DEFAULT_CAP = 200_000
 
 
@@ -72,7 +74,9 @@ class Claim:
 @dataclass(frozen=True)
 class EstimatorSettings:
     """Which estimators to run, with how many outer samples and which options; ``claims`` are the
-    case's own claims (estimator name -> :class:`Claim`), beside the built-ins' defaults."""
+    case's own claims (estimator name -> :class:`Claim`), beside the built-ins' defaults.
+    ``returns``, ``baseline`` and ``gae_lambda`` override every built-in's own default where set
+    (``None``: each its own; a name's ``[key=value]`` options override them in turn)."""
 
     names: tuple[str, ...]
     samples: int
@@ -80,6 +84,9 @@ class EstimatorSettings:
     pairing: str
     outer_batch: int
     claims: tuple[tuple[str, Claim], ...] = ()
+    returns: str | None = None
+    baseline: str | None = None
+    gae_lambda: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,156 @@
+"""Baselines and advantages of a batch of trajectories, and the exact state values they may use.
+
+All in "from t" units, per agent ``k``, step ``t`` and trajectory ``b`` of a batch of ``K``:
+the return ``R^k_t = sum_{t' >= t} gamma^(t'-t) r^k_t'`` (the official Meta-MAPG ``get_return``) and
+a baseline ``b^k_t``:
+
+- ``none``: 0;
+- ``value``: the exact state value ``V^k_t(s_t) = E[R^k_t | s_t]`` of the policy that drew the batch
+  (finite horizon ``H``, by backward recursion), the ideal of the official code's value network;
+- ``linear``: a ridge fit of ``R^k_t`` on the official ``LinearFeatureBaseline``'s features
+  ``(onehot(s_t), onehot(s_t)^2, t/100, (t/100)^2, (t/100)^3, 1)`` over the batch's ``(b, t)``,
+  regularised by ``1e-5`` (Duan et al. 2016, as the official code fits it);
+- ``batch-mean``: ``mean_b' R^k_t(b')``; ``leave-one-out``: ``mean_{b' != b} R^k_t(b')``.
+
+The advantage is GAE (Schulman et al. 2016) with these values,
+``A_t = sum_l (gamma lambda)^l delta_{t+l}``, ``delta_t = r_t + gamma b_{t+1} - b_t``, ``b_H = 0``;
+``lambda = 1`` gives ``R_t - b_t``, and without a baseline it is ``R_t`` whatever ``lambda``.
+"From zero" terms weight step ``t`` by ``gamma^t A_t`` (for ``lambda = 1``: ``G_t - gamma^t b_t``
+with ``G_t`` the discounted reward-to-go of :mod:`mapg_verify.exact.enumeration`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mapg_verify.exact.enumeration import Trajectories, rewards_of
+from mapg_verify.problem.game import Game
+from mapg_verify.problem.params import Layout
+from mapg_verify.problem.policies import Policy
+
+BATCH_BASELINES = ("linear", "batch-mean", "leave-one-out")  # functions of the batch's returns
+RIDGE = 1e-5  # the official LinearFeatureBaseline's reg_coeff
+
+
+def discounts(game: Game, horizon: int) -> np.ndarray:
+    """``gamma^t`` for ``t < H``."""
+    return game.gamma ** np.arange(horizon, dtype=float)
+
+
+def returns_from_t(game: Game, rewards: np.ndarray) -> np.ndarray:
+    """``R_t = r_t + gamma R_{t+1}`` along axis ``-2`` of ``rewards (..., H, n)``."""
+    out = np.empty_like(rewards)
+    running = np.zeros_like(rewards[..., 0, :])
+    for t in reversed(range(rewards.shape[-2])):
+        running = rewards[..., t, :] + game.gamma * running
+        out[..., t, :] = running
+    return out
+
+
+def gae(game: Game, rewards: np.ndarray, values: np.ndarray, lam: float) -> np.ndarray:
+    """GAE advantages ``(..., H, n)`` from rewards and values of the same shape (``V_H = 0``)."""
+    following = np.concatenate([values[..., 1:, :], np.zeros_like(values[..., :1, :])], axis=-2)
+    delta = rewards + game.gamma * following - values
+    out = np.empty_like(delta)
+    running = np.zeros_like(delta[..., 0, :])
+    for t in reversed(range(delta.shape[-2])):
+        running = delta[..., t, :] + game.gamma * lam * running
+        out[..., t, :] = running
+    return out
+
+
+def fitted_values(kind: str, game: Game, trajectories: Trajectories, size: int) -> np.ndarray:
+    """The baseline ``b_t`` ``(N, H, n)`` of each trajectory, fitted on consecutive batches of ``size``."""
+    n, horizon = trajectories.states.shape
+    returns = returns_from_t(game, rewards_of(game, trajectories.states, trajectories.actions))
+    groups = n // size
+    fitted = batch_baseline(
+        kind, game, trajectories.states.reshape(groups, size, horizon), returns.reshape(groups, size, horizon, -1)
+    )
+    return fitted.reshape(returns.shape)
+
+
+def trajectory_values(
+    game: Game, policy: Policy, layout: Layout, trajectories: Trajectories, phi, gradients: bool = False
+):
+    """``V_t(s_t)`` ``(N, H, n)`` along each trajectory, trajectory ``n`` drawn at row
+    ``n // (N / G)`` of ``phi (G, D)``; with ``gradients`` also ``dV_t(s_t)/dphi`` ``(N, H, n, D)``."""
+    phi = np.atleast_2d(phi)
+    n, horizon = trajectories.states.shape
+    at = (np.arange(n) // (n // len(phi)))[:, None]
+    steps = np.arange(horizon)[None, :]
+    found = state_values(game, policy, layout, phi, horizon, gradients)
+    if not gradients:
+        return found[at, steps, trajectories.states]
+    values, derivatives = found
+    return values[at, steps, trajectories.states], derivatives[at, steps, trajectories.states]
+
+
+def batch_baseline(kind: str, game: Game, states: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    """A baseline fitted on each batch: ``states (G, K, H)`` and returns ``(G, K, H, n)`` to values
+    of the same shape, for ``kind`` in :data:`BATCH_BASELINES`."""
+    if kind == "batch-mean":
+        return np.broadcast_to(returns.mean(axis=1, keepdims=True), returns.shape).copy()
+    if kind == "leave-one-out":
+        size = returns.shape[1]
+        return (returns.sum(axis=1, keepdims=True) - returns) / (size - 1)
+    features = linear_features(game.n_states, states)  # (G, K*H, F)
+    flat = returns.reshape(len(returns), -1, returns.shape[-1])  # (G, K*H, n)
+    gram = np.swapaxes(features, 1, 2) @ features + RIDGE * np.eye(features.shape[-1])
+    weights = np.linalg.solve(gram, np.swapaxes(features, 1, 2) @ flat)  # (G, F, n)
+    return (features @ weights).reshape(returns.shape)
+
+
+def linear_features(n_states: int, states: np.ndarray) -> np.ndarray:
+    """The official linear baseline's features of each ``(b, t)``: ``(G, K*H, 2 S + 4)``."""
+    groups, size, horizon = states.shape
+    onehot = np.eye(n_states)[states]
+    time = np.broadcast_to(np.arange(horizon, dtype=float)[None, None, :, None] / 100.0, (groups, size, horizon, 1))
+    ones = np.ones_like(time)
+    stacked = np.concatenate([onehot, onehot**2, time, time**2, time**3, ones], axis=-1)
+    return stacked.reshape(groups, size * horizon, -1)
+
+
+def state_values(game: Game, policy: Policy, layout: Layout, phi, horizon: int, gradients: bool = False):
+    """``V^k_t(s)`` ``(G, H, S, n)`` at rows ``phi (G, D)`` by backward recursion over the finite
+    horizon; with ``gradients``, also ``dV^k_t(s)/dphi`` ``(G, H, S, n, D)``, by the same recursion
+    on ``grad V_t(s) = sum_a pi(a|s) (grad log pi(a|s) Q_t(s, a) + gamma sum_s' P(s'|s,a) grad V_{t+1}(s'))``."""
+    phi = np.atleast_2d(np.asarray(phi, dtype=float))
+    count, n_states, agents = len(phi), game.n_states, game.n_agents
+    actions = game.n_actions
+    joint = np.ones((count, n_states, *actions))
+    scores = np.zeros((count, n_states, *actions, layout.size))
+    for k, shape in enumerate(layout.shapes):
+        theta = phi[:, layout.slice(k)].reshape(count, *shape)
+        rows = game.views[k]  # (S,)
+        probs = np.exp(policy.log_probs(theta))[:, rows]  # (G, S, A_k)
+        axes = [1] * agents
+        axes[k] = actions[k]
+        joint = joint * probs.reshape(count, n_states, *axes)
+        if gradients:
+            width = int(np.prod(shape[1:]))
+            local = policy.scores(theta)[:, rows].reshape(count, n_states, actions[k], width)
+            placed = np.zeros((count, n_states, actions[k], shape[0], width))
+            placed[:, np.arange(n_states), :, rows] = np.moveaxis(local, 1, 0)
+            block = placed.reshape(count, n_states, *axes, shape[0] * width)
+            scores[..., layout.slice(k)] += block
+    joint_flat = joint.reshape(count, n_states, -1)  # (G, S, A)
+    transitions = game.transitions.reshape(n_states, -1, n_states)  # (S, A, S')
+    rewards = np.moveaxis(game.rewards.reshape(agents, n_states, -1), 0, -1)  # (S, A, n)
+    score_flat = scores.reshape(count, n_states, -1, layout.size)
+    values, value_grads = [], []
+    following = np.zeros((count, n_states, agents))
+    following_grad = np.zeros((count, n_states, agents, layout.size))
+    for _ in range(horizon):
+        q = rewards[None] + game.gamma * np.einsum("sap,gpk->gsak", transitions, following)
+        if gradients:
+            carried = game.gamma * np.einsum("sap,gpkd->gsakd", transitions, following_grad)
+            inner = score_flat[:, :, :, None, :] * q[..., None] + carried
+            following_grad = np.einsum("gsa,gsakd->gskd", joint_flat, inner)
+            value_grads.append(following_grad)
+        following = np.einsum("gsa,gsak->gsk", joint_flat, q)
+        values.append(following)
+    values = np.stack(values[::-1], axis=1)
+    if not gradients:
+        return values
+    return values, np.stack(value_grads[::-1], axis=1)
