@@ -115,6 +115,26 @@ def bias(sweeps: dict) -> str:
         return _svg(figure)
 
 
+def variance(rows: dict) -> str:
+    """Samples for the target relative error, per estimator variant (log scale): against model S
+    (bias included; a missing bar is "never") and about the estimator's own expectation."""
+    with plt.rc_context(STYLE):
+        names = list(rows)
+        figure, axis = plt.subplots(figsize=(5.2, 0.35 * len(names) + 1.0), layout="constrained")
+        place = np.arange(len(names))
+        for offset, (key, label, colour) in enumerate(
+            [("spread", "about its own mean", COLOURS[0]), ("model", "against model S", COLOURS[1])]
+        ):
+            values = [rows[name][key] or np.nan for name in names]
+            axis.barh(place + 0.4 * offset - 0.2, values, height=0.38, color=colour, label=label)
+        axis.set_yticks(place, names, fontsize=7)
+        axis.invert_yaxis()
+        axis.set_xscale("log")
+        axis.set_xlabel("replicates for the target relative error")
+        axis.legend(frameon=False, fontsize=7)
+        return _svg(figure)
+
+
 def fingerprints(fits: dict, basis: tuple[str, ...]) -> str:
     """Each estimator's fitted coefficients on the exact terms, with 95% intervals."""
     with plt.rc_context(STYLE):

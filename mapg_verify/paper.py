@@ -188,7 +188,7 @@ def figure_three(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResul
             + (
                 f" ({case.estimators.samples} replicates of K = {case.inner.batch} trajectories of "
                 f"{case.inner.horizon} steps per estimate)"
-                if settings.meta_gradient == "sampled"
+                if settings.meta_gradient != "exact"
                 else " (model E)"
             ),
             "noise half-width": settings.noise,
@@ -272,14 +272,18 @@ def _meta_train(case, train, start, alpha, method, rng) -> np.ndarray:
 def _meta_gradient(case: Case, task, theta, alpha, method: str, agent: int, rng) -> np.ndarray:
     """Agent ``agent``'s meta-gradient on one task: exact (model E; Meta-PG without its peer
     term), or with ``meta_gradient = "sampled"`` the Monte-Carlo mean of the ``meta-mapg`` or
-    ``meta-pg`` estimator over ``[estimators] samples`` replicates of the case's inner loop."""
+    ``meta-pg`` estimator over ``[estimators] samples`` replicates of the case's inner loop
+    (``official``: ``meta-mapg-official`` or ``meta-pg-official``, with their baselines)."""
     game, compiled = task
     if case.paper.meta_gradient == "exact":
         gradient = expected_update(compiled, theta, alpha, case.inner.steps, agent)
         return gradient.total - (gradient.peer if method == "Meta-PG" else 0.0)
     inner = dataclasses.replace(case.inner, alpha=alpha, meta_agent=agent)
     task_case = dataclasses.replace(case, game=game, theta=compiled.layout.unflatten(theta), inner=inner)
-    surrogate = plan(task_case, compiled, ESTIMATORS["meta-mapg" if method == "Meta-MAPG" else "meta-pg"])
+    name = "meta-mapg" if method == "Meta-MAPG" else "meta-pg"
+    surrogate = plan(
+        task_case, compiled, ESTIMATORS[name + ("-official" if case.paper.meta_gradient == "official" else "")]
+    )
     return draw(surrogate, case.estimators.samples, rng).total.mean(axis=0)
 
 

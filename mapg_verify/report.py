@@ -137,12 +137,31 @@ def case_record(document: dict) -> dict:
     sweeps = {name: r["bias_sweep"] for name, r in estimators.items() if r.get("bias_sweep")}
     if sweeps:
         record["figures"]["bias against the inner batch size"] = figures.bias(sweeps)
+    spreads = _variance_rows(estimators, document["case"]["checks"]["relative_error"])
+    if spreads:
+        record["figures"]["variance reduction: replicates for the target relative error"] = figures.variance(spreads)
     fits = {name: (_check(r, "fingerprint") or {}).get("figures") for name, r in estimators.items()}
     fits = {name: fit for name, fit in fits.items() if fit and "relative residual" in fit}  # fitted, not "not run"
     if fits:
         record["figures"]["fingerprint (95% intervals)"] = figures.fingerprints(fits, BASIS)
     record["figures"] |= _calibration_figures(document)
     return record
+
+
+def _variance_rows(estimators: dict, target: float) -> dict:
+    """Per estimator, the replicates for the target relative error about its own mean and against
+    model S, where the case runs one built-in with several options (``name[...]``) to compare."""
+    bases = [name.partition("[")[0] for name in estimators]
+    compared = {base for base in bases if bases.count(base) > 1}
+    rows = {}
+    for name, report in estimators.items():
+        figures_of = (_check(report, "bias") or {}).get("figures") or {}
+        if name.partition("[")[0] in compared and figures_of:
+            rows[name] = {
+                "spread": figures_of.get(f"samples for {target:g} relative spread"),
+                "model": figures_of.get(f"samples for {target:g} relative error vs model S"),
+            }
+    return rows
 
 
 def _paper(document: dict) -> dict | None:

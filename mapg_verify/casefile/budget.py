@@ -79,7 +79,7 @@ def trajectory_steps(case: Case) -> int:
     evaluated = inner.steps + 1 if inner.objective == "chain" else 1
     per_estimate = (inner.batch * inner.steps + settings.outer_batch * evaluated) * (inner.horizon or 1)
     estimates = len(settings.names) * (settings.samples + 2 * checks.seeds * checks.calibration_samples)
-    if paper and paper.experiment == "figure-3" and paper.meta_gradient == "sampled":
+    if paper and paper.experiment == "figure-3" and paper.meta_gradient != "exact":
         estimates += paper.seeds * paper.iterations * paper.task_batch * settings.samples
     return per_estimate * estimates
 

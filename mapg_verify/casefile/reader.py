@@ -37,6 +37,7 @@ from mapg_verify.spec.case import (
     CLAIM_MODES,
     DEFAULT_CAP,
     EXPERIMENTS,
+    META_GRADIENTS,
     MODELS,
     OBJECTIVES,
     Case,
@@ -297,8 +298,8 @@ def _paper(table: dict) -> PaperSettings:
     scale = number_in(table.get("init_scale", 1.0), "paper.init_scale", low=0.0)
     noise = number_in(table.get("noise", 0.5), "paper.noise", low=0.0)
     meta_gradient = table.get("meta_gradient", "exact")
-    if meta_gradient not in ("exact", "sampled"):
-        raise InputError("paper.meta_gradient", f'must be "exact" or "sampled", got {meta_gradient!r}')
+    if meta_gradient not in META_GRADIENTS:
+        raise InputError("paper.meta_gradient", f"must be one of {', '.join(META_GRADIENTS)}, got {meta_gradient!r}")
     return PaperSettings(
         experiment,
         learning_rate=rate,

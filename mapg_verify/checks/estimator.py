@@ -5,7 +5,8 @@
 4. ``bias``: the exact expectation (the Monte-Carlo mean where it cannot be enumerated) against
    each model's truth: relative bias ``||E - g|| / ||g||``, cosine, and the number of
    replicates ``n`` whose mean reaches a relative error ``eps`` in root mean square,
-   ``n = tr(Sigma) / ((eps ||g||)^2 - ||E - g||^2)`` (never, when the bias alone exceeds it).
+   ``n = tr(Sigma) / ((eps ||g||)^2 - ||E - g||^2)`` (never, when the bias alone exceeds it), and
+   the estimator's own spread ``tr(Sigma) / (eps ||E||)^2`` (what a baseline reduces).
    Reported (``info``): what an estimator equals is judged by its claim
    (:mod:`mapg_verify.checks.claims`; ``sampled-exact`` claims model S, ``naive`` the plain
    gradient). Beside it, :func:`bias_sweep` records the relative bias against both models as ``K`` and the
@@ -293,6 +294,9 @@ def bias(case: Case, compiled: CompiledValues, truth: dict, name: str, value, co
         )
         text = "never" if math.isinf(needed) else f"{needed:.0f}"
         parts.append(f"{model[0].upper()}: bias {relative:.2g}, cos {cosine:.3f}, n({target:g}) {text}")
+    own_scale = float(np.linalg.norm(value))
+    spread = samples_needed(np.zeros_like(np.asarray(value)), covariance, own_scale, target) if own_scale else math.inf
+    figures[f"samples for {target:g} relative spread"] = None if math.isinf(spread) else spread
     summary = "; ".join(parts) or "no model truth asked for"
     return info(f"bias:{name}", figures, summary)  # a bias is judged only where it is claimed (claim:NAME)
 

@@ -81,6 +81,10 @@ def bias_sweep(compiled: CompiledValues, name: str, context: Shared) -> tuple[di
     case's rates times :data:`SWEEP_RATES` (model S with the estimator's inner loop, :func:`truth_for`)."""
     rows = []
     for factor, variant, expected, sampled in context.sweep:
+        estimator = builtin_for(variant, name)
+        uses = {estimator.baseline, estimator.inner_baseline} if estimator else set()
+        if "leave-one-out" in uses and min(variant.inner.batch, variant.estimators.outer_batch) < 2:
+            continue  # leave-one-out needs two trajectories per batch
         try:
             value = exact_expectation(variant, compiled, name).total
         except InputError:

@@ -17,7 +17,14 @@ differ in how ``d phi_{l+1} / d phi_l`` is taken and which terms they keep:
   paired with the outer returns: ``batch`` ``sum_l s_l * mean_b G^i_0(B_L)`` (expectation ``C``),
   ``trajectory`` ``(1/K) sum_l sum_b s_l(tau_l^b) G^i_0(tau_L^b)`` (expectation ``C / K``),
   ``timestep`` ``(1/K) sum_l sum_b sum_t s_{l,t}(tau_l^b) G^i_t(tau_L^b)`` with ``s_{l,t}`` the
-  score of step ``t`` alone (the official Meta-MAPG base loss, no baseline);
+  score of step ``t`` alone (the official Meta-MAPG base loss's pairing; the official code's
+  returns are discounted from ``t``, which ``meta-mapg-official`` and ``returns = "from-t"`` use);
+- returns: "from zero" (``G_t = sum_{t' >= t} gamma^t' r_t'``, the theorem's, every built-in's
+  default but the official ones) or "from t" (``R_t = sum_{t' >= t} gamma^(t'-t) r_t'``) in every
+  outer score-function term; a baseline (:mod:`mapg_verify.exact.baselines`) enters the inner
+  DiCE objective as ``(1 - box(log pi_t)) gamma^t b_t`` and the outer REINFORCE term as the
+  advantage; the current term keeps the return, except where the estimator takes the advantage
+  there too (``current_advantage``, the official code);
 - the chain objective adds these terms at every ``l = 0..L``, each with a fresh outer batch
   from ``pi(phi_l)``.
 

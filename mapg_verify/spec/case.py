@@ -12,6 +12,7 @@ from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import Policy
 
 EXPERIMENTS = ("figure-1", "table-1", "figure-3")
+META_GRADIENTS = ("exact", "sampled", "official")  # Figure 3's: model E, the theorem's estimators, the code's
 MODELS = ("expected", "sampled")
 OBJECTIVES = ("terminal", "chain")
 OUTERS = ("sampled", "exact")
@@ -112,7 +113,8 @@ class PaperSettings:
     held-out task pools, tasks per meta-gradient, adaptation steps at meta-test, the scale of the
     initial parameters, the inner-rate factors of the sensitivity study, and the half-width of
     the noisy-IPD task distribution's payoff noise; ``meta_gradient`` is ``exact`` (model E) or
-    ``sampled`` (the estimators, with the case's inner loop and ``[estimators] samples``)."""
+    ``sampled`` (the estimators, with the case's inner loop and ``[estimators] samples``) or
+    ``official`` (likewise, with the official code's losses and baselines)."""
 
     experiment: str
     iterations: int = 200
