@@ -136,6 +136,7 @@ def describe_case(case: Case) -> dict:
             "returns": estimators.returns,
             "baseline": estimators.baseline,
             "gae_lambda": estimators.gae_lambda,
+            "dice_lambda": estimators.dice_lambda,
         },
         "checks": asdict(case.checks),
     }

@@ -97,6 +97,17 @@ PROBES = [
         "[paper.iterations]",
     ),
     ("too many seeds", ESTIMATE + "[checks]\nseeds = 1000000", "[checks.seeds]"),
+    ("unknown return convention", ESTIMATE + 'returns = "from-one"', "[estimators.returns]"),
+    ("unknown baseline", ESTIMATE + 'baseline = "critic"', "[estimators.baseline]"),
+    ("gae lambda above 1", ESTIMATE + "gae_lambda = 1.5", "[estimators.gae_lambda]"),
+    ("dice lambda a string", ESTIMATE + 'dice_lambda = "half"', "[estimators.dice_lambda]"),
+    ("unknown name option", ESTIMATE.replace('"meta-mapg"', '"meta-mapg[lambda=0.9]"'), "[estimators.names]"),
+    ("bad name option value", ESTIMATE.replace('"meta-mapg"', '"loaded-dice[baseline=q]"'), "[estimators.names"),
+    (
+        "paper meta-gradient unknown",
+        '[game]\nbuiltin = "noisy_ipd"\n[paper]\nexperiment = "figure-3"\nmeta_gradient = "x"',
+        "[paper.meta_gradient]",
+    ),
 ]
 
 

@@ -105,6 +105,8 @@ VARIANTS = [
     "meta-mapg[baseline=linear, gae_lambda=0.5]",
     "sampled-exact[inner_baseline=value]",
     "meta-pg[inner_baseline=leave-one-out]",
+    "loaded-dice",
+    "loaded-dice[dice_lambda=0.5, baseline=batch-mean]",
 ]
 
 
@@ -235,6 +237,17 @@ def test_unbiased_outer_baselines_keep_the_expectation():
     official = expectation(plan(case, compiled, configured(case, "meta-mapg-official")))
     without = expectation(plan(case, compiled, configured(case, "meta-mapg-official[baseline=none]")))
     assert np.abs(official.current).max() < 1e-13 < 1e-3 < np.abs(without.current).max()
+
+
+def test_loaded_dice_with_lambda_one_and_no_baseline_is_dice():
+    """Loaded DiCE's products telescope to DiCE's when nothing is discounted or subtracted; its
+    dependency discount changes the second-order terms only (so the estimate, at L >= 1)."""
+    case, compiled = ipd(steps=2)
+    plain = expectation(plan(case, compiled, ESTIMATORS["meta-mapg"])).total
+    loaded = expectation(plan(case, compiled, configured(case, "loaded-dice[baseline=none]"))).total
+    np.testing.assert_allclose(loaded, plain, rtol=1e-12)
+    discounted = expectation(plan(case, compiled, configured(case, "loaded-dice[baseline=none, dice_lambda=0.5]")))
+    assert np.linalg.norm(discounted.total - plain) > 1e-4
 
 
 def test_state_values_and_their_gradients():

@@ -11,7 +11,12 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import DifferentiableGame
 from mapg_verify.spec.case import BASIS, CLAIM_MODELS, OUTERS, PAIRINGS, Claim, EstimatorSettings, InnerLoop
 
-CASE_OPTIONS = ("returns", "baseline", "gae_lambda")  # for every estimator; a name's [...] can set inner_baseline
+CASE_OPTIONS = (
+    "returns",
+    "baseline",
+    "gae_lambda",
+    "dice_lambda",
+)  # for every estimator; a name's [...] can set inner_baseline
 
 
 def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings:
@@ -64,6 +69,7 @@ def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings
         options.get("returns"),
         options.get("baseline"),
         options.get("gae_lambda"),
+        options.get("dice_lambda"),
     )
 
 

@@ -62,6 +62,7 @@ SECTIONS = {
         "returns",
         "baseline",
         "gae_lambda",
+        "dice_lambda",
     ),
     "checks": ("level", "relative_error", "fingerprint_draws", "seeds", "calibration_samples", "sweep", "claim_mode"),
     "paper": (

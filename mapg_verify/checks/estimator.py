@@ -212,6 +212,7 @@ def _options(case: Case, name: str, seed: int) -> dict:
                 "baseline": estimator.baseline,
                 "inner_baseline": estimator.inner_baseline,
                 "gae_lambda": estimator.gae_lambda if estimator.baseline != "none" else None,
+                "dice_lambda": estimator.dice_lambda if estimator.jacobian == "loaded-dice" else None,
                 "model S truth": (
                     "the plain inner loop"
                     if estimator.inner_baseline == "none"

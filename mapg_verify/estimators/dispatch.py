@@ -64,14 +64,14 @@ def split_name(name: str) -> tuple[str, dict]:
 
 def option_value(key: str, value, where: str):
     """One estimator option, validated: ``returns`` in :data:`RETURNS`, baselines in
-    :data:`BASELINES`, ``gae_lambda`` a number in [0, 1] (strings parsed from a name's options)."""
-    if key == "gae_lambda":
+    :data:`BASELINES`, ``gae_lambda`` and ``dice_lambda`` numbers in [0, 1] (strings parsed from a name's options)."""
+    if key in ("gae_lambda", "dice_lambda"):
         try:
             number = float(value)
         except (TypeError, ValueError):
             number = math.nan
         if isinstance(value, bool) or not 0.0 <= number <= 1.0:
-            raise InputError(where, f"gae_lambda must be a number in [0, 1], got {value!r}")
+            raise InputError(where, f"{key} must be a number in [0, 1], got {value!r}")
         return number
     allowed = RETURNS if key == "returns" else BASELINES
     if value not in allowed:

@@ -129,10 +129,25 @@ def _inner_objective(phi, surrogate: Plan, batch: dict, k: int):
         weights = batch["to_go"][..., k] - (0.0 if baseline is None else baseline[..., k])
         return anp.mean(anp.sum(_agent_log_probs(surrogate, phi, batch, k) * weights, axis=1))
     step_log_probs = _joint_log_probs(surrogate, phi, batch)
+    if surrogate.estimator.jacobian == "loaded-dice":
+        weights = batch["to_go"][..., k] - (0.0 if baseline is None else baseline[..., k])
+        return _loaded_objective(step_log_probs, weights, surrogate.estimator.dice_lambda)
     objective = _dice_objective(step_log_probs, batch["rewards"][..., k], _causal(surrogate))
     if baseline is None:
         return objective
     return objective + anp.mean(anp.sum((1.0 - magic_box(step_log_probs)) * baseline[..., k], axis=1))
+
+
+def _loaded_objective(step_log_probs, advantages, lam: float):
+    """Loaded DiCE: ``(1/K) sum_b sum_t (box(w_t) - box(w_t - log p_t)) A_t`` with
+    ``w_t = sum_{t' <= t} lam^(t-t') log p_t'``."""
+    running, weighted = 0.0, []
+    for t in range(step_log_probs.shape[1]):
+        running = lam * running + step_log_probs[:, t]
+        weighted.append(running)
+    dependencies = anp.stack(weighted, axis=1)
+    boxes = magic_box(dependencies) - magic_box(dependencies - step_log_probs)
+    return anp.mean(anp.sum(boxes * advantages, axis=1))
 
 
 def _causal(surrogate: Plan) -> bool:

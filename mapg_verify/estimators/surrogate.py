@@ -47,7 +47,7 @@ from mapg_verify.estimators.table import Estimator, outer_of, pairing_of
 from mapg_verify.exact.baselines import discounts, fitted_values, gae, returns_from_t, trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, discounted_to_go, rewards_of, step_rewards
-from mapg_verify.exact.reinforce import TrajectoryTerms, dice_products, trajectory_terms
+from mapg_verify.exact.reinforce import TrajectoryTerms, dice_products, loaded_products, trajectory_terms
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case
 
@@ -148,6 +148,11 @@ def inner_terms(
     if not differentiates:
         return terms, None
     jacobian = terms.reinforce_jacobian
+    if surrogate.estimator.jacobian == "loaded-dice":
+        lam = surrogate.estimator.dice_lambda
+        return terms, jacobian + loaded_products(
+            surrogate.compiled.layout, weighted.to_go, terms.step_scores, lam, group
+        )
     if surrogate.estimator.jacobian == "dice":
         causal = surrogate.estimator.returns != "immediate"
         products = dice_products(surrogate.compiled.layout, trajectories, terms.step_scores, causal, group, baseline)

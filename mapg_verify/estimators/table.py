@@ -38,6 +38,7 @@ class Estimator:
     inner_baseline: str = "none"  # in the inner DiCE objective, as its (1 - box(log pi_t)) b_t term
     gae_lambda: float = 1.0  # GAE's lambda for the outer advantage (with a baseline)
     current_advantage: bool = False  # the current term takes the outer advantage, not the return
+    dice_lambda: float = 1.0  # Loaded DiCE's discount of the dependencies (jacobian = "loaded-dice")
 
     @property
     def partial(self) -> bool:
@@ -68,6 +69,13 @@ ESTIMATORS: dict[str, Estimator] = {
         "current + own", "pathwise (model S's gradient)", jacobian="pathwise", pairing="batch", declared=(1, 1, 1, 0, 0)
     ),
     "expected-update": Estimator("own + peer, no current term", "DiCE", current=False, declared=(0, 1, 1, 1, 1)),
+    "loaded-dice": Estimator(
+        "current + own + peer, the inner update differentiated through Loaded DiCE",
+        "Loaded DiCE (Farquhar et al. 2019): dependencies discounted by dice_lambda, advantages G_t - gamma^t V_t",
+        jacobian="loaded-dice",
+        baseline="value",
+        inner_baseline="value",
+    ),
     "meta-mapg-official": Estimator(
         "the official Meta-MAPG outer loss (dkkim93/meta-mapg): base + self-shaping + opponent-shaping, "
         "each step's log-probability times the last trajectory's GAE advantage at the same (b, t)",
@@ -141,7 +149,7 @@ UNBIASED_BASELINES = ("none", "value", "leave-one-out")  # independent of the tr
 
 
 def configured(estimator: Estimator, case: Case, options: dict | None = None) -> Estimator:
-    """The estimator with the case's ``returns``, ``baseline`` and ``gae_lambda`` where set, then
+    """The estimator with the case's ``returns``, ``baseline``, ``gae_lambda`` and ``dice_lambda`` where set, then
     a name's own options (:func:`mapg_verify.estimators.dispatch.split_name`) over them."""
     settings, changes = case.estimators, {}
     if settings.returns is not None:
@@ -150,6 +158,8 @@ def configured(estimator: Estimator, case: Case, options: dict | None = None) ->
         changes["baseline"] = changes["inner_baseline"] = settings.baseline
     if settings.gae_lambda is not None:
         changes["gae_lambda"] = settings.gae_lambda
+    if settings.dice_lambda is not None:
+        changes["dice_lambda"] = settings.dice_lambda
     for key, value in (options or {}).items():
         if key == "baseline":
             changes["baseline"] = changes["inner_baseline"] = value
@@ -163,6 +173,7 @@ OPTION_FIELDS = {
     "baseline": "baseline",
     "inner_baseline": "inner_baseline",
     "gae_lambda": "gae_lambda",
+    "dice_lambda": "dice_lambda",
 }
 """A name's options (``meta-mapg[baseline=value]``) and the fields they set."""
 

@@ -108,6 +108,25 @@ def dice_products(
     return products
 
 
+def loaded_products(
+    layout: Layout, advantages: np.ndarray, step_scores: np.ndarray, lam: float, group: int = 1
+) -> np.ndarray:
+    """What Loaded DiCE (Farquhar et al. 2019) adds to the pathwise Jacobian, summed over groups of
+    ``group``: its objective ``sum_t (box(w_t) - box(w_t - log pi_t)) A_t`` with the discounted
+    dependencies ``w_t = sum_{t' <= t} lam^(t-t') log pi_t'`` gives agent ``k``'s rows
+    ``sum_t A^k_t (c^k_t c_t^T - e^k_t e_t^T)``, ``c_t = grad w_t``, ``e_t = c_t - s_t = lam c_{t-1}``
+    (``lam = 1`` and ``A_t = G_t``: DiCE's products)."""
+    cumulative = np.empty_like(step_scores)
+    running = np.zeros_like(step_scores[:, 0])
+    for t in range(step_scores.shape[1]):
+        running = lam * running + step_scores[:, t]
+        cumulative[:, t] = running
+    exclusive = cumulative - step_scores
+    return _own_weighted_products(layout, advantages, cumulative, group) - _own_weighted_products(
+        layout, advantages, exclusive, group
+    )
+
+
 def _own_weighted_products(layout: Layout, weights: np.ndarray, vectors: np.ndarray, group: int) -> np.ndarray:
     """``sum_t w^k_t v^k_t v_t^T`` on agent ``k``'s rows, summed over groups of ``group``."""
     n, horizon, size = vectors.shape

@@ -76,7 +76,7 @@ class Claim:
 class EstimatorSettings:
     """Which estimators to run, with how many outer samples and which options; ``claims`` are the
     case's own claims (estimator name -> :class:`Claim`), beside the built-ins' defaults.
-    ``returns``, ``baseline`` and ``gae_lambda`` override every built-in's own default where set
+    ``returns``, ``baseline``, ``gae_lambda`` and ``dice_lambda`` override every built-in's own default where set
     (``None``: each its own; a name's ``[key=value]`` options override them in turn)."""
 
     names: tuple[str, ...]
@@ -88,6 +88,7 @@ class EstimatorSettings:
     returns: str | None = None
     baseline: str | None = None
     gae_lambda: float | None = None
+    dice_lambda: float | None = None
 
 
 @dataclass(frozen=True)
