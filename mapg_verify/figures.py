@@ -131,6 +131,7 @@ def variance(rows: dict) -> str:
         axis.invert_yaxis()
         axis.set_xscale("log")
         axis.set_xlabel("replicates for the target relative error")
+        axis.set_title("no bar against model S: never (the bias alone exceeds the target)", fontsize=7)
         axis.legend(frameon=False, fontsize=7)
         return _svg(figure)
 
