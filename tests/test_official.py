@@ -169,7 +169,7 @@ def brute_force(run) -> np.ndarray:
     total, first = 0.0, probabilities(theta)
     for inner in itertools.product(range(len(first)), repeat=run.batch):
         batch = trajectories.take(np.array(inner))
-        adapted = np.asarray(_inner_step(run, theta, _batch(run, batch, 0, run.batch, theta)))
+        adapted = np.asarray(_inner_step(run, theta, _batch(run, batch, 0, run.batch, theta, outer=False)))
         second = probabilities(adapted)
         for outer in itertools.product(range(len(second)), repeat=run.outer_batch):
             draws = Draws(None, (batch,), (None, trajectories.take(np.array(outer))))

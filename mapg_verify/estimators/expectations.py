@@ -80,7 +80,7 @@ def expectation(surrogate: Plan) -> Parts:
         counts = batches.counts
         weights = weight * np.exp(batches.log_coefficients + counts @ terms.log_prob)
         if fitted_inner:
-            reinforce, jacobian = _fitted_update(surrogate, phi, *fitted_inner)
+            reinforce, jacobian = _fitted_update(surrogate, phi, fitted_inner)
         else:
             reinforce = counts @ terms.reinforce / surrogate.batch
             if jacobian is not None:
@@ -106,7 +106,7 @@ def expectation(surrogate: Plan) -> Parts:
     return Parts(current if surrogate.estimator.current else np.zeros_like(current), own, peer)
 
 
-def _fitted_inner(surrogate: Plan, trajectories: Trajectories, batches) -> tuple | None:
+def _fitted_inner(surrogate: Plan, trajectories: Trajectories, batches) -> tuple[tuple, ...] | None:
     """For an inner baseline fitted on the batch: every multiset's trajectories, in chunks, with
     their ``gamma^t b_t`` (fixed by the batch's returns, whatever ``phi``); else ``None``."""
     if batches is None or surrogate.estimator.inner_baseline not in BATCH_BASELINES:
@@ -118,7 +118,7 @@ def _fitted_inner(surrogate: Plan, trajectories: Trajectories, batches) -> tuple
     for start in range(0, len(members), chunk):
         gathered = trajectories.take(members[start : start + chunk].ravel())
         pieces.append((gathered, inner_baseline(surrogate, gathered, None)))
-    return (tuple(pieces),)
+    return tuple(pieces)
 
 
 def _fitted_update(surrogate: Plan, phi, pieces) -> tuple[np.ndarray, np.ndarray | None]:

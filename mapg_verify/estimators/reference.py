@@ -50,10 +50,10 @@ def reference(surrogate: Plan, draws: Draws, replicate: int) -> np.ndarray:
     theta = case.flat_theta
     phis, inner = [theta], []  # phi_l by a plain forward pass, for baselines that read the values at phi_l
     for trajectories in draws.inner:
-        inner.append(_batch(surrogate, trajectories, replicate, surrogate.batch, phis[-1]))
+        inner.append(_batch(surrogate, trajectories, replicate, surrogate.batch, phis[-1], outer=False))
         phis.append(np.asarray(_inner_step(surrogate, phis[-1], inner[-1])))
     outer = [
-        None if t is None else _batch(surrogate, t, replicate, surrogate.outer_batch, phi)
+        None if t is None else _batch(surrogate, t, replicate, surrogate.outer_batch, phi, outer=True)
         for t, phi in zip(draws.outer, phis, strict=False)
     ]
 
@@ -73,7 +73,7 @@ def reference(surrogate: Plan, draws: Draws, replicate: int) -> np.ndarray:
     return autograd.grad(dice_objective)(theta[own_rows])
 
 
-def _batch(surrogate: Plan, trajectories, replicate: int, size: int, phi) -> dict:
+def _batch(surrogate: Plan, trajectories, replicate: int, size: int, phi, outer: bool) -> dict:
     """One replicate's batch: states, actions and per-step rewards ``gamma^t r_t`` ``(K, H, n)``
     as the estimator computes them, its rewards-to-go, the inner baseline's ``gamma^t b_t`` and
     agent ``i``'s outer returns and advantages in the estimator's convention."""
@@ -84,11 +84,11 @@ def _batch(surrogate: Plan, trajectories, replicate: int, size: int, phi) -> dic
     if surrogate.estimator.returns != "immediate":
         rewards = step_rewards(to_go)
     found = {"states": mine.states, "actions": mine.actions, "rewards": rewards, "to_go": to_go}
-    if size == surrogate.batch:  # an inner batch (or one as large)
+    if not outer:
         found["baseline"] = inner_baseline(surrogate, mine, phi)
-    if size == surrogate.outer_batch:
-        found["returns"] = outer_returns(surrogate, mine)
-        found["advantages"] = outer_advantages(surrogate, mine, phi, found["returns"])
+        return found
+    found["returns"] = outer_returns(surrogate, mine)
+    found["advantages"] = outer_advantages(surrogate, mine, phi, found["returns"])
     return found
 
 
@@ -125,12 +125,11 @@ def _inner_objective(phi, surrogate: Plan, batch: dict, k: int):
     ``(1/K) sum_b sum_t (1 - box(log pi_t)) gamma^t b^k_t``, or the pathwise
     ``(1/K) sum log pi^k stop(G^k_t - gamma^t b^k_t)``."""
     baseline = batch["baseline"]
+    weights = batch["to_go"][..., k] - (0.0 if baseline is None else baseline[..., k])  # G_t - gamma^t b_t
     if surrogate.estimator.jacobian == "pathwise":
-        weights = batch["to_go"][..., k] - (0.0 if baseline is None else baseline[..., k])
         return anp.mean(anp.sum(_agent_log_probs(surrogate, phi, batch, k) * weights, axis=1))
     step_log_probs = _joint_log_probs(surrogate, phi, batch)
     if surrogate.estimator.jacobian == "loaded-dice":
-        weights = batch["to_go"][..., k] - (0.0 if baseline is None else baseline[..., k])
         return _loaded_objective(step_log_probs, weights, surrogate.estimator.dice_lambda)
     objective = _dice_objective(step_log_probs, batch["rewards"][..., k], _causal(surrogate))
     if baseline is None:

@@ -87,18 +87,15 @@ ESTIMATORS: dict[str, Estimator] = {
         gae_lambda=0.95,
         current_advantage=True,
     ),
-    "meta-pg-official": Estimator(
-        "the official code with opponent shaping off (Meta-PG): base + self-shaping",
-        "DiCE over the agent's own log-probabilities, with the linear baseline's (1 - box) term",
-        peers=False,
-        pairing="timestep",
-        convention="from-t",
-        baseline="value",
-        inner_baseline="linear",
-        gae_lambda=0.95,
-        current_advantage=True,
-    ),
 }
+
+
+ESTIMATORS["meta-pg-official"] = dataclasses.replace(
+    ESTIMATORS["meta-mapg-official"],
+    terms="the official code with opponent shaping off (Meta-PG): base + self-shaping",
+    inner_derivative="DiCE over the agent's own log-probabilities, with the linear baseline's (1 - box) term",
+    peers=False,
+)
 
 
 FROZEN = Estimator("adapted gradient", "none", current=False, own=False, peers=False)
