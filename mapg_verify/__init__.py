@@ -9,7 +9,8 @@ application: ``casefile``, ``pipeline``, ``results``, ``figures``, ``report``, `
 
 from mapg_verify.casefile.reader import load_case
 from mapg_verify.checks.statistics import mean_test
-from mapg_verify.estimators.plugins import Batch, Settings, draw_plugin, plugin_expectation
+from mapg_verify.estimators.plugins import draw_plugin, plugin_expectation
+from mapg_verify.estimators.records import Batch, Settings
 from mapg_verify.exact.compiled import CompiledValues, compile_game
 from mapg_verify.exact.metagradient import (
     LolaGradient,

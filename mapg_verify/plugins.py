@@ -12,7 +12,8 @@ from mapg_verify.estimators.authoring import (
     returns,
     scores,
 )
-from mapg_verify.estimators.plugins import Batch, Settings, draw_plugin, plugin_expectation
+from mapg_verify.estimators.plugins import draw_plugin, plugin_expectation
+from mapg_verify.estimators.records import Batch, Settings
 
 __all__ = [
     "CONVENTIONS",

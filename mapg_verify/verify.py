@@ -20,6 +20,8 @@ from mapg_verify import pipeline
 from mapg_verify.casefile.estimators import parse_claims
 from mapg_verify.casefile.reader import load_case
 from mapg_verify.estimators.dispatch import REGISTERED
+from mapg_verify.estimators.frameworks import FRAMEWORKS, require
+from mapg_verify.estimators.records import Plugin
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import CLAIM_MODES, Case
 
@@ -50,10 +52,12 @@ def check_estimator(
     samples: int | None = None,
     seed: int = 0,
     mode: str | None = None,
+    framework: str = "numpy",
 ) -> EstimatorCheck:
     """Verify ``function`` on ``case`` (a :class:`Case` or a case file): its claim (``"model-S"``,
     ``"model-E"``, a built-in's name, a dict of fingerprint coefficients, or ``None``), checked in
-    ``mode`` (the case's ``claim_mode`` by default), with ``samples`` Monte-Carlo estimates."""
+    ``mode`` (the case's ``claim_mode`` by default), with ``samples`` Monte-Carlo estimates;
+    ``framework`` is ``"numpy"``, ``"jax"`` or ``"torch"`` (:mod:`mapg_verify.estimators.frameworks`)."""
     case = case if isinstance(case, Case) else load_case(case)
     name = f"python:{getattr(function, '__qualname__', 'estimator')}"
     claims = parse_claims({name: claim}, [name]) if claim is not None else ()
@@ -63,7 +67,10 @@ def check_estimator(
     if mode is not None and mode not in CLAIM_MODES:
         raise InputError("mode", f"must be one of {', '.join(CLAIM_MODES)}, got {mode!r}")
     checks = dataclasses.replace(case.checks, claim_mode=mode or case.checks.claim_mode, seeds=0)
-    REGISTERED[name] = function
+    if framework not in FRAMEWORKS:
+        raise InputError("framework", f"must be one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+    require(framework, "framework", name)
+    REGISTERED[name] = Plugin(name, function, framework)
     try:
         document = pipeline.evaluate(dataclasses.replace(case, estimators=estimators, checks=checks), seed=seed)
     finally:

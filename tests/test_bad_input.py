@@ -62,7 +62,7 @@ PROBES = [
     (
         "empty plug-in module",
         INLINE + '[estimators]\nnames = [":f"]',
-        "[estimators.names] plug-in ':f' must be module:function",
+        "[estimators.names] plug-in ':f' must be [jax:|torch:]module:function",
     ),
     ("relative plug-in module", INLINE + '[estimators]\nnames = [".mod:f"]', "[estimators.names]"),
     ("plug-in syntax error", INLINE + '[estimators]\nnames = ["probe_syntax:f"]', "raised SyntaxError"),

@@ -11,8 +11,8 @@ Two modes (``[checks] claim_mode``), one verdict:
 - **exact**: the estimator's enumerated expectation against the reference's exact value,
   ``||E - r||_inf / max(||r||_inf, F) <= 1e-10`` (``F`` the error floor); a fingerprint claim is
   judged on every parameter draw of the fingerprint's design.
-- **statistical**: for a plug-in whose claim has a *partner*, a built-in on model S's inner loop
-  whose expectation is the reference by construction (the claimed built-in; ``sampled-exact`` for
+- **statistical**: for a plug-in whose claim has a *partner*, a built-in whose inner loop draws the
+  plug-in's batches and whose expectation is the reference by construction (the claimed built-in; ``sampled-exact`` for
   model S; the plain REINFORCE gradient at ``phi_L`` for the fingerprint of the ``adapted`` term
   alone), a paired test: the partner is evaluated on the very batches the plug-in received and
   Hotelling's T-squared tests ``E[plug-in - partner] = 0`` on the differences, which cancel the
@@ -83,7 +83,7 @@ def partner_of(case: Case, claim: Claim) -> tuple[str, Estimator] | None:
     """The built-in that a plug-in's claim is paired with (see the module's docstring), by name."""
     if claim.kind == "estimator":
         estimator = builtin_for(case, claim.target)
-        return (claim.target, estimator) if estimator.plain_inner_loop else None
+        return (claim.target, estimator) if estimator.inner else None
     if claim.kind == "model" and default_claim(case, "sampled-exact") == claim:
         return "sampled-exact", ESTIMATORS["sampled-exact"]
     if claim.kind == "fingerprint" and claim.target == ADAPTED_ONLY:

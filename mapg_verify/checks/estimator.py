@@ -34,9 +34,10 @@ from mapg_verify.checks.fingerprint import fingerprint
 from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_bias
 from mapg_verify.checks.statistics import holm, mean_test
 from mapg_verify.checks.sweep import Shared, bias_sweep, shared, truth_for
-from mapg_verify.estimators.dispatch import builtin_for, draw_rows, resolve, rng_for
-from mapg_verify.estimators.plugins import PluginError, plugin_draws
-from mapg_verify.estimators.table import FROZEN, Parts, outer_of
+from mapg_verify.estimators.dispatch import builtin_for, draw_rows, inner_loop_for, resolve, rng_for
+from mapg_verify.estimators.plugins import plugin_draws
+from mapg_verify.estimators.records import PluginError
+from mapg_verify.estimators.table import Parts, outer_of
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import Case
@@ -99,7 +100,7 @@ def verify_estimator(
                 resolve(name),
                 case.estimators.samples,
                 rng_for(seed, case, name),
-                FROZEN if partner is None else partner[1],
+                inner_loop_for(case, name) if partner is None else partner[1],
             )
             rows, updates = draws.rows, inner_update(case, name, draws.inner_update)
             paired = None if partner is None else (partner[0], draws.partner)

@@ -13,9 +13,9 @@ import numpy as np
 from scipy import stats
 
 from mapg_verify.checks.result import CheckResult, case_floor, info
-from mapg_verify.estimators.dispatch import estimator_of, exact_expectation
+from mapg_verify.estimators.dispatch import estimator_of, exact_expectation, resolve
 from mapg_verify.estimators.expectations import expectation
-from mapg_verify.estimators.plugins import count_sequences
+from mapg_verify.estimators.plugins import plugin_calls
 from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import ESTIMATORS, FROZEN
 from mapg_verify.exact.compiled import CompiledValues
@@ -101,11 +101,12 @@ PLUGIN_FIT_CALLS = 20_000  # plug-in calls the fit may spend on the further para
 def draw_expectations(compiled: CompiledValues, name: str, context: Design, known=None) -> list[np.ndarray]:
     """Estimator ``name``'s exact expectation on each draw of ``context``; ``known`` is the one at
     the case's own ``theta`` (the first draw), when the caller has it, so it is not enumerated twice.
-    A plug-in whose further draws would take more than :data:`PLUGIN_FIT_CALLS` calls is refused."""
+    A plug-in whose further draws would take more than :data:`PLUGIN_FIT_CALLS` calls is refused
+    (a batched plug-in takes one call per chunk of replicates)."""
     if not context.draws:
         raise InputError("inner.batch", "the fingerprint's exact terms cannot be enumerated for this case")
     if estimator_of(name) is None:
-        calls = count_sequences(context.draws[0]) * (len(context.draws) - (known is not None))
+        calls = plugin_calls(context.draws[0], resolve(name)) * (len(context.draws) - (known is not None))
         if calls > PLUGIN_FIT_CALLS:
             reason = f"the fit needs {calls:,} plug-in calls over {len(context.draws)} parameter draws"
             raise InputError("inner.enumeration_cap", f"{reason}, above {PLUGIN_FIT_CALLS:,}")

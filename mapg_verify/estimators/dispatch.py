@@ -5,30 +5,30 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
 
 import numpy as np
 
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.montecarlo import draw
-from mapg_verify.estimators.plugins import PluginError, draw_plugin, plugin_expectation, resolve_plugin
+from mapg_verify.estimators.plugins import draw_plugin, plugin_expectation, resolve_plugin
+from mapg_verify.estimators.records import Plugin, PluginError
 from mapg_verify.estimators.surrogate import plan
-from mapg_verify.estimators.table import ESTIMATORS, MUTANTS, OPTION_FIELDS, Estimator, Parts, configured
+from mapg_verify.estimators.table import ESTIMATORS, FROZEN, MUTANTS, OPTION_FIELDS, Estimator, Parts, configured
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import BASELINES, RETURNS, Case
 
-REGISTERED: dict[str, Callable] = {}  # plug-ins handed over as functions (check_estimator), by name
+REGISTERED: dict[str, Plugin] = {}  # plug-ins handed over as functions (check_estimator), by name
 
 
-def resolve(name: str) -> Callable:
-    """The plug-in function of that name: one registered in this process, else ``module:function``."""
+def resolve(name: str) -> Plugin:
+    """The plug-in of that name: one registered in this process, else ``[jax:|torch:]module:function``."""
     return REGISTERED.get(name) or resolve_plugin(name)
 
 
 def check_names(names: tuple[str, ...]) -> None:
     """Every name is in :data:`ESTIMATORS` or :data:`MUTANTS` (with options, see :func:`split_name`),
-    or an importable ``module:function``."""
+    or an importable ``[jax:|torch:]module:function``."""
     for name in names:
         if ":" in name:
             resolve_plugin(name)
@@ -93,6 +93,18 @@ def builtin_for(case: Case, name: str) -> Estimator | None:
     return configured(estimator, case, split_name(name)[1])
 
 
+def inner_loop_for(case: Case, name: str) -> Estimator:
+    """The inner loop that draws a plug-in's batches: that of the built-in its claim names, where
+    it has one (its inner baseline, ``lola-dice``'s meta-agent that does not learn), so that the
+    plug-in is scored on the batches its own update would draw; model S's otherwise."""
+    claim = dict(case.estimators.claims).get(name)
+    if claim is not None and claim.kind == "estimator":
+        estimator = builtin_for(case, claim.target)
+        if estimator.inner:
+            return estimator
+    return FROZEN
+
+
 def rng_for(seed: int, case: Case, name: str, *index: int) -> np.random.Generator:
     """The generator of one estimator on one case: fixed by the run's seed, both names, and the
     repetition ``index`` where there are several (calibration's seeds)."""
@@ -103,7 +115,7 @@ def exact_expectation(case: Case, compiled: CompiledValues, name: str) -> Parts:
     """The estimator's exact expectation (an :class:`InputError` when it cannot be enumerated)."""
     estimator = builtin_for(case, name)
     if estimator is None:
-        return plugin_expectation(case, compiled, resolve(name))
+        return plugin_expectation(case, compiled, resolve(name), inner_loop_for(case, name))
     return expectation(plan(case, compiled, estimator))
 
 
@@ -111,7 +123,7 @@ def draw_rows(case: Case, compiled: CompiledValues, name: str, samples: int, rng
     """``samples`` Monte-Carlo estimates, one row each."""
     estimator = builtin_for(case, name)
     if estimator is None:
-        return draw_plugin(case, compiled, resolve(name), samples, rng)
+        return draw_plugin(case, compiled, resolve(name), samples, rng, inner_loop_for(case, name))
     return draw(plan(case, compiled, estimator), samples, rng).total
 
 

@@ -1,4 +1,6 @@
-"""Users' own estimators, named ``module:function`` in a case file (SPEC §4, §5).
+"""Users' own estimators, named ``module:function`` in a case file (SPEC §4, §5), or
+``jax:module:function`` and ``torch:module:function`` for estimators written in those frameworks
+(:mod:`mapg_verify.estimators.frameworks`).
 
 The toolkit runs the inner loop of SPEC §3 (model S: REINFORCE with discounted reward-to-go,
 ``phi_{l+1} = phi_l + A g(B_l; phi_l)``), hands one replicate's batches to the plug-in, and
@@ -12,21 +14,21 @@ takes back one estimate of ``grad_{theta^i} J^i``::
 - ``theta``: the initial parameters, one array per agent (shapes of SPEC §1);
 - ``settings``: :class:`Settings`, the game and the inner-loop settings.
 
-A :class:`Batch` holds ``K`` trajectories: ``states (K, H)``, ``actions (K, H, n)``, raw
-``rewards (K, H, n)`` (undiscounted; ``settings.gamma`` is the discount) and ``phi``, the
-parameters it was drawn at (given for convenience; a meta-gradient estimator recomputes them
-from ``theta`` to differentiate through them). Agent ``k`` sees state ``s`` as its policy row
-``settings.game.views[k, s]``.
+Agent ``k`` sees state ``s`` as its policy row ``settings.game.views[k, s]``; ``Batch.phi`` is given
+for convenience (a meta-gradient estimator recomputes the ``phi_l`` from ``theta`` to
+differentiate through them).
 
 It may return ``(estimate, phis)`` instead, ``phis`` its own ``phi_1 .. phi_L`` (each one array
 per agent, or flat): the toolkit then checks them against the parameters that drew the batches
 (check ``inner-update:NAME``), so that an estimator whose inner update differs from model S's is
 not scored, unsaid, on batches its own update would not draw.
 
-The plug-in is called once per replicate. Its exact expectation enumerates every ordered
-sequence of inner and outer trajectories (a plug-in may pair them by position) under the
-case's ``enumeration_cap``. A plug-in that raises, returns a non-finite value or the wrong
-shape fails its own checks; the run goes on.
+A plug-in whose function has ``batched = True`` is called once per chunk of replicates, every
+array with a leading replicate axis (:mod:`mapg_verify.estimators.records`), ``theta[k]`` as
+``(R, *shape)``, and returns ``(R, *shape)`` (its phis ``(R, ...)``). Its exact expectation
+enumerates every ordered sequence of inner and outer trajectories (a plug-in may pair them by
+position) under the case's ``enumeration_cap``, as replicates of one weighted mean. A plug-in
+that raises, returns a non-finite value or the wrong shape fails its own checks; the run goes on.
 """
 
 from __future__ import annotations
@@ -40,23 +42,30 @@ from pathlib import Path
 
 import numpy as np
 
+from mapg_verify.estimators.frameworks import invoke, require, split_framework
 from mapg_verify.estimators.montecarlo import chunk_size, draw_recorded
-from mapg_verify.estimators.surrogate import plan
+from mapg_verify.estimators.records import Batch, Plugin, PluginError, as_plugin, settings_of
+from mapg_verify.estimators.surrogate import inner_step, plan
 from mapg_verify.estimators.table import FROZEN, Estimator, Parts
+from mapg_verify.exact.baselines import trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
-from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories
+from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories, rewards_of
 from mapg_verify.exact.reinforce import trajectory_terms
 from mapg_verify.problem.errors import InputError
-from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case
 
+BATCHED_CHUNK = 50_000  # replicates per call of a batched plug-in in an exact expectation
 
-def resolve_plugin(name: str, key: str = "estimators.names") -> Callable:
-    """Import ``module:function`` (an absolute dotted module name and a function name); any
-    failure, the module's own errors at import included, is an input error naming the key."""
-    module_name, _, attribute = name.partition(":")
+
+def resolve_plugin(name: str, key: str = "estimators.names") -> Plugin:
+    """Import ``[jax:|torch:]module:function`` (an absolute dotted module name and a function name);
+    any failure, a missing framework and the module's own errors at import included, is an input
+    error naming the key."""
+    framework, target = split_framework(name)
+    module_name, _, attribute = target.partition(":")
     if not all(part.isidentifier() for part in module_name.split(".")) or not attribute.isidentifier():
-        raise InputError(key, f"plug-in {name!r} must be module:function with an absolute module name")
+        raise InputError(key, f"plug-in {name!r} must be [jax:|torch:]module:function with an absolute module name")
+    require(framework, key, name)
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -70,7 +79,7 @@ def resolve_plugin(name: str, key: str = "estimators.names") -> Callable:
         raise InputError(key, f"plug-in {name!r}: module {module_name!r} has no {attribute!r}")
     if not callable(function):
         raise InputError(key, f"plug-in {name!r} is not callable")
-    return function
+    return Plugin(name, function, framework)
 
 
 def plugin_path(case_file: str) -> None:
@@ -83,61 +92,57 @@ def plugin_path(case_file: str) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class Batch:
-    """``K`` trajectories as a plug-in sees them."""
+class Replicates:
+    """``R`` replicates' batches, every field of every :class:`Batch` with a leading replicate axis."""
 
-    states: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    phi: tuple[np.ndarray, ...]
+    inner: tuple[Batch, ...]
+    outer: tuple[Batch | None, ...]
 
+    def take(self, rows) -> Replicates:
+        """Replicate ``rows`` (an int drops the axis, a slice keeps it)."""
 
-@dataclass(frozen=True, eq=False)
-class Settings:
-    """The case's game and inner-loop settings, for a plug-in."""
+        def part(b: Batch | None):
+            if b is None:
+                return None
+            return Batch(b.states[rows], b.actions[rows], b.rewards[rows], _rows(b.phi, rows), b.values[rows])
 
-    game: Game
-    policy: str
-    alpha: tuple[float, ...]
-    steps: int
-    batch: int
-    outer_batch: int
-    horizon: int
-    gamma: float
-    meta_agent: int
-    objective: str
+        return Replicates(tuple(map(part, self.inner)), tuple(map(part, self.outer)))
 
 
-class PluginError(Exception):
-    """A plug-in raised, or returned something that is not a finite array of the right shape."""
+def _rows(phi: tuple, rows) -> tuple:
+    return tuple(p[rows] for p in phi)
 
 
-def settings_of(case: Case) -> Settings:
-    inner = case.inner
-    return Settings(
-        case.game,
-        case.policy.name,
-        inner.alpha,
-        inner.steps,
-        inner.batch,
-        case.estimators.outer_batch,
-        inner.horizon,
-        case.game.gamma,
-        inner.meta_agent,
-        inner.objective,
-    )
+def evaluate(plugin: Plugin, replicates: Replicates, count: int, case: Case) -> tuple[np.ndarray, np.ndarray | None]:
+    """The plug-in's estimates ``(R, D_i)`` on ``count`` replicates, and its own ``phi_1 .. phi_L``
+    flattened ``(R, L, D)`` where it returns them (else ``None``)."""
+    settings, theta = settings_of(case), case.theta
+    shape, size = theta[settings.meta_agent].shape, sum(np.size(t) for t in theta)
+    if plugin.batched:
+        tiled = tuple(np.broadcast_to(t, (count, *np.shape(t))).copy() for t in theta)
+        value, phis = _call(plugin, replicates, tiled, settings, (count,))
+        rows = _checked(value, (count, *shape)).reshape(count, -1)
+        return rows, None if phis is None else _flat_phis(phis, settings.steps, size, count)
+    rows, own = [], []
+    for r in range(count):
+        value, phis = _call(plugin, replicates.take(r), theta, settings, ())
+        rows.append(_checked(value, shape).reshape(-1))
+        own.append(None if phis is None else _flat_phis(phis, settings.steps, size))
+    found = None if any(phis is None for phis in own) else np.array(own).reshape(count, settings.steps, size)
+    return np.array(rows).reshape(count, -1), found
 
 
-def call(function: Callable, inner, outer, theta, settings: Settings, shape: tuple[int, ...]):
-    """One call, its result checked: a flat finite vector of ``prod(shape)`` entries, and the
-    plug-in's own ``phi_1 .. phi_L`` flattened ``(L, D)`` where it returns them (else ``None``)."""
+def _call(plugin: Plugin, replicates: Replicates, theta, settings, surrogate_shape: tuple[int, ...]):
     try:
-        value = function(inner, outer, theta, settings)
+        return invoke(
+            plugin.framework, plugin.function, replicates.inner, replicates.outer, theta, settings, surrogate_shape
+        )
     except Exception as error:  # a plug-in's own failure is a verdict, not a crash
         raise PluginError(f"raised {type(error).__name__}: {error}") from error
-    phis = None
-    if isinstance(value, tuple) and len(value) == 2:
-        value, phis = value[0], _flat_phis(value[1], len(inner), sum(np.size(t) for t in theta))
+
+
+def _checked(value, shape: tuple[int, ...]) -> np.ndarray:
+    """The plug-in's estimate as a finite float array of ``shape``, or a :class:`PluginError`."""
     try:
         value = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
@@ -145,8 +150,8 @@ def call(function: Callable, inner, outer, theta, settings: Settings, shape: tup
     if value.shape != shape:
         raise PluginError(f"returned shape {value.shape}, expected {shape} (the shape of theta^i)")
     if not np.all(np.isfinite(value)):
-        raise PluginError(f"returned a non-finite value: {value.ravel().tolist()}")
-    return value.reshape(-1), phis
+        raise PluginError(f"returned a non-finite value: {value.ravel()[:8].tolist()}")
+    return value
 
 
 def _parts(phi) -> tuple:
@@ -154,16 +159,21 @@ def _parts(phi) -> tuple:
     return tuple(phi) if isinstance(phi, (tuple, list)) else (phi,)
 
 
-def _flat_phis(phis, steps: int, size: int) -> np.ndarray:
-    """The plug-in's ``phi_1 .. phi_L`` as ``(L, D)``: each entry flat or one array per agent."""
+def _flat_phis(phis, steps: int, size: int, count: int | None = None) -> np.ndarray:
+    """The plug-in's ``phi_1 .. phi_L`` as ``(L, D)`` (``(R, L, D)`` batched): each entry flat or
+    one array per agent."""
+    lead = () if count is None else (count,)
     try:
-        flat = [np.concatenate([np.ravel(np.asarray(p, dtype=float)) for p in _parts(phi)]) for phi in phis]
+        flat = [
+            np.concatenate([np.asarray(p, dtype=float).reshape(*lead, -1) for p in _parts(phi)], axis=-1)
+            for phi in phis
+        ]
     except (TypeError, ValueError):
         raise PluginError("returned phis that are not arrays of numbers") from None
-    if len(flat) != steps or any(len(phi) != size for phi in flat):
-        shapes = [len(phi) for phi in flat]
-        raise PluginError(f"returned {len(flat)} phis of sizes {shapes}, expected phi_1 .. phi_{steps} of size {size}")
-    return np.array(flat).reshape(steps, size)
+    if len(flat) != steps or any(phi.shape != (*lead, size) for phi in flat):
+        shapes = [phi.shape for phi in flat]
+        raise PluginError(f"returned {len(flat)} phis of shapes {shapes}, expected phi_1 .. phi_{steps} of size {size}")
+    return np.stack(flat, axis=-2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,64 +188,75 @@ class PluginDraws:
 
 
 def plugin_draws(
-    case: Case, compiled: CompiledValues, function: Callable, samples: int, rng, partner: Estimator = FROZEN
+    case: Case, compiled: CompiledValues, plugin: Plugin | Callable, samples: int, rng, partner: Estimator = FROZEN
 ) -> PluginDraws:
-    """``samples`` estimates, one row each, on batches from the model-S inner loop, beside the
-    estimates of ``partner`` (a built-in on the same inner loop) from the same batches."""
-    if not partner.plain_inner_loop:
-        raise ValueError("the partner must run model S's inner loop, unchanged")
+    """``samples`` estimates, one row each, on batches from the inner loop of ``partner`` (model S's
+    by default), beside the estimates of ``partner`` itself from the same batches."""
+    plugin = as_plugin(plugin)
     surrogate = plan(case, compiled, partner)
-    settings, shape = settings_of(case), case.theta[case.inner.meta_agent].shape
     rows, theirs, deviation = [], [], None
     for start in range(0, samples, chunk_size(surrogate)):
         count = min(chunk_size(surrogate), samples - start)
         draws = draw_recorded(surrogate, count, rng)
         phis = draws.phis
         theirs.append(draws.parts.total)
-        for r in range(count):
-            inner = tuple(
-                _batch(surrogate, t, r, case.inner.batch, phis[level][r]) for level, t in enumerate(draws.inner)
-            )
-            outer = tuple(
-                None if t is None else _batch(surrogate, t, r, case.estimators.outer_batch, phis[level][r])
-                for level, t in enumerate(draws.outer)
-            )
-            row, own = call(function, inner, outer, case.theta, settings, shape)
-            rows.append(row)
-            if own is not None and len(own):
-                drawn = np.array([phi[r] for phi in phis[1:]])
-                gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
-                deviation = gap if deviation is None else max(deviation, gap)
-    return PluginDraws(np.array(rows), np.concatenate(theirs), deviation)
+        replicates = Replicates(
+            tuple(_stacked(surrogate, t, count, phis[level]) for level, t in enumerate(draws.inner)),
+            tuple(
+                None if t is None else _stacked(surrogate, t, count, phis[level]) for level, t in enumerate(draws.outer)
+            ),
+        )
+        found, own = evaluate(plugin, replicates, count, case)
+        rows.append(found)
+        if own is not None and own.shape[1]:
+            drawn = np.stack(phis[1:], axis=1)  # (R, L, D)
+            gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
+            deviation = gap if deviation is None else max(deviation, gap)
+    return PluginDraws(np.concatenate(rows), np.concatenate(theirs), deviation)
 
 
-def draw_plugin(case: Case, compiled: CompiledValues, function: Callable, samples: int, rng) -> np.ndarray:
-    """``samples`` estimates, one row each, on batches from the model-S inner loop."""
-    return plugin_draws(case, compiled, function, samples, rng).rows
+def draw_plugin(
+    case: Case, compiled: CompiledValues, plugin: Plugin | Callable, samples: int, rng, loop: Estimator = FROZEN
+) -> np.ndarray:
+    """``samples`` estimates, one row each, on batches from the inner loop of ``loop`` (model S's by default)."""
+    return plugin_draws(case, compiled, plugin, samples, rng, loop).rows
 
 
-def _batch(surrogate, trajectories: Trajectories, replicate: int, size: int, phi) -> Batch:
-    return _as_batch(surrogate, trajectories.take(slice(replicate * size, (replicate + 1) * size)), phi)
-
-
-def _as_batch(surrogate, trajectories: Trajectories, phi) -> Batch:
-    game, states, actions = surrogate.case.game, trajectories.states, trajectories.actions
-    rewards = np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], -1)
-    return Batch(states, actions, rewards, surrogate.compiled.layout.unflatten(np.asarray(phi, dtype=float)))
+def _stacked(surrogate, trajectories: Trajectories, count: int, phi: np.ndarray) -> Batch:
+    """``count`` replicates' batches from trajectories laid out replicate after replicate, at ``phi (R, D)``."""
+    case, layout = surrogate.case, surrogate.compiled.layout
+    game, size = case.game, len(trajectories.states) // count
+    states = np.asarray(trajectories.states, dtype=np.int64).reshape(count, size, -1)
+    actions = np.asarray(trajectories.actions, dtype=np.int64).reshape(*states.shape, -1)
+    rewards = rewards_of(game, states, actions)
+    phi = np.asarray(phi, dtype=float).reshape(count, -1)
+    values = trajectory_values(game, case.policy, layout, trajectories, phi).reshape(rewards.shape)
+    parts = tuple(phi[:, layout.slice(k)].reshape(count, *shape) for k, shape in enumerate(layout.shapes))
+    return Batch(states, actions, rewards, parts, values)
 
 
 def count_sequences(case: Case) -> int:
-    """Calls the plug-in's exact expectation makes: ordered inner batches at every step, ordered
-    outer batches at every evaluated level."""
+    """Replicates the plug-in's exact expectation evaluates: ordered inner batches at every step,
+    ordered outer batches at every evaluated level."""
     inner = case.inner
     n = len(enumerate_trajectories(case.game, inner.horizon).states)
     evaluated = inner.steps + 1 if inner.objective == "chain" else 1
     return n ** (inner.batch * inner.steps + case.estimators.outer_batch * evaluated)
 
 
-def plugin_expectation(case: Case, compiled: CompiledValues, function: Callable) -> Parts:
-    """The plug-in's exact expectation over every ordered sequence of trajectories; an input error
-    (key ``inner.enumeration_cap``) above the cap. The whole estimate is reported as ``own``."""
+def plugin_calls(case: Case, plugin: Plugin) -> int:
+    """Calls the plug-in's exact expectation makes: one per sequence, or per chunk of
+    :data:`BATCHED_CHUNK` sequences for a batched plug-in."""
+    count = count_sequences(case)
+    return -(-count // BATCHED_CHUNK) if plugin.batched else count
+
+
+def plugin_expectation(
+    case: Case, compiled: CompiledValues, plugin: Plugin | Callable, loop: Estimator = FROZEN
+) -> Parts:
+    """The plug-in's exact expectation over every ordered sequence of trajectories drawn with the
+    inner loop of ``loop`` (model S's by default); an input error (key ``inner.enumeration_cap``)
+    above the cap. The whole estimate is reported as ``own``."""
     count = count_sequences(case)
     if count > case.inner.enumeration_cap:
         raise InputError(
@@ -243,40 +264,60 @@ def plugin_expectation(case: Case, compiled: CompiledValues, function: Callable)
             f"the plug-in's expectation needs {count:,} calls (ordered batches), above the cap of "
             f"{case.inner.enumeration_cap:,}",
         )
-    surrogate = plan(case, compiled, FROZEN)
-    layout, settings = compiled.layout, settings_of(case)
-    shape = case.theta[case.inner.meta_agent].shape
-    trajectories = enumerate_trajectories(case.game, case.inner.horizon)
-    total = np.zeros(int(np.prod(shape)))
+    plugin = as_plugin(plugin)
+    weights, replicates = _sequences(plan(case, compiled, loop))
+    chunk = BATCHED_CHUNK if plugin.batched else len(weights)
+    total = sum(
+        weights[start : start + chunk]
+        @ evaluate(plugin, replicates.take(slice(start, start + chunk)), len(weights[start : start + chunk]), case)[0]
+        for start in range(0, len(weights), chunk)
+    )
+    zero = np.zeros_like(total)
+    return Parts(zero, total, zero)
 
-    def log_probs(phi) -> np.ndarray:
-        return trajectory_terms(case.game, case.policy, layout, trajectories, phi, second_order=False).log_prob
+
+def _sequences(surrogate) -> tuple[np.ndarray, Replicates]:
+    """Every ordered sequence of inner and outer batches with its probability, as replicates,
+    each inner batch drawn at the ``phi_l`` the surrogate's inner update reaches from the ones before."""
+    case, layout, steps = surrogate.case, surrogate.compiled.layout, surrogate.steps
+    trajectories = enumerate_trajectories(case.game, case.inner.horizon)
+    records = []
 
     def sequences(phi, size: int):
         """Every ordered batch of ``size`` trajectories at ``phi``: (indices, log-probability)."""
-        lp = log_probs(phi)
+        lp = trajectory_terms(case.game, case.policy, layout, trajectories, phi, second_order=False).log_prob
         for indices in itertools.product(range(len(lp)), repeat=size):
             yield np.array(indices), float(lp[list(indices)].sum())
 
-    def visit(level: int, phi, log_weight: float, inner: tuple, outer: tuple) -> None:
-        nonlocal total
-        options = [(None, 0.0)]
-        if surrogate.evaluated(level):
-            options = list(sequences(phi, case.estimators.outer_batch))
+    def visit(level: int, phi, log_weight: float, inner: tuple, outer: tuple, phis: tuple) -> None:
+        options = list(sequences(phi, surrogate.outer_batch)) if surrogate.evaluated(level) else [(None, 0.0)]
         for chosen, outer_weight in options:
-            batch = None if chosen is None else _as_batch(surrogate, trajectories.take(chosen), phi)
-            outer_now = (*outer, batch)
-            if level == surrogate.steps:
-                value, _ = call(function, inner, outer_now, case.theta, settings, shape)
-                total = total + np.exp(log_weight + outer_weight) * value
+            if level == steps:
+                records.append((inner, (*outer, chosen), (*phis, phi), log_weight + outer_weight))
                 continue
             for indices, inner_weight in sequences(phi, case.inner.batch):
-                drawn = trajectories.take(indices)
-                terms = trajectory_terms(case.game, case.policy, layout, drawn, phi, second_order=False)
-                step = phi + surrogate.rates * terms.reinforce.mean(axis=0)
-                drawn = _as_batch(surrogate, drawn, phi)
-                visit(level + 1, step, log_weight + outer_weight + inner_weight, (*inner, drawn), outer_now)
+                step = inner_step(surrogate, trajectories.take(indices), phi[None])[0]
+                visit(
+                    level + 1,
+                    step,
+                    log_weight + outer_weight + inner_weight,
+                    (*inner, indices),
+                    (*outer, chosen),
+                    (*phis, phi),
+                )
 
-    visit(0, case.flat_theta, 0.0, (), ())
-    zero = np.zeros_like(total)
-    return Parts(zero, total, zero)
+    visit(0, case.flat_theta, 0.0, (), (), ())
+    inner, outer, phis, log_weights = zip(*records, strict=True)
+    count = len(records)
+
+    def level_batch(chosen: list, level: int) -> Batch | None:
+        if chosen[0] is None:
+            return None
+        at = np.array([p[level] for p in phis])
+        return _stacked(surrogate, trajectories.take(np.concatenate(chosen)), count, at)
+
+    stacked = Replicates(
+        tuple(level_batch([i[level] for i in inner], level) for level in range(steps)),
+        tuple(level_batch([o[level] for o in outer], level) for level in range(steps + 1)),
+    )
+    return np.exp(np.array(log_weights)), stacked

@@ -131,6 +131,18 @@ def inner_baseline(surrogate: Plan, trajectories: Trajectories, phi) -> np.ndarr
     return discounts(surrogate.case.game, values.shape[1])[None, :, None] * values
 
 
+def inner_step(surrogate: Plan, trajectories: Trajectories, phi) -> np.ndarray:
+    """The estimator's own inner update ``phi + A g`` (its returns and inner baseline, no
+    derivative) for batches of ``K`` consecutive trajectories at the rows of ``phi (G, D)``."""
+    case = surrogate.case
+    weighted = with_returns(case.game, trajectories, surrogate.estimator.returns)
+    baseline = inner_baseline(surrogate, trajectories, phi)
+    if baseline is not None:
+        weighted = dataclasses.replace(weighted, to_go=weighted.to_go - baseline)
+    terms = trajectory_terms(case.game, case.policy, surrogate.compiled.layout, weighted, phi, False)
+    return phi + surrogate.rates * terms.reinforce.reshape(len(phi), surrogate.batch, -1).mean(axis=1)
+
+
 def inner_terms(
     surrogate: Plan, trajectories: Trajectories, phi, group: int = 1, baseline: np.ndarray | None = None
 ) -> tuple[TrajectoryTerms, np.ndarray | None]:
