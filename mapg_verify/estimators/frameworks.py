@@ -67,15 +67,17 @@ def _prepared(framework: str):
     return module
 
 
-def invoke(framework: str, function, inner, outer, theta, settings, surrogate_shape: tuple[int, ...]):
-    """One call of a plug-in on numpy batches and ``theta`` (numpy, one array per agent): its
-    estimate (the surrogate's gradient where it returns one of ``surrogate_shape``) and its
-    ``phis`` (``None`` where it returns none), both as numpy."""
+def caller(framework: str, function, settings, surrogate_shape: tuple[int, ...]):
+    """``call(inner, outer, theta)`` on numpy batches and ``theta`` (numpy, one array per agent):
+    the plug-in's estimate (the surrogate's gradient where it returns one of ``surrogate_shape``)
+    and its ``phis`` (``None`` where it returns none), both as numpy. A JAX plug-in's call, the
+    gradient included, is compiled with ``jax.jit`` once per shape (``settings`` static), and run
+    uncompiled where tracing it fails (Python control flow on values)."""
     if framework == "numpy":
-        return _split(function(inner, outer, theta, settings))
-    module = _prepared(framework)
-    call = _jax if framework == "jax" else _torch
-    return call(module, function, inner, outer, theta, settings, surrogate_shape)
+        return lambda inner, outer, theta: _split(function(inner, outer, theta, settings))
+    if framework == "jax":
+        return _jax_caller(function, settings, surrogate_shape)
+    return functools.partial(_torch, _prepared("torch"), function, settings=settings, surrogate_shape=surrogate_shape)
 
 
 def _split(value):
@@ -103,24 +105,44 @@ def _numpy(value):
     return np.asarray(value)
 
 
-def _jax(jax, function, inner, outer, theta, settings, surrogate_shape):
-    numpy = jax.numpy
-    inner, outer = _convert(inner, numpy.asarray), _convert(outer, numpy.asarray)
-    params = tuple(numpy.asarray(t, dtype=numpy.float64) for t in theta)
-    agent = settings.meta_agent
+@functools.lru_cache(maxsize=32)
+def _jax_caller(function, settings, surrogate_shape: tuple[int, ...]):
+    jax = _prepared("jax")
+    numpy, agent = jax.numpy, settings.meta_agent
 
-    def at(part):
-        local = tuple(part if k == agent else p for k, p in enumerate(params))
-        value, phis = _split(function(inner, outer, local, settings))
-        return numpy.asarray(value, dtype=numpy.float64), phis
+    def run(inner, outer, params):
+        def at(part):
+            local = tuple(part if k == agent else p for k, p in enumerate(params))
+            value, phis = _split(function(inner, outer, local, settings))
+            return numpy.asarray(value, dtype=numpy.float64), phis
 
-    value, pullback, phis = jax.vjp(at, params[agent], has_aux=True)
-    if value.shape == surrogate_shape:
-        (value,) = pullback(numpy.ones_like(value))
-    return np.asarray(value), None if phis is None else _numpy(phis)
+        value, pullback, phis = jax.vjp(at, params[agent], has_aux=True)
+        if value.shape == surrogate_shape:
+            (value,) = pullback(numpy.ones_like(value))
+        return value, phis
+
+    compiled, traceable = jax.jit(run), [True]
+
+    def call(inner, outer, theta):
+        arguments = (
+            _convert(inner, numpy.asarray),
+            _convert(outer, numpy.asarray),
+            tuple(numpy.asarray(t, dtype=numpy.float64) for t in theta),
+        )
+        value, phis = None, None
+        if traceable[0]:
+            try:
+                value, phis = compiled(*arguments)
+            except jax.errors.JAXTypeError:
+                traceable[0] = False
+        if not traceable[0]:
+            value, phis = run(*arguments)
+        return np.asarray(value), None if phis is None else _numpy(phis)
+
+    return call
 
 
-def _torch(torch, function, inner, outer, theta, settings, surrogate_shape):
+def _torch(torch, function, inner, outer, theta, *, settings, surrogate_shape):
     inner, outer = _convert(inner, torch.as_tensor), _convert(outer, torch.as_tensor)
     params = tuple(torch.tensor(np.asarray(t), dtype=torch.float64, requires_grad=True) for t in theta)
     agent = settings.meta_agent

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mapg_verify.estimators.frameworks import invoke, require, split_framework
+from mapg_verify.estimators.frameworks import caller, require, split_framework
 from mapg_verify.estimators.montecarlo import chunk_size, draw_recorded
 from mapg_verify.estimators.records import Batch, Plugin, PluginError, as_plugin, settings_of
 from mapg_verify.estimators.surrogate import inner_step, plan
@@ -120,23 +120,21 @@ def evaluate(plugin: Plugin, replicates: Replicates, count: int, case: Case) -> 
     shape, size = theta[settings.meta_agent].shape, sum(np.size(t) for t in theta)
     if plugin.batched:
         tiled = tuple(np.broadcast_to(t, (count, *np.shape(t))).copy() for t in theta)
-        value, phis = _call(plugin, replicates, tiled, settings, (count,))
+        value, phis = _call(caller(plugin.framework, plugin.function, settings, (count,)), replicates, tiled)
         rows = _checked(value, (count, *shape)).reshape(count, -1)
         return rows, None if phis is None else _flat_phis(phis, settings.steps, size, count)
-    rows, own = [], []
+    call, rows, own = caller(plugin.framework, plugin.function, settings, ()), [], []
     for r in range(count):
-        value, phis = _call(plugin, replicates.take(r), theta, settings, ())
+        value, phis = _call(call, replicates.take(r), theta)
         rows.append(_checked(value, shape).reshape(-1))
         own.append(None if phis is None else _flat_phis(phis, settings.steps, size))
     found = None if any(phis is None for phis in own) else np.array(own).reshape(count, settings.steps, size)
     return np.array(rows).reshape(count, -1), found
 
 
-def _call(plugin: Plugin, replicates: Replicates, theta, settings, surrogate_shape: tuple[int, ...]):
+def _call(call, replicates: Replicates, theta):
     try:
-        return invoke(
-            plugin.framework, plugin.function, replicates.inner, replicates.outer, theta, settings, surrogate_shape
-        )
+        return call(replicates.inner, replicates.outer, theta)
     except Exception as error:  # a plug-in's own failure is a verdict, not a crash
         raise PluginError(f"raised {type(error).__name__}: {error}") from error
 

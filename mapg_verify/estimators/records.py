@@ -30,10 +30,10 @@ class Batch:
     values: object
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Settings:
     """The case's game and inner-loop settings, for a plug-in (plain Python and numpy, whatever
-    the plug-in's framework)."""
+    the plug-in's framework); hashable, so that ``jax.jit`` can take it as a static argument."""
 
     game: Game
     policy: str
