@@ -39,7 +39,7 @@ def log_probs(params, batch, settings, agent):
         table = torch.stack([F.logsigmoid(theta), F.logsigmoid(-theta)], dim=-1)
     else:
         table = torch.log_softmax(theta, dim=-1)
-    rows = torch.as_tensor(settings.game.views[agent])[batch.states]
+    rows = torch.tensor(settings.game.views[agent])[batch.states]
     index = rows * table.shape[-1] + batch.actions[..., agent]
     return torch.gather(table.flatten(-2), -1, index.flatten(-2)).reshape(index.shape)
 

@@ -37,7 +37,7 @@ from mapg_verify.checks.sweep import Shared, bias_sweep, shared, truth_for
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, inner_loop_for, resolve, rng_for
 from mapg_verify.estimators.plugins import plugin_draws
 from mapg_verify.estimators.records import PluginError
-from mapg_verify.estimators.table import Parts, outer_of
+from mapg_verify.estimators.table import FROZEN, Parts, outer_of
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import Case
@@ -221,6 +221,10 @@ def _options(case: Case, name: str, seed: int) -> dict:
                 ),
             }
         )
+    else:
+        plugin, claims = resolve(name), dict(case.estimators.claims)
+        loop = "model S" if inner_loop_for(case, name) is FROZEN else claims[name].target
+        options.update({"framework": plugin.framework, "batched": plugin.batched, "inner loop": loop})
     return options
 
 

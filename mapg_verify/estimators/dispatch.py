@@ -38,7 +38,7 @@ def check_names(names: tuple[str, ...]) -> None:
             raise InputError(
                 "estimators.names",
                 f"unknown estimator {base!r}; known: {', '.join(ESTIMATORS)}, the wrong variants "
-                f"{', '.join(MUTANTS)}, or module:function for a plug-in",
+                f"{', '.join(MUTANTS)}, or [jax:|torch:]module:function for a plug-in",
             )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.util
 
 import numpy as np
 
@@ -38,6 +39,13 @@ def split_framework(name: str) -> tuple[str, str]:
     if head in FRAMEWORKS[1:] and ":" in rest:
         return head, rest
     return "numpy", name
+
+
+def installed(framework: str) -> str:
+    """``"yes"``, or the command that installs the framework (found without importing it)."""
+    if framework == "numpy" or importlib.util.find_spec(framework) is not None:
+        return "yes"
+    return "no: " + INSTALL.format(framework)
 
 
 def require(framework: str, key: str, name: str) -> None:
@@ -61,9 +69,11 @@ def _prepared(framework: str):
     fields = ["states", "actions", "rewards", "phi", "values"]
     if framework == "jax":
         module.config.update("jax_enable_x64", True)
-        module.tree_util.register_dataclass(Batch, data_fields=fields, meta_fields=[])
-    else:
-        importlib.import_module("torch.utils._pytree").register_dataclass(Batch)
+    with contextlib.suppress(ValueError):  # registered already
+        if framework == "jax":
+            module.tree_util.register_dataclass(Batch, data_fields=fields, meta_fields=[])
+        else:
+            importlib.import_module("torch.utils._pytree").register_dataclass(Batch)
     return module
 
 

@@ -23,9 +23,10 @@ per agent, or flat): the toolkit then checks them against the parameters that dr
 (check ``inner-update:NAME``), so that an estimator whose inner update differs from model S's is
 not scored, unsaid, on batches its own update would not draw.
 
-A plug-in whose function has ``batched = True`` is called once per chunk of replicates, every
-array with a leading replicate axis (:mod:`mapg_verify.estimators.records`), ``theta[k]`` as
-``(R, *shape)``, and returns ``(R, *shape)`` (its phis ``(R, ...)``). Its exact expectation
+A plug-in whose function has ``batched = True`` is called with :data:`PER_CALL` replicates at a
+time (the last call padded with copies of the last replicate, so that a compiled plug-in sees one
+shape), every array with a leading replicate axis (:mod:`mapg_verify.estimators.records`),
+``theta[k]`` as ``(R, *shape)``, and returns ``(R, *shape)`` (its phis ``(R, ...)``). Its exact expectation
 enumerates every ordered sequence of inner and outer trajectories (a plug-in may pair them by
 position) under the case's ``enumeration_cap``, as replicates of one weighted mean. A plug-in
 that raises, returns a non-finite value or the wrong shape fails its own checks; the run goes on.
@@ -54,7 +55,7 @@ from mapg_verify.exact.reinforce import trajectory_terms
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import Case
 
-BATCHED_CHUNK = 50_000  # replicates per call of a batched plug-in in an exact expectation
+PER_CALL = 4096  # replicates per call of a batched plug-in: one shape, so a compiled plug-in compiles once
 
 
 def resolve_plugin(name: str, key: str = "estimators.names") -> Plugin:
@@ -119,10 +120,14 @@ def evaluate(plugin: Plugin, replicates: Replicates, count: int, case: Case) -> 
     settings, theta = settings_of(case), case.theta
     shape, size = theta[settings.meta_agent].shape, sum(np.size(t) for t in theta)
     if plugin.batched:
-        tiled = tuple(np.broadcast_to(t, (count, *np.shape(t))).copy() for t in theta)
-        value, phis = _call(caller(plugin.framework, plugin.function, settings, (count,)), replicates, tiled)
-        rows = _checked(value, (count, *shape)).reshape(count, -1)
-        return rows, None if phis is None else _flat_phis(phis, settings.steps, size, count)
+        tiled = tuple(np.broadcast_to(t, (PER_CALL, *np.shape(t))).copy() for t in theta)
+        call, rows, own = caller(plugin.framework, plugin.function, settings, (PER_CALL,)), [], []
+        for start in range(0, count, PER_CALL):
+            stop = min(start + PER_CALL, count)
+            value, phis = _call(call, replicates.take(np.minimum(np.arange(start, start + PER_CALL), stop - 1)), tiled)
+            rows.append(_checked(value, (PER_CALL, *shape)).reshape(PER_CALL, -1)[: stop - start])
+            own.append(None if phis is None else _flat_phis(phis, settings.steps, size, PER_CALL)[: stop - start])
+        return np.concatenate(rows), None if own[0] is None else np.concatenate(own)
     call, rows, own = caller(plugin.framework, plugin.function, settings, ()), [], []
     for r in range(count):
         value, phis = _call(call, replicates.take(r), theta)
@@ -243,10 +248,10 @@ def count_sequences(case: Case) -> int:
 
 
 def plugin_calls(case: Case, plugin: Plugin) -> int:
-    """Calls the plug-in's exact expectation makes: one per sequence, or per chunk of
-    :data:`BATCHED_CHUNK` sequences for a batched plug-in."""
+    """Calls the plug-in's exact expectation makes: one per sequence, or per :data:`PER_CALL`
+    sequences for a batched plug-in."""
     count = count_sequences(case)
-    return -(-count // BATCHED_CHUNK) if plugin.batched else count
+    return -(-count // PER_CALL) if plugin.batched else count
 
 
 def plugin_expectation(
@@ -264,12 +269,7 @@ def plugin_expectation(
         )
     plugin = as_plugin(plugin)
     weights, replicates = _sequences(plan(case, compiled, loop))
-    chunk = BATCHED_CHUNK if plugin.batched else len(weights)
-    total = sum(
-        weights[start : start + chunk]
-        @ evaluate(plugin, replicates.take(slice(start, start + chunk)), len(weights[start : start + chunk]), case)[0]
-        for start in range(0, len(weights), chunk)
-    )
+    total = weights @ evaluate(plugin, replicates, len(weights), case)[0]
     zero = np.zeros_like(total)
     return Parts(zero, total, zero)
 

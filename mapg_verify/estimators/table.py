@@ -44,11 +44,6 @@ class Estimator:
     def partial(self) -> bool:
         return self.own != self.peers
 
-    @property
-    def plain_inner_loop(self) -> bool:
-        """Whether its batches are model S's inner loop unchanged (what plug-ins receive)."""
-        return self.inner and self.self_learns and self.returns == "reward-to-go" and self.inner_baseline == "none"
-
 
 _FULL = Estimator("current + own + peer", "DiCE", declared=(1, 1, 1, 1, 1))
 

@@ -1,0 +1,116 @@
+"""Verifying an estimator written in JAX or PyTorch: seconds at the default budget, beside the built-in.
+
+Run: ``cd benchmarks && python bench_frameworks.py [samples]``. Prints, in one run, on the
+one-shot prisoner's dilemma (``tests/gold/tiny.toml``: sigmoid, K = K_out = 2, L = 1), the seconds
+taken by the whole verification (truth, every check, the claim ``= "meta-mapg"`` in the case's own
+mode, exact here, and in statistical mode, paired) at ``samples`` replicates (default 20000, the
+default budget) of:
+
+- the built-in ``meta-mapg`` (its claim, its fingerprint, judged exactly; no bias sweep, which
+  plug-ins do not have);
+- Meta-MAPG as DiCE code: in autograd (``examples/dice_meta_mapg.py``, one call per replicate), in
+  JAX (``examples/jax_meta_mapg.py``: one replicate per call, compiled by the toolkit, and batched
+  with ``jax.vmap``) and in torch (``examples/torch_meta_mapg.py``: batched with a leading
+  replicate axis, and one replicate per call);
+
+and, for what a user would do instead of verifying, the seconds to compute the same ``samples``
+estimates alone with ``jax.jit(jax.vmap(...))`` (compiled, batches drawn beforehand). Each plug-in
+runs first in the case's own mode: a JAX plug-in's compilation (once per process, about a second
+here) is in that column, not in the statistical one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from examples import dice_meta_mapg, jax_meta_mapg, torch_meta_mapg  # noqa: E402
+from mapg_verify import check_estimator  # noqa: E402
+from mapg_verify.casefile.reader import load_case  # noqa: E402
+from mapg_verify.estimators.frameworks import caller  # noqa: E402
+from mapg_verify.estimators.montecarlo import draw_recorded  # noqa: E402
+from mapg_verify.estimators.plugins import Replicates, _stacked  # noqa: E402
+from mapg_verify.estimators.records import settings_of  # noqa: E402
+from mapg_verify.estimators.surrogate import plan  # noqa: E402
+from mapg_verify.estimators.table import ESTIMATORS  # noqa: E402
+from mapg_verify.exact.compiled import compile_game  # noqa: E402
+from mapg_verify.pipeline import evaluate  # noqa: E402
+
+CASE = ROOT / "tests/gold/tiny.toml"
+
+
+def _single(function):
+    def single(inner, outer, theta, settings):
+        return function(inner, outer, theta, settings)
+
+    return single
+
+
+PLUG_INS = (
+    ("autograd, one call per replicate", dice_meta_mapg.meta_mapg, "numpy"),
+    ("JAX, one call per replicate (jit)", jax_meta_mapg.meta_mapg, "jax"),
+    ("JAX, batched (vmap)", jax_meta_mapg.meta_mapg_batched, "jax"),
+    ("torch, one call per replicate", _single(torch_meta_mapg.meta_mapg), "torch"),
+    ("torch, batched", torch_meta_mapg.meta_mapg, "torch"),
+)
+
+
+def built_in_seconds(samples: int, mode: str | None) -> float:
+    case = load_case(CASE)
+    settings = dataclasses.replace(case.estimators, names=("meta-mapg",), samples=samples)
+    # no bias sweep: plug-ins have none, so the two verifications run the same checks
+    checks = dataclasses.replace(case.checks, claim_mode=mode or case.checks.claim_mode, seeds=0, sweep=False)
+    started = time.perf_counter()
+    evaluate(dataclasses.replace(case, estimators=settings, checks=checks), seed=0)
+    return time.perf_counter() - started
+
+
+def estimates_alone(samples: int) -> float:
+    """``samples`` estimates of the JAX port, ``jax.jit(jax.vmap(...))``, batches drawn beforehand."""
+    case = load_case(CASE)
+    compiled = compile_game(case.game, case.policy)
+    surrogate = plan(case, compiled, ESTIMATORS["meta-mapg"])
+    draws = draw_recorded(surrogate, samples, np.random.default_rng(0))
+    replicates = Replicates(
+        tuple(_stacked(surrogate, t, samples, draws.phis[level]) for level, t in enumerate(draws.inner)),
+        tuple(
+            None if t is None else _stacked(surrogate, t, samples, draws.phis[level])
+            for level, t in enumerate(draws.outer)
+        ),
+    )
+    tiled = tuple(np.broadcast_to(t, (samples, *t.shape)).copy() for t in case.theta)
+    call = caller("jax", jax_meta_mapg.meta_mapg_batched, settings_of(case), (samples,))
+    call(replicates.inner, replicates.outer, tiled)  # compile
+    started = time.perf_counter()
+    value, _ = call(replicates.inner, replicates.outer, tiled)
+    jax.block_until_ready(value)
+    return time.perf_counter() - started
+
+
+def main(samples: int) -> None:
+    print(f"one-shot PD (tests/gold/tiny.toml), claim = meta-mapg, {samples:,} samples; seconds (x built-in)")
+    print(f"{'estimator':<36}{'exact claim':>20}{'statistical claim':>22}")
+    reference = {mode: built_in_seconds(samples, mode) for mode in (None, "statistical")}
+    print(f"{'meta-mapg (built-in)':<36}{reference[None]:>10.2f} (  1.0x){reference['statistical']:>13.2f} (  1.0x)")
+    for label, function, framework in PLUG_INS:
+        cells = []
+        for mode in (None, "statistical"):
+            started = time.perf_counter()
+            result = check_estimator(function, CASE, "meta-mapg", samples=samples, mode=mode, framework=framework)
+            seconds = time.perf_counter() - started
+            assert result.passed, result.summary
+            cells.append(f"{seconds:>10.2f} ({seconds / reference[mode]:>5.1f}x)")
+        print(f"{label:<36}{cells[0]:>20}{cells[1]:>22}", flush=True)
+    print(f"{'JAX jit(vmap), the estimates alone':<36}{estimates_alone(samples):>10.2f}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000)
