@@ -6,4 +6,5 @@ import sys
 
 from mapg_verify.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned pool worker imports it (pipeline.run_cases)
+    sys.exit(main())

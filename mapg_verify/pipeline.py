@@ -15,6 +15,7 @@ import json
 import math
 import multiprocessing
 import signal
+import sys
 import time
 from dataclasses import asdict
 
@@ -170,7 +171,9 @@ def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list
     """Every case's document and report record, in order, over ``jobs`` processes; a progress line
     per finished case. On an interruption every worker is stopped before the exception goes on."""
     jobs = min(jobs, len(cases))
-    pool = multiprocessing.Pool(jobs, initializer=_quiet_worker) if jobs > 1 else None
+    # JAX's threads do not survive a fork: once a JAX plug-in has run in this process, workers are spawned
+    context = multiprocessing.get_context("spawn" if "jax" in sys.modules else None)
+    pool = context.Pool(jobs, initializer=_quiet_worker) if jobs > 1 else None
     bar = Progress(len(cases), "cases", delay=0.0)
     # With a pool, SIGTERM stops the workers too; alone, its default action ends the process at once.
     previous = signal.signal(signal.SIGTERM, _terminate) if pool else None

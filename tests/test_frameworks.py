@@ -125,6 +125,35 @@ def test_a_gradient_or_a_surrogate_and_compiled_or_not_give_the_same_estimate(pl
     assert np.max(np.abs(draws.rows - draws.partner)) <= 1e-12 * np.max(np.abs(draws.partner))
 
 
+def _adapted_gradient(batch, settings):
+    """REINFORCE at ``phi_L`` for one replicate, written for ``torch.func``: its gradient with
+    respect to the meta-agent's ``phi_L`` (what the partner ``{ adapted = 1 }`` computes)."""
+    i = settings.meta_agent
+    returns = torch_meta_mapg.get_return(batch.rewards[..., i], settings.gamma)
+    to_go = returns * torch_meta_mapg.discount(batch, settings)
+
+    def objective(own):
+        phi = tuple(own if k == i else p for k, p in enumerate(batch.phi))
+        return (torch_meta_mapg.log_probs(phi, batch, settings, i) * to_go).sum(-1).mean(-1)
+
+    return torch.func.grad(objective)(batch.phi[i])
+
+
+def _torch_func_vmap(inner, outer, theta, settings):
+    return torch.func.vmap(lambda batch: _adapted_gradient(batch, settings))(outer[-1])
+
+
+_torch_func_vmap.batched = True
+
+
+def test_torch_func_vmap_maps_over_batches():
+    """``Batch`` is a torch pytree: ``torch.func.vmap`` over the outer batches, an estimate returned."""
+    case, compiled = _case(TWO_STEPS)
+    plugin = Plugin("vmap", _torch_func_vmap, "torch")
+    draws = plugin_draws(case, compiled, plugin, 30, np.random.default_rng(4))  # partner: REINFORCE at phi_L
+    assert np.max(np.abs(draws.rows - draws.partner)) <= 1e-12 * np.max(np.abs(draws.partner))
+
+
 def _detached(inner, outer, theta, settings):
     return torch_meta_mapg.meta_mapg(inner, outer, theta, settings).detach()
 

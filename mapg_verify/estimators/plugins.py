@@ -34,6 +34,7 @@ that raises, returns a non-finite value or the wrong shape fails its own checks;
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import sys
@@ -114,10 +115,13 @@ def _rows(phi: tuple, rows) -> tuple:
     return tuple(p[rows] for p in phi)
 
 
-def evaluate(plugin: Plugin, replicates: Replicates, count: int, case: Case) -> tuple[np.ndarray, np.ndarray | None]:
-    """The plug-in's estimates ``(R, D_i)`` on ``count`` replicates, and its own ``phi_1 .. phi_L``
-    flattened ``(R, L, D)`` where it returns them (else ``None``)."""
-    settings, theta = settings_of(case), case.theta
+def evaluate(
+    plugin: Plugin, replicates: Replicates, count: int, case: Case, outer_batch: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The plug-in's estimates ``(R, D_i)`` on ``count`` replicates whose outer batches hold
+    ``outer_batch`` trajectories, and its own ``phi_1 .. phi_L`` flattened ``(R, L, D)`` where it
+    returns them (else ``None``)."""
+    settings, theta = dataclasses.replace(settings_of(case), outer_batch=outer_batch), case.theta
     shape, size = theta[settings.meta_agent].shape, sum(np.size(t) for t in theta)
     if plugin.batched:
         tiled = tuple(np.broadcast_to(t, (PER_CALL, *np.shape(t))).copy() for t in theta)
@@ -209,7 +213,7 @@ def plugin_draws(
                 None if t is None else _stacked(surrogate, t, count, phis[level]) for level, t in enumerate(draws.outer)
             ),
         )
-        found, own = evaluate(plugin, replicates, count, case)
+        found, own = evaluate(plugin, replicates, count, case, surrogate.outer_batch)
         rows.append(found)
         if own is not None and own.shape[1]:
             drawn = np.stack(phis[1:], axis=1)  # (R, L, D)
@@ -238,13 +242,13 @@ def _stacked(surrogate, trajectories: Trajectories, count: int, phi: np.ndarray)
     return Batch(states, actions, rewards, parts, values)
 
 
-def count_sequences(case: Case) -> int:
+def count_sequences(case: Case, outer_batch: int | None = None) -> int:
     """Replicates the plug-in's exact expectation evaluates: ordered inner batches at every step,
-    ordered outer batches at every evaluated level."""
-    inner = case.inner
+    ordered outer batches (of ``outer_batch``, default the case's) at every evaluated level."""
+    inner, outer_batch = case.inner, outer_batch or case.estimators.outer_batch
     n = len(enumerate_trajectories(case.game, inner.horizon).states)
     evaluated = inner.steps + 1 if inner.objective == "chain" else 1
-    return n ** (inner.batch * inner.steps + case.estimators.outer_batch * evaluated)
+    return n ** (inner.batch * inner.steps + outer_batch * evaluated)
 
 
 def plugin_calls(case: Case, plugin: Plugin) -> int:
@@ -260,7 +264,8 @@ def plugin_expectation(
     """The plug-in's exact expectation over every ordered sequence of trajectories drawn with the
     inner loop of ``loop`` (model S's by default); an input error (key ``inner.enumeration_cap``)
     above the cap. The whole estimate is reported as ``own``."""
-    count = count_sequences(case)
+    surrogate = plan(case, compiled, loop)
+    count = count_sequences(case, surrogate.outer_batch)
     if count > case.inner.enumeration_cap:
         raise InputError(
             "inner.enumeration_cap",
@@ -268,8 +273,8 @@ def plugin_expectation(
             f"{case.inner.enumeration_cap:,}",
         )
     plugin = as_plugin(plugin)
-    weights, replicates = _sequences(plan(case, compiled, loop))
-    total = weights @ evaluate(plugin, replicates, len(weights), case)[0]
+    weights, replicates = _sequences(surrogate)
+    total = weights @ evaluate(plugin, replicates, len(weights), case, surrogate.outer_batch)[0]
     zero = np.zeros_like(total)
     return Parts(zero, total, zero)
 
