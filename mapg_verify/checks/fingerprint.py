@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats
 
 from mapg_verify.checks.result import CheckResult, case_floor, info
-from mapg_verify.estimators.dispatch import estimator_of, exact_expectation, resolve
+from mapg_verify.estimators.dispatch import estimator_of, exact_expectation, inner_loop_for, resolve
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.plugins import plugin_calls
 from mapg_verify.estimators.surrogate import plan
@@ -106,7 +106,8 @@ def draw_expectations(compiled: CompiledValues, name: str, context: Design, know
     if not context.draws:
         raise InputError("inner.batch", "the fingerprint's exact terms cannot be enumerated for this case")
     if estimator_of(name) is None:
-        calls = plugin_calls(context.draws[0], resolve(name)) * (len(context.draws) - (known is not None))
+        draw, further = context.draws[0], len(context.draws) - (known is not None)
+        calls = plugin_calls(draw, resolve(name), inner_loop_for(draw, name)) * further
         if calls > PLUGIN_FIT_CALLS:
             reason = f"the fit needs {calls:,} plug-in calls over {len(context.draws)} parameter draws"
             raise InputError("inner.enumeration_cap", f"{reason}, above {PLUGIN_FIT_CALLS:,}")

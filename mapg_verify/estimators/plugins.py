@@ -48,7 +48,7 @@ from mapg_verify.estimators.frameworks import caller, require, split_framework
 from mapg_verify.estimators.montecarlo import chunk_size, draw_recorded
 from mapg_verify.estimators.records import Batch, Plugin, PluginError, as_plugin, settings_of
 from mapg_verify.estimators.surrogate import inner_step, plan
-from mapg_verify.estimators.table import FROZEN, Estimator, Parts
+from mapg_verify.estimators.table import FROZEN, Estimator, Parts, outer_of
 from mapg_verify.exact.baselines import trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories, rewards_of
@@ -251,10 +251,10 @@ def count_sequences(case: Case, outer_batch: int | None = None) -> int:
     return n ** (inner.batch * inner.steps + outer_batch * evaluated)
 
 
-def plugin_calls(case: Case, plugin: Plugin) -> int:
-    """Calls the plug-in's exact expectation makes: one per sequence, or per :data:`PER_CALL`
-    sequences for a batched plug-in."""
-    count = count_sequences(case)
+def plugin_calls(case: Case, plugin: Plugin, loop: Estimator = FROZEN) -> int:
+    """Calls the plug-in's exact expectation with the inner loop of ``loop`` makes: one per
+    sequence, or per :data:`PER_CALL` sequences for a batched plug-in."""
+    count = count_sequences(case, outer_of(loop, case)[1])
     return -(-count // PER_CALL) if plugin.batched else count
 
 
