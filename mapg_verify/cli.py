@@ -101,7 +101,8 @@ def _exact(arguments: argparse.Namespace) -> int:
     document = pipeline.evaluate_safely(case, None, False, mpmath_gradients=arguments.mpmath)
     console.exact_truth(case, document)
     if arguments.json:
-        exact = {**document["exact"], "case": document["case"], "checks": document["checks"]}
+        derivatives = {key: document[key] for key in ("derivatives",) if key in document}
+        exact = {**document["exact"], **derivatives, "case": document["case"], "checks": document["checks"]}
         write_atomic(arguments.json, dumps(exact))
         print(f"wrote {arguments.json}")
     return 0 if all(check["passed"] for check in document["checks"]) else 1

@@ -22,6 +22,7 @@ from dataclasses import asdict
 import numpy as np
 
 from mapg_verify.checks.calibration import calibration, power
+from mapg_verify.checks.derivatives import derivative_truth
 from mapg_verify.checks.estimator import holm_family, verify_estimator
 from mapg_verify.checks.registry import CHECKS, meta_checks
 from mapg_verify.checks.result import CheckResult
@@ -114,6 +115,11 @@ def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None
             checks.append(calibration(case, compiled, seed, tick))
             if "meta-mapg" in case.estimators.names:
                 checks.append(power(case, compiled, seed, tick))
+    derivatives = {}
+    if case.derivatives:
+        record, check = derivative_truth(case)
+        derivatives = {"derivatives": record}
+        checks.append(check)
     paper = None
     if case.paper:
         paper, check = RUNS[case.paper.experiment](case, compiled)
@@ -122,6 +128,7 @@ def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None
         "case": header(case),
         "paper": paper,
         "exact": truth.to_json(),
+        **derivatives,
         "estimators": {name: report.to_json() for name, report in reports.items()},
         "checks": [asdict(check) for check in checks],
         "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},

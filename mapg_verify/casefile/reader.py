@@ -42,6 +42,7 @@ from mapg_verify.spec.case import (
     OBJECTIVES,
     Case,
     CheckSettings,
+    DerivativeSettings,
     InnerLoop,
     PaperSettings,
 )
@@ -79,6 +80,7 @@ SECTIONS = {
         "noise",
         "meta_gradient",
     ),
+    "derivatives": ("order", "of", "horizon"),
 }
 
 
@@ -160,6 +162,7 @@ def parse_case(document: dict, default_name: str, path: str = "") -> Case:
         estimator_settings(document.get("estimators", {}), game, inner),
         _checks(document.get("checks", {})),
         _paper(document["paper"]) if "paper" in document else None,
+        _derivatives(document["derivatives"], game, policy) if "derivatives" in document else None,
     )
     check_experiment(case)
     check_budget(case)
@@ -272,6 +275,34 @@ def _inner(table: dict, game) -> InnerLoop:
             raise InputError("inner.model", f'model S samples trajectories; {game.name!r} has none: use "expected"')
         check_enumerable(game, horizon, batch, steps, cap)
     return InnerLoop(tuple(models), steps, alpha, batch, horizon, objective, meta_agent, cap)
+
+
+DERIVATIVE_ENTRIES = 1000  # distinct entries of a derivative tensor that may be built symbolically
+DERIVATIVE_HORIZON = 100
+
+
+def _derivatives(table: dict, game: Game | DifferentiableGame, policy: Policy | None) -> DerivativeSettings:
+    order = positive_integer(table.get("order", 2), "derivatives.order")
+    if order > 3:
+        raise InputError("derivatives.order", f"must be 1, 2 or 3, got {order}")
+    of = table.get("of", 0)
+    if isinstance(of, bool) or not isinstance(of, int) or not 0 <= of < game.n_agents:
+        raise InputError("derivatives.of", f"must be an agent, 0 to {game.n_agents - 1}, got {of!r}")
+    horizon = table.get("horizon")
+    if horizon is not None:
+        if isinstance(game, DifferentiableGame):
+            raise InputError("derivatives.horizon", f"{game.name!r} has values, not steps, to truncate")
+        horizon = positive_integer(horizon, "derivatives.horizon")
+        if horizon > DERIVATIVE_HORIZON:
+            raise InputError("derivatives.horizon", f"must be at most {DERIVATIVE_HORIZON}, got {horizon}")
+    entries = math.comb(layout_of(game, policy).size + order - 1, order)
+    if entries > DERIVATIVE_ENTRIES:
+        raise InputError(
+            "derivatives.order",
+            f"the derivative has {entries:,} distinct entries, above the {DERIVATIVE_ENTRIES:,} built symbolically: "
+            "lower the order or use a game with fewer parameters",
+        )
+    return DerivativeSettings(order, of, horizon)
 
 
 def _paper(table: dict) -> PaperSettings:

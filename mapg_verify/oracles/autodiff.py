@@ -60,6 +60,14 @@ def autograd_derivatives(game, policy, x: np.ndarray) -> tuple[np.ndarray, np.nd
     return values(x), gradient(x), autograd.jacobian(gradient)(x)
 
 
+def autograd_value_derivative(game, policy, x: np.ndarray, agent: int, order: int) -> np.ndarray:
+    """``d^order V^agent / dx^order`` ``(D,) * order`` by nesting autograd's Jacobian."""
+    function = lambda point: autograd_values(game, policy, point)[agent]  # noqa: E731
+    for _ in range(order):
+        function = autograd.jacobian(function)
+    return function(np.asarray(x, dtype=float))
+
+
 def autograd_meta_objective(game, policy, x, alpha, steps: int, meta_agent: int, objective: str) -> Callable:
     """``theta^i -> J^i`` of model E written directly in autograd (the inner loop unrolled)."""
     layout = layout_of(game, policy)

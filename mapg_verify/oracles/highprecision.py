@@ -29,6 +29,21 @@ def mpmath_gradient(game, policy, x, dps: int = 50) -> list[list]:
         return [[partial(j, k) for j in range(len(x))] for k in range(game.n_agents)]
 
 
+def mpmath_derivative(game, policy, x, agent: int, index: tuple[int, ...], dps: int = 50):
+    """``d^k V^agent / dx_j1 .. dx_jk`` at ``dps`` digits by mpmath's multivariate differentiation."""
+    with mpmath.workdps(dps):
+        x = [mpmath.mpf(v) for v in np.asarray(x, dtype=float)]
+        variables = sorted(set(index))
+
+        def value(*moved):
+            point = list(x)
+            for j, v in zip(variables, moved, strict=True):
+                point[j] = v
+            return _mp_values(game, policy, point)[agent]
+
+        return mpmath.diff(value, [x[j] for j in variables], [index.count(j) for j in variables])
+
+
 def _mp_values(game: Game | DifferentiableGame, policy: Policy | None, flat: list) -> list:
     """The values at the working precision of mpmath's context."""
     theta = layout_of(game, policy).unflatten(np.array(flat, dtype=object))

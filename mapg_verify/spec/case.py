@@ -108,6 +108,16 @@ class CheckSettings:
 
 
 @dataclass(frozen=True)
+class DerivativeSettings:
+    """``[derivatives]``: the exact ``order``-th derivative (1 to 3) of agent ``of``'s value with
+    respect to every agent's parameters, of the game's value or of its ``horizon``-step truncation."""
+
+    order: int = 2
+    of: int = 0
+    horizon: int | None = None
+
+
+@dataclass(frozen=True)
 class PaperSettings:
     """One of the paper's experiments (SPEC §7): its name; the iterations and learning rate of
     the outer loop (learning paths, or meta-training); for Figure 3 the seeds, the training and
@@ -144,6 +154,7 @@ class Case:
     estimators: EstimatorSettings
     checks: CheckSettings = CheckSettings()
     paper: PaperSettings | None = None
+    derivatives: DerivativeSettings | None = None
 
     @property
     def flat_theta(self) -> np.ndarray:
