@@ -26,8 +26,9 @@ import numpy as np
 from mapg_verify.casefile.budget import THETA_BOUND, THETA_REASON, check_budget, check_experiment, check_reach
 from mapg_verify.casefile.estimators import estimator_settings
 from mapg_verify.casefile.values import boolean, known_keys, number_in, positive_integer, subtable
+from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
 from mapg_verify.estimators.plugins import plugin_path
-from mapg_verify.exact.enumeration import check_enumerable
+from mapg_verify.exact.enumeration import check_enumerable, count_trajectories
 from mapg_verify.problem.catalog import build_game
 from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import DifferentiableGame, Game, make_game, parse_horizon
@@ -80,7 +81,7 @@ SECTIONS = {
         "noise",
         "meta_gradient",
     ),
-    "derivatives": ("order", "of", "horizon"),
+    "derivatives": ("order", "of", "horizon", "estimators", "batch", "samples", "dice_lambda"),
 }
 
 
@@ -279,6 +280,7 @@ def _inner(table: dict, game) -> InnerLoop:
 
 DERIVATIVE_ENTRIES = 1000  # distinct entries of a derivative tensor that may be built symbolically
 DERIVATIVE_HORIZON = 100
+DERIVATIVE_TRAJECTORIES = 10**7  # sampled trajectories in all
 
 
 def _derivatives(table: dict, game: Game | DifferentiableGame, policy: Policy | None) -> DerivativeSettings:
@@ -295,6 +297,25 @@ def _derivatives(table: dict, game: Game | DifferentiableGame, policy: Policy | 
         horizon = positive_integer(horizon, "derivatives.horizon")
         if horizon > DERIVATIVE_HORIZON:
             raise InputError("derivatives.horizon", f"must be at most {DERIVATIVE_HORIZON}, got {horizon}")
+    names = table.get("estimators", [])
+    if not isinstance(names, list) or not all(name in DERIVATIVE_ESTIMATORS for name in names):
+        raise InputError(
+            "derivatives.estimators", f"must be a list of {', '.join(DERIVATIVE_ESTIMATORS)}, got {names!r}"
+        )
+    if names and horizon is None:
+        if isinstance(game, DifferentiableGame) or game.infinite:
+            raise InputError("derivatives.horizon", "the estimators need trajectories of a finite horizon: set it")
+        horizon = int(game.horizon)
+    batch = positive_integer(table.get("batch", 64), "derivatives.batch")
+    samples = positive_integer(table.get("samples", 2000), "derivatives.samples")
+    if batch * samples > DERIVATIVE_TRAJECTORIES:
+        raise InputError(
+            "derivatives.samples",
+            f"batch x samples is {batch * samples:,}, above {DERIVATIVE_TRAJECTORIES:,} trajectories",
+        )
+    lam = number_in(table.get("dice_lambda", 1.0), "derivatives.dice_lambda", low=0.0)
+    if lam > 1.0:
+        raise InputError("derivatives.dice_lambda", f"must be in [0, 1], got {lam}")
     entries = math.comb(layout_of(game, policy).size + order - 1, order)
     if entries > DERIVATIVE_ENTRIES:
         raise InputError(
@@ -302,7 +323,13 @@ def _derivatives(table: dict, game: Game | DifferentiableGame, policy: Policy | 
             f"the derivative has {entries:,} distinct entries, above the {DERIVATIVE_ENTRIES:,} built symbolically: "
             "lower the order or use a game with fewer parameters",
         )
-    return DerivativeSettings(order, of, horizon)
+    if names and count_trajectories(game, horizon) > DEFAULT_CAP:
+        raise InputError(
+            "derivatives.horizon",
+            f"the estimators' exact expectations enumerate {count_trajectories(game, horizon):,} trajectories of "
+            f"{horizon} steps, above {DEFAULT_CAP:,}: shorten the horizon",
+        )
+    return DerivativeSettings(order, of, horizon, tuple(dict.fromkeys(names)), batch, samples, lam)
 
 
 def _paper(table: dict) -> PaperSettings:

@@ -110,11 +110,17 @@ class CheckSettings:
 @dataclass(frozen=True)
 class DerivativeSettings:
     """``[derivatives]``: the exact ``order``-th derivative (1 to 3) of agent ``of``'s value with
-    respect to every agent's parameters, of the game's value or of its ``horizon``-step truncation."""
+    respect to every agent's parameters, of the game's value or of its ``horizon``-step truncation;
+    the estimators of it (:mod:`mapg_verify.estimators.derivatives`), each from ``batch`` trajectories
+    of ``horizon`` steps, ``samples`` estimates, Loaded DiCE's ``dice_lambda``."""
 
     order: int = 2
     of: int = 0
     horizon: int | None = None
+    estimators: tuple[str, ...] = ()
+    batch: int = 64
+    samples: int = 2000
+    dice_lambda: float = 1.0
 
 
 @dataclass(frozen=True)
