@@ -117,9 +117,9 @@ def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None
                 checks.append(power(case, compiled, seed, tick))
     derivatives = {}
     if case.derivatives:
-        record, check = derivative_truth(case)
+        record, found = derivative_truth(case, seed)
         derivatives = {"derivatives": record}
-        checks.append(check)
+        checks.extend(found)
     paper = None
     if case.paper:
         paper, check = RUNS[case.paper.experiment](case, compiled)

@@ -1,10 +1,23 @@
-"""Check ``derivative-oracles``: the exact derivative of ``[derivatives]`` against three oracles.
+"""The checks of ``[derivatives]``: the exact derivative against three oracles, and its estimators.
+
+Check ``derivative-oracles``: the exact derivative against three oracles.
 
 The symbolic derivative (:mod:`mapg_verify.exact.derivatives`) is compared with (a) autograd's
 Jacobian nested ``order`` times through numpy's linear algebra (tolerance 1e-10), (b) Richardson
 differences of the compiled derivative of one order less (1e-6), and (c) mpmath's multivariate
 differentiation at 50 digits on up to :data:`MPMATH_ENTRIES` distinct entries (1e-12). Errors are
 ``||a - b||_inf / max(||b||_inf, F)``, ``F`` the case's error floor.
+
+Per estimator (:mod:`mapg_verify.estimators.derivatives`), against its exact expectation ``E``
+(enumerated) and the exact derivative ``d``:
+
+- ``derivative-claim:NAME`` for the estimators unbiased by construction (``dice``,
+  ``dice-baseline``, ``loaded-dice`` with ``dice_lambda = 1``): ``||E - d||_inf / max(||d||_inf, F)
+  <= 1e-10``, pass or fail; for the others ``derivative-bias:NAME``, the relative bias
+  ``||E - d|| / ||d||`` and the cosine, reported (``info``);
+- ``derivative-implementation:NAME`` (with a seed, as in ``run``): the Monte-Carlo mean of its
+  ``samples`` estimates against ``E``, Hotelling's T-squared on the distinct entries, Holm over the
+  section's estimators at the case's level.
 """
 
 from __future__ import annotations
@@ -12,18 +25,22 @@ from __future__ import annotations
 import numpy as np
 
 from mapg_verify.checks.exact import TOLERANCE
-from mapg_verify.checks.result import CheckResult, error_floor, relative_error
-from mapg_verify.exact.derivatives import derivative_of, truncated
+from mapg_verify.checks.result import CheckResult, error_floor, info, relative_error
+from mapg_verify.checks.statistics import holm, mean_test
+from mapg_verify.estimators.derivatives import UNBIASED, derivative_expectation, draw_derivatives
+from mapg_verify.estimators.dispatch import rng_for
+from mapg_verify.exact.derivatives import derivative_of, distinct_indices, truncated
 from mapg_verify.oracles.autodiff import autograd_value_derivative, autograd_values
 from mapg_verify.oracles.differences import richardson
 from mapg_verify.oracles.highprecision import mpmath_derivative
 from mapg_verify.spec.case import Case
 
 MPMATH_ENTRIES = 12
+CLAIM_TOLERANCE = 1e-10
 
 
-def derivative_truth(case: Case) -> tuple[dict, CheckResult]:
-    """The exact derivative as the results file records it, and its check against the oracles."""
+def derivative_truth(case: Case, seed: int | None = None) -> tuple[dict, list[CheckResult]]:
+    """The exact derivative and its estimators as the results file records them, and their checks."""
     settings, x = case.derivatives, case.flat_theta
     game = case.game if settings.horizon is None else truncated(case.game, settings.horizon)
     exact = derivative_of(case.game, case.policy, settings.of, settings.order, settings.horizon)
@@ -61,4 +78,47 @@ def derivative_truth(case: Case) -> tuple[dict, CheckResult]:
         "source": "symbolic (symengine, each distinct entry differentiated once, compiled with CSE)",
         "oracles": "autograd nested, Richardson differences of one order less, mpmath at 50 digits",
     }
-    return record, check
+    estimators, checks = estimator_checks(case, tensor, scale, seed)
+    if estimators:
+        record["estimators"] = estimators
+    return record, [check, *checks]
+
+
+def claims_unbiased(case: Case, name: str) -> bool:
+    """Whether the estimator is unbiased at every order by construction (see the module's docstring)."""
+    return name in UNBIASED or (name == "loaded-dice" and case.derivatives.dice_lambda == 1.0)
+
+
+def estimator_checks(case: Case, exact: np.ndarray, scale: float, seed: int | None) -> tuple[dict, list]:
+    """Each estimator's record and its claim or bias check; with a seed, the implementation checks."""
+    settings, level, records, checks, tests = case.derivatives, case.checks.level, {}, [], {}
+    distinct = [np.ravel_multi_index(index, exact.shape) for index in distinct_indices(len(exact), settings.order)]
+    for name in settings.estimators:
+        expectation = derivative_expectation(case, name)
+        bias = float(np.linalg.norm(expectation - exact) / max(np.linalg.norm(exact), scale))
+        cosine = float(np.sum(expectation * exact) / max(np.linalg.norm(expectation) * np.linalg.norm(exact), 1e-300))
+        error = relative_error(expectation, exact, scale)
+        figures = {"relative bias": bias, "cosine": cosine, "error vs exact": error}
+        records[name] = {"expectation": expectation.tolist(), "bias": bias, "cosine": cosine}
+        if claims_unbiased(case, name):
+            held = error <= CLAIM_TOLERANCE
+            summary = f"exact expectation equals d^{settings.order} V^{settings.of} to {error:.1e}"
+            summary = ("unbiased: " if held else "does not hold: ") + summary + f" (tolerance {CLAIM_TOLERANCE:.0e})"
+            checks.append(CheckResult(f"derivative-claim:{name}", held, figures, summary))
+        else:
+            checks.append(info(f"derivative-bias:{name}", figures, f"relative bias {bias:.2g}, cosine {cosine:.3f}"))
+        if seed is not None:
+            rows = draw_derivatives(case, name, rng_for(seed, case, f"derivatives:{name}"))
+            tests[name] = mean_test(rows[:, distinct], expectation.ravel()[distinct], level=level, scale=scale)
+            records[name]["monte_carlo"] = {
+                "samples": len(rows),
+                "mean": rows.mean(axis=0).reshape(exact.shape).tolist(),
+            }
+    if tests:
+        rejected = holm(np.array([test.p_value for test in tests.values()]), level)
+        for (name, test), reject in zip(tests.items(), rejected, strict=True):
+            summary = f"T^2 {test.statistic:.3g}, p = {test.p_value:.3g} (Holm over {len(tests)}, level {level})"
+            figures = {"T^2": test.statistic, "p-value": test.p_value, "rank": test.rank, "samples": settings.samples}
+            verdict = ("inconsistent: " if reject else "consistent: ") + summary
+            checks.append(CheckResult(f"derivative-implementation:{name}", not reject, figures, verdict))
+    return records, checks

@@ -24,6 +24,7 @@ from __future__ import annotations
 import autograd
 import numpy as np
 
+from mapg_verify.estimators.sampling import sample_trajectories
 from mapg_verify.exact.baselines import trajectory_values
 from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories
 from mapg_verify.exact.reinforce import trajectory_terms
@@ -141,3 +142,19 @@ def derivative_expectation(case: Case, name: str) -> np.ndarray:
     return (probability @ trajectory_estimates(case, name, trajectories, x).reshape(len(probability), -1)).reshape(
         (d,) * case.derivatives.order
     )
+
+
+def draw_derivatives(case: Case, name: str, rng: np.random.Generator) -> np.ndarray:
+    """``samples`` estimates ``(samples, D^k)``, each the mean over ``batch`` fresh trajectories."""
+    settings, x = case.derivatives, case.flat_theta
+    layout = layout_of(case.game, case.policy)
+    tables = log_prob_tables(case, x, settings.order)
+    width = layout.size**settings.order
+    per_chunk = max(1, CHUNK_ENTRIES // (settings.batch * settings.horizon * width * 4))
+    rows = []
+    for start in range(0, settings.samples, per_chunk):
+        count = min(per_chunk, settings.samples - start)
+        drawn = sample_trajectories(case.game, case.policy, layout, x, settings.horizon, count * settings.batch, rng)
+        estimates = trajectory_estimates(case, name, drawn, x, tables).reshape(count, settings.batch, width)
+        rows.append(estimates.mean(axis=1))
+    return np.concatenate(rows)
