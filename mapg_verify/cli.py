@@ -17,6 +17,7 @@ from pathlib import Path
 from mapg_verify import console, pipeline
 from mapg_verify.casefile.reader import load_case, load_cases
 from mapg_verify.checks.registry import CHECKS, ESTIMATOR_CHECKS
+from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
 from mapg_verify.estimators.frameworks import FRAMEWORKS, installed
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.problem.catalog import GAMES
@@ -86,6 +87,8 @@ def _list(_: argparse.Namespace) -> int:
     console.table("estimators", estimators, ("name", "terms", "inner derivative"))
     mutants = [(name, e.terms) for name, e in MUTANTS.items()]
     console.table("deliberately wrong estimators (for the power check)", mutants, ("name", "defect"))
+    derivatives = list(DERIVATIVE_ESTIMATORS.items())
+    console.table("derivative estimators ([derivatives] estimators)", derivatives, ("name", "surrogate"))
     plugins = [(f, "module:function" if f == "numpy" else f"{f}:module:function", installed(f)) for f in FRAMEWORKS]
     console.table("plug-in frameworks", plugins, ("framework", "name in [estimators] names", "installed"))
     console.table("checks", [(name, entry.summary) for name, entry in CHECKS.items()], ("name", "summary"))

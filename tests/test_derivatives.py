@@ -93,7 +93,7 @@ def test_a_wrong_derivative_fails_its_check(monkeypatch):
         return dataclasses.replace(derivative, function=wrong)
 
     monkeypatch.setattr(derivative_check, "derivative_of", perturbed)
-    _, check = derivative_check.derivative_truth(case)
+    _, (check, *_) = derivative_check.derivative_truth(case)
     assert check.verdict == "fail" and "autograd" in check.summary
     checks = {c["name"]: c for c in pipeline.evaluate(case)["checks"]}  # the pipeline runs it too
     assert checks["derivative-oracles"]["verdict"] == "fail"
@@ -106,7 +106,7 @@ def test_a_wrong_derivative_fails_its_check(monkeypatch):
         ("of = 2", "[derivatives.of] must be an agent, 0 to 1"),
         ("horizon = 0", "[derivatives.horizon]"),
         ("horizon = 101", "[derivatives.horizon] must be at most 100"),
-        ("batch = 64", "[derivatives.batch]"),
+        ("batches = 64", "[derivatives.batches]"),
     ],
 )
 def test_bad_derivative_settings_exit_2(tmp_path, capsys, section, message):

@@ -54,4 +54,8 @@ ESTIMATOR_CHECKS = {
     "claim:NAME": "the estimator's claim (a model, a built-in, a fingerprint), exactly or statistically",
     "calibration": "false alarms of the implementation check over [checks] seeds (binomial test)",
     "power": "rejections of the deliberately wrong meta-mapg variants, and the budget for 99%",
+    "derivative-oracles": "[derivatives]: the exact d^k V versus nested autograd, Richardson differences and mpmath",
+    "derivative-claim:NAME": "[derivatives]: an unbiased estimator's exact expectation versus the exact derivative",
+    "derivative-bias:NAME": "[derivatives]: the other estimators' relative bias and cosine (reported)",
+    "derivative-implementation:NAME": "[derivatives]: Monte-Carlo mean versus the exact expectation, Holm",
 }
