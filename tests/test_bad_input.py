@@ -28,6 +28,7 @@ theta = [[[0.3, 0.1], [0.2, 0.0]], [[-0.2, 0.2], [0.1, 0.4]]]
 RANDOM = '[game]\nbuiltin = "random"\n'
 IPD = '[game]\nbuiltin = "ipd"\n'
 ESTIMATE = INLINE + '[estimators]\nnames = ["meta-mapg"]\n'
+DERIVATIVES = INLINE + "[derivatives]\n"
 
 PROBES = [
     (
@@ -103,6 +104,24 @@ PROBES = [
     ("dice lambda a string", ESTIMATE + 'dice_lambda = "half"', "[estimators.dice_lambda]"),
     ("unknown name option", ESTIMATE.replace('"meta-mapg"', '"meta-mapg[lambda=0.9]"'), "[estimators.names]"),
     ("bad name option value", ESTIMATE.replace('"meta-mapg"', '"loaded-dice[baseline=q]"'), "[estimators.names"),
+    ("derivative order 4", DERIVATIVES + "order = 4", "[derivatives.order] must be 1, 2 or 3"),
+    ("derivative of no agent", DERIVATIVES + "of = 2", "[derivatives.of] must be an agent, 0 to 1"),
+    ("derivative horizon 0", DERIVATIVES + "horizon = 0", "[derivatives.horizon]"),
+    ("derivative horizon 101", DERIVATIVES + "horizon = 101", "[derivatives.horizon] must be at most 100"),
+    ("derivative unknown key", DERIVATIVES + "batches = 64", "[derivatives.batches]"),
+    ("unknown derivative estimator", DERIVATIVES + 'estimators = ["magic"]', "[derivatives.estimators] must be a list"),
+    ("derivative samples 0", DERIVATIVES + "samples = 0", "[derivatives.samples]"),
+    ("derivative lambda 1.5", DERIVATIVES + "dice_lambda = 1.5", "[derivatives.dice_lambda] must be in [0, 1]"),
+    (
+        "derivative estimators on an infinite game",
+        IPD + '[derivatives]\nestimators = ["dice"]',
+        "[derivatives.horizon] the estimators need trajectories of a finite horizon",
+    ),
+    (
+        "derivative too large to build",
+        RANDOM + 'states = 5\nactions = [4, 4]\n[policy]\nkind = "softmax"\n[derivatives]\norder = 3',
+        "distinct entries, above the 1,000 built symbolically",
+    ),
     (
         "paper meta-gradient unknown",
         '[game]\nbuiltin = "noisy_ipd"\n[paper]\nexperiment = "figure-3"\nmeta_gradient = "x"',

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 from autograd.extend import defvjp, primitive
 from scipy import stats
-from test_cli import INLINE, write
 
 from mapg_verify.casefile.reader import parse_case
 from mapg_verify.checks.statistics import mean_test
-from mapg_verify.cli import main
 from mapg_verify.estimators.derivatives import (
     DERIVATIVE_ESTIMATORS,
     derivative_expectation,
@@ -161,23 +159,3 @@ def test_false_alarms_of_the_implementation_check_are_at_its_level(seeds):
     """Binomial test at level 0.001 that the false-alarm rate at level 0.01 is not above 0.01."""
     alarms = _false_alarms(seeds)
     assert stats.binomtest(alarms, seeds, 0.01, alternative="greater").pvalue > 0.001, alarms
-
-
-@pytest.mark.parametrize(
-    ("section", "message"),
-    [
-        ('estimators = ["magic"]', "[derivatives.estimators] must be a list of dice"),
-        ("samples = 0", "[derivatives.samples]"),
-        ("dice_lambda = 1.5", "[derivatives.dice_lambda] must be in [0, 1]"),
-    ],
-)
-def test_bad_estimator_settings_exit_2(tmp_path, capsys, section, message):
-    path = write(tmp_path, INLINE + f"[derivatives]\n{section}\n")
-    assert main(["exact", str(path)]) == 2
-    assert message in capsys.readouterr().err
-
-
-def test_estimators_on_an_infinite_game_need_a_horizon(tmp_path, capsys):
-    path = write(tmp_path, '[game]\nbuiltin = "ipd"\n[derivatives]\nestimators = ["dice"]\n')
-    assert main(["exact", str(path)]) == 2
-    assert "[derivatives.horizon] the estimators need trajectories of a finite horizon" in capsys.readouterr().err

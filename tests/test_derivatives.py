@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import INLINE, ROOT, write
+from test_cli import ROOT
 
 from mapg_verify import pipeline
 from mapg_verify.casefile.reader import load_case, parse_case
@@ -97,26 +97,3 @@ def test_a_wrong_derivative_fails_its_check(monkeypatch):
     assert check.verdict == "fail" and "autograd" in check.summary
     checks = {c["name"]: c for c in pipeline.evaluate(case)["checks"]}  # the pipeline runs it too
     assert checks["derivative-oracles"]["verdict"] == "fail"
-
-
-@pytest.mark.parametrize(
-    ("section", "message"),
-    [
-        ("order = 4", "[derivatives.order] must be 1, 2 or 3"),
-        ("of = 2", "[derivatives.of] must be an agent, 0 to 1"),
-        ("horizon = 0", "[derivatives.horizon]"),
-        ("horizon = 101", "[derivatives.horizon] must be at most 100"),
-        ("batches = 64", "[derivatives.batches]"),
-    ],
-)
-def test_bad_derivative_settings_exit_2(tmp_path, capsys, section, message):
-    path = write(tmp_path, INLINE + f"[derivatives]\n{section}\n")
-    assert main(["exact", str(path)]) == 2
-    assert message in capsys.readouterr().err
-
-
-def test_a_derivative_too_large_to_build_is_refused(tmp_path, capsys):
-    text = '[game]\nbuiltin = "random"\nstates = 5\nactions = [4, 4]\n[policy]\nkind = "softmax"\n'
-    path = write(tmp_path, text + "[derivatives]\norder = 3\n")
-    assert main(["exact", str(path)]) == 2
-    assert "distinct entries, above the 1,000 built symbolically" in capsys.readouterr().err
