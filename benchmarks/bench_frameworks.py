@@ -37,7 +37,7 @@ from mapg_verify import check_estimator  # noqa: E402
 from mapg_verify.casefile.reader import load_case  # noqa: E402
 from mapg_verify.estimators.frameworks import caller  # noqa: E402
 from mapg_verify.estimators.montecarlo import draw_recorded  # noqa: E402
-from mapg_verify.estimators.plugins import Replicates, _stacked  # noqa: E402
+from mapg_verify.estimators.plugins import replicates_of  # noqa: E402
 from mapg_verify.estimators.records import settings_of  # noqa: E402
 from mapg_verify.estimators.surrogate import plan  # noqa: E402
 from mapg_verify.estimators.table import ESTIMATORS  # noqa: E402
@@ -79,13 +79,7 @@ def estimates_alone(samples: int) -> float:
     compiled = compile_game(case.game, case.policy)
     surrogate = plan(case, compiled, ESTIMATORS["meta-mapg"])
     draws = draw_recorded(surrogate, samples, np.random.default_rng(0))
-    replicates = Replicates(
-        tuple(_stacked(surrogate, t, samples, draws.phis[level]) for level, t in enumerate(draws.inner)),
-        tuple(
-            None if t is None else _stacked(surrogate, t, samples, draws.phis[level])
-            for level, t in enumerate(draws.outer)
-        ),
-    )
+    replicates = replicates_of(surrogate, draws, samples)
     tiled = tuple(np.broadcast_to(t, (samples, *t.shape)).copy() for t in case.theta)
     call = caller("jax", jax_meta_mapg.meta_mapg_batched, settings_of(case), (samples,))
     call(replicates.inner, replicates.outer, tiled)  # compile

@@ -26,7 +26,7 @@ import numpy as np
 
 from mapg_verify.estimators.sampling import sample_trajectories
 from mapg_verify.exact.baselines import trajectory_values
-from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories
+from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories, step_rewards
 from mapg_verify.exact.reinforce import trajectory_terms
 from mapg_verify.problem.params import layout_of
 from mapg_verify.spec.case import Case
@@ -111,7 +111,7 @@ def trajectory_estimates(case: Case, name: str, trajectories: Trajectories, x: n
     tables = tables if tables is not None else log_prob_tables(case, x, order)
     steps = step_derivatives(case, tables, trajectories)
     to_go = trajectories.to_go[..., of]  # R_t, from zero
-    rewards = to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)  # c_t
+    rewards = step_rewards(to_go)  # c_t
     expand = (slice(None), slice(None)) + (None,) * order
     if name == "surrogate":
         return np.sum(steps[-1] * to_go[expand], axis=1)

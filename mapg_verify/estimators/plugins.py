@@ -207,19 +207,22 @@ def plugin_draws(
         draws = draw_recorded(surrogate, count, rng)
         phis = draws.phis
         theirs.append(draws.parts.total)
-        replicates = Replicates(
-            tuple(_stacked(surrogate, t, count, phis[level]) for level, t in enumerate(draws.inner)),
-            tuple(
-                None if t is None else _stacked(surrogate, t, count, phis[level]) for level, t in enumerate(draws.outer)
-            ),
-        )
-        found, own = evaluate(plugin, replicates, count, case, surrogate.outer_batch)
+        found, own = evaluate(plugin, replicates_of(surrogate, draws, count), count, case, surrogate.outer_batch)
         rows.append(found)
         if own is not None and own.shape[1]:
             drawn = np.stack(phis[1:], axis=1)  # (R, L, D)
             gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
             deviation = gap if deviation is None else max(deviation, gap)
     return PluginDraws(np.concatenate(rows), np.concatenate(theirs), deviation)
+
+
+def replicates_of(surrogate, draws, count: int) -> Replicates:
+    """The batches of ``count`` replicates drawn by :func:`draw_recorded`, as a plug-in receives them."""
+    phis = draws.phis
+    return Replicates(
+        tuple(_stacked(surrogate, t, count, phis[level]) for level, t in enumerate(draws.inner)),
+        tuple(None if t is None else _stacked(surrogate, t, count, phis[level]) for level, t in enumerate(draws.outer)),
+    )
 
 
 def draw_plugin(
