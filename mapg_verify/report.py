@@ -44,6 +44,16 @@ PROVENANCE = (
         "sampled: vectorised closed-form scores",
         "autograd DiCE reference on the same batches (tests)",
     ),
+    (
+        "derivatives d^k V of [derivatives]",
+        "exact: symengine, each distinct entry differentiated once, compiled",
+        "nested autograd, Richardson differences, mpmath (check derivative-oracles)",
+    ),
+    (
+        "derivative estimators' expectations",
+        "exact: every trajectory enumerated, closed-form moments",
+        "the magic-box surrogates in autograd, differentiated k times (tests)",
+    ),
 )
 
 
