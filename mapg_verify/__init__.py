@@ -11,6 +11,7 @@ from mapg_verify.casefile.reader import load_case
 from mapg_verify.checks.statistics import mean_test
 from mapg_verify.estimators.plugins import draw_plugin, plugin_expectation
 from mapg_verify.estimators.records import Batch, Settings
+from mapg_verify.exact.backend import exact_values
 from mapg_verify.exact.compiled import CompiledValues, compile_game
 from mapg_verify.exact.metagradient import (
     LolaGradient,
@@ -44,6 +45,7 @@ __all__ = [
     "check_estimator",
     "compile_game",
     "draw_plugin",
+    "exact_values",
     "expected_update",
     "load_case",
     "lola",

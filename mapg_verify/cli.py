@@ -20,6 +20,7 @@ from mapg_verify.checks.registry import CHECKS, ESTIMATOR_CHECKS
 from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
 from mapg_verify.estimators.frameworks import FRAMEWORKS, installed
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
+from mapg_verify.exact.backend import BACKENDS
 from mapg_verify.problem.catalog import GAMES
 from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.policies import POLICIES
@@ -83,6 +84,7 @@ def _list(_: argparse.Namespace) -> int:
     games = [(name, entry.summary, ", ".join(entry.options()) or "-") for name, entry in GAMES.items()]
     console.table("games", games, ("name", "summary", "options"))
     console.table("policy kinds", [(name, p.summary) for name, p in POLICIES.items()], ("name", "summary"))
+    console.table("exact backends ([game] backend)", list(BACKENDS.items()), ("name", "summary"))
     estimators = [(name, e.terms, e.inner_derivative) for name, e in ESTIMATORS.items()]
     console.table("estimators", estimators, ("name", "terms", "inner derivative"))
     mutants = [(name, e.terms) for name, e in MUTANTS.items()]

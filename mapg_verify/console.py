@@ -18,6 +18,15 @@ def table(title: str, rows: list[tuple], header: tuple[str, ...]) -> None:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+SHOWN_ENTRIES = 8  # a longer vector prints its first entries and its size; the JSON holds them all
+
+
+def vector(values: list[float]) -> str:
+    """At most :data:`SHOWN_ENTRIES` entries of a vector, then how many there are."""
+    shown = " ".join(f"{v:.6g}" for v in values[:SHOWN_ENTRIES])
+    return shown if len(values) <= SHOWN_ENTRIES else f"{shown} ... ({len(values)} entries; --json has them all)"
+
+
 def exact_truth(case: Case, document: dict) -> None:
     """Per-agent values, each model's meta-gradient terms, and one line per check."""
     truth = document["exact"]
@@ -25,9 +34,9 @@ def exact_truth(case: Case, document: dict) -> None:
         (f"agent {k}", f"{v:.12g}", f"{s:.12g}")
         for k, (v, s) in enumerate(zip(truth["values"], truth["per_step"], strict=True))
     ]
-    table(f"{case.name}: exact values", rows, ("agent", "V", "per step"))
+    table(f"{case.name}: exact values ({case.backend} backend)", rows, ("agent", "V", "per step"))
     for model, terms in truth["truth"].items():
-        rows = [(term, " ".join(f"{v:.6g}" for v in terms[term])) for term in ("total", "current", "own", "peer")]
+        rows = [(term, vector(terms[term])) for term in ("total", "current", "own", "peer")]
         table(f"meta-gradient of agent {case.inner.meta_agent}, model {model[0].upper()}", rows, ("term", "value"))
     for check in document["checks"]:
         print(f"{check['name']}: {VERDICT_TEXT[check['verdict']]} ({check['summary']})")
@@ -51,7 +60,7 @@ def note_compile_time(cases: list[Case]) -> None:
     """Say which cases' closed forms will take long to compile (over a minute, estimated)."""
     for case in cases:
         seconds = compile_seconds(case.game, case.policy)
-        if seconds > 60:
+        if case.backend == "symbolic" and seconds > 60:
             print(
                 f"note: {case.name}: compiling its closed forms may take about {seconds / 60:.0f} minutes "
                 "(a rough estimate from the game's size)",

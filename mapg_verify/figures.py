@@ -115,6 +115,31 @@ def bias(sweeps: dict) -> str:
         return _svg(figure)
 
 
+def correlation(curves: dict) -> str:
+    """The papers' protocol: correlation with the exact derivative (left) and relative error (right,
+    log) against the batch size, mean line and the band of 95% of single estimates, per estimator."""
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(1, 2, figsize=(7.2, 2.9), layout="constrained")
+        for (name, curve), colour in zip(curves.items(), COLOURS * 4, strict=False):
+            for axis, key in zip(axes, ("correlation", "relative error"), strict=True):
+                points = curve[key]
+                axis.plot(curve["batch"], [p["mean"] for p in points], "o-", color=colour, markersize=3, label=name)
+                axis.fill_between(
+                    curve["batch"], [p["low"] for p in points], [p["high"] for p in points], color=colour, alpha=0.15
+                )
+        shown = sorted({b for curve in curves.values() for b in curve["batch"]})
+        for axis, label in zip(axes, ("correlation with the exact derivative", "relative error"), strict=True):
+            axis.set_xscale("log", base=2)
+            axis.set_xticks(shown, [str(b) for b in shown])
+            axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            axis.set_xlabel("batch size (trajectories per estimate)")
+            axis.set_ylabel(label)
+        axes[1].set_yscale("log")
+        _plain_ticks(axes[1], "y")
+        axes[0].legend(frameon=False, fontsize=7)
+        return _svg(figure)
+
+
 def variance(rows: dict) -> str:
     """Samples for the target relative error, per estimator variant (log scale): against model S
     (bias included; a missing bar is "never") and about the estimator's own expectation."""

@@ -36,7 +36,8 @@ from mapg_verify.checks.result import CheckResult
 from mapg_verify.estimators.montecarlo import draw
 from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import ESTIMATORS
-from mapg_verify.exact.compiled import CompiledValues, compile_game
+from mapg_verify.exact.backend import exact_values
+from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.metagradient import expected_update, inner_path, lola
 from mapg_verify.problem.catalog import noisy_ipd
 from mapg_verify.problem.game import Game
@@ -218,14 +219,14 @@ def figure_three(case: Case, compiled: CompiledValues) -> tuple[dict, CheckResul
 
 
 def task_pools(case: Case) -> dict[str, list[tuple[Game, CompiledValues]]]:
-    """Training and held-out tasks, each game with its compiled values: noisy IPDs with task
-    seeds 1000+j and 2000+j."""
+    """Training and held-out tasks, each game with its exact values from the case's backend: noisy
+    IPDs with task seeds 1000+j and 2000+j."""
     settings = case.paper
     noise, gamma = settings.noise, case.game.gamma
 
     def pool(base: int, count: int) -> list[tuple[Game, CompiledValues]]:
         games = [noisy_ipd(seed=base + j, noise=noise, gamma=gamma) for j in range(count)]
-        return [(game, compile_game(game, case.policy)) for game in games]
+        return [(game, exact_values(game, case.policy, case.backend)) for game in games]
 
     return {"train": pool(1000, settings.train_tasks), "test": pool(2000, settings.test_tasks)}
 

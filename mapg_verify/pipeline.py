@@ -28,7 +28,7 @@ from mapg_verify.checks.registry import CHECKS, meta_checks
 from mapg_verify.checks.result import CheckResult
 from mapg_verify.checks.sweep import shared
 from mapg_verify.estimators.dispatch import expectations
-from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.backend import case_values
 from mapg_verify.exact.metagradient import meta_gradients
 from mapg_verify.paper import RUNS
 from mapg_verify.progress import Progress
@@ -92,7 +92,7 @@ def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None
     """Everything computed for one case, as a JSON-ready document; with a ``seed``, the estimators'
     Monte-Carlo checks too (and calibration and power when the case asks for seeds)."""
     started = time.perf_counter()
-    compiled = compile_game(case.game, case.policy)
+    compiled = case_values(case)
     oracles = CHECKS["oracles"].run(case, compiled, mpmath_gradients=mpmath_gradients)
     gradients = meta_gradients(compiled, case)
     found = expectations(case, compiled)
@@ -142,6 +142,7 @@ def header(case: Case) -> dict:
         "path": case.path,
         "game": case.game.name,
         "policy": case.policy.name if case.policy else None,
+        "backend": case.backend,
         "theta": [np.asarray(part).tolist() for part in case.theta],
         **describe_case(case),
     }

@@ -20,13 +20,18 @@ from mapg_verify.spec.case import BASIS
 
 PROVENANCE = (
     (
-        "values V, gradients, simultaneous Jacobians",
+        "values V, gradients, simultaneous Jacobians (backend symbolic)",
         "exact: symengine expressions, compiled",
         "autograd, Richardson differences, mpmath (check oracles)",
     ),
     (
+        "the same (backend numeric)",
+        "exact up to rounding: matrix calculus on V = rho^T (I - gamma P_pi)^-1 r_pi, in float64",
+        "autograd, Richardson differences, mpmath (check oracles); the symbolic backend (tests)",
+    ),
+    (
         "model E meta-gradients",
-        "exact: chain rule over the compiled derivatives",
+        "exact: chain rule over the derivatives (numeric backend: backwards, by Hessian-vector products)",
         "autograd through the unrolled inner loop (check meta-oracles)",
     ),
     (
@@ -138,6 +143,7 @@ def case_record(document: dict) -> dict:
         "estimators": [_estimator(name, report, document) for name, report in estimators.items()],
         "figures": {},
         "paper": _paper(document),
+        "derivatives": _derivatives(document),
     }
     if exact["truth"]:
         record["figures"]["exact terms"] = figures.terms(exact["truth"])
@@ -155,7 +161,44 @@ def case_record(document: dict) -> dict:
     if fits:
         record["figures"]["fingerprint (95% intervals)"] = figures.fingerprints(fits, BASIS)
     record["figures"] |= _calibration_figures(document)
+    curves = {
+        name: r["curve"]
+        for name, r in (document.get("derivatives") or {}).get("estimators", {}).items()
+        if "curve" in r
+    }
+    if curves:
+        caption = "derivative estimates against the batch size (band: 95% of single estimates over seeds)"
+        record["figures"][caption] = figures.correlation(curves)
     return record
+
+
+def _derivatives(document: dict) -> dict | None:
+    """The ``[derivatives]`` summary: what is differentiated and, per estimator, its figures."""
+    derivatives = document.get("derivatives")
+    if not derivatives:
+        return None
+    checks = {check["name"]: check for check in document["checks"]}
+    rows = []
+    for name, estimator in derivatives.get("estimators", {}).items():
+        verdict = checks.get(f"derivative-claim:{name}") or checks[f"derivative-bias:{name}"]
+        implementation = checks.get(f"derivative-implementation:{name}")
+        curve = estimator.get("curve")
+        rows.append(
+            {
+                "name": name,
+                "bias": number(estimator["bias"], 3),
+                "cosine": number(estimator["cosine"], 4),
+                "claim": verdict.get("verdict") or ("pass" if verdict["passed"] else "fail"),
+                "claim_summary": verdict["summary"],
+                "implementation": implementation["summary"] if implementation else "not run (no seed)",
+                "implementation_passed": implementation["passed"] if implementation else None,
+                "correlation": number(curve["correlation"][-1]["mean"], 4) if curve else "-",
+                "largest": curve["batch"][-1] if curve else None,
+            }
+        )
+    horizon = derivatives["horizon"]
+    label = f"d^{derivatives['order']} V^{derivatives['of']}" + ("" if horizon is None else f", {horizon} steps")
+    return {"label": label, "source": derivatives["source"], "oracles": derivatives["oracles"], "rows": rows}
 
 
 def _variance_rows(estimators: dict, target: float) -> dict:

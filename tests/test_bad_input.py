@@ -29,6 +29,7 @@ RANDOM = '[game]\nbuiltin = "random"\n'
 IPD = '[game]\nbuiltin = "ipd"\n'
 ESTIMATE = INLINE + '[estimators]\nnames = ["meta-mapg"]\n'
 DERIVATIVES = INLINE + "[derivatives]\n"
+DIFFERENTIATED = DERIVATIVES + 'estimators = ["dice"]\n'
 
 PROBES = [
     (
@@ -38,6 +39,12 @@ PROBES = [
     ),
     ("initial over two states", TWO_STATES.replace("initial = [0.5, 0.5]", "initial = [0.7, 2]"), "[game.initial]"),
     ("float views", INLINE.replace("horizon = 1", "horizon = 1\nviews = [[0.7], [0]]"), "[game.views]"),
+    ("unknown backend", IPD + 'backend = "fast"\n', "[game.backend] must be one of auto, symbolic, numeric"),
+    (
+        "numeric backend on a differentiable game",
+        '[game]\nbuiltin = "bilinear"\nbackend = "numeric"\n',
+        "[game.backend] numeric needs a tabular game",
+    ),
     ("string views", INLINE.replace("horizon = 1", 'horizon = 1\nviews = [["a"], ["b"]]'), "[game.views]"),
     ("ragged views", TWO_STATES.replace("horizon = 1", "horizon = 1\nviews = [[0, 1], [0]]"), "[game.views]"),
     ("random with one agent", RANDOM + "actions = [2]", "[game.actions] must list two or more agents"),
@@ -84,7 +91,11 @@ PROBES = [
     ),
     ("huge scale", IPD + "[params]\nscale = 1e300", "[params.scale]"),
     ("huge rate", INLINE + "[inner]\nalpha = 1e6", "[inner.alpha] inner step 1 takes the parameters to"),
-    ("closed forms too large", RANDOM + "states = 8\nactions = [3, 3]", "[game] its closed forms would take about"),
+    (
+        "closed forms too large",
+        RANDOM + 'states = 8\nactions = [3, 3]\nbackend = "symbolic"',
+        "[game] its closed forms would take about",
+    ),
     ("too many steps", INLINE + "[inner]\nsteps = 100000", "[inner.steps] is 100,000, above the limit"),
     ("too many samples", ESTIMATE + "samples = 1000000000", "[estimators.samples]"),
     (
@@ -108,7 +119,12 @@ PROBES = [
     ("derivative of no agent", DERIVATIVES + "of = 2", "[derivatives.of] must be an agent, 0 to 1"),
     ("derivative horizon 0", DERIVATIVES + "horizon = 0", "[derivatives.horizon]"),
     ("derivative horizon 101", DERIVATIVES + "horizon = 101", "[derivatives.horizon] must be at most 100"),
-    ("derivative unknown key", DERIVATIVES + "batches = 64", "[derivatives.batches]"),
+    ("derivative unknown key", DERIVATIVES + "batchs = [64]", "[derivatives.batchs]"),
+    ("derivative batches not a list", DIFFERENTIATED + "batches = 64", "[derivatives.batches] must be a list"),
+    ("derivative batch of 0", DIFFERENTIATED + "batches = [0, 64]", "[derivatives.batches] must be a list"),
+    ("derivative batches, no estimator", DERIVATIVES + "batches = [64]", "[derivatives.batches] the correlation"),
+    ("derivative one repeat", DIFFERENTIATED + "repeats = 1", "[derivatives.repeats] an interval over seeds"),
+    ("derivative curve too costly", DIFFERENTIATED + "batches = [100000]\nrepeats = 101", "above 10,000,000"),
     ("unknown derivative estimator", DERIVATIVES + 'estimators = ["magic"]', "[derivatives.estimators] must be a list"),
     ("derivative samples 0", DERIVATIVES + "samples = 0", "[derivatives.samples]"),
     ("derivative lambda 1.5", DERIVATIVES + "dice_lambda = 1.5", "[derivatives.dice_lambda] must be in [0, 1]"),
@@ -120,7 +136,7 @@ PROBES = [
     (
         "derivative too large to build",
         RANDOM + 'states = 5\nactions = [4, 4]\n[policy]\nkind = "softmax"\n[derivatives]\norder = 3',
-        "distinct entries, above the 1,000 built symbolically",
+        "distinct entries, above the 3,000 built symbolically",
     ),
     (
         "paper meta-gradient unknown",

@@ -3,6 +3,9 @@ reference (the surrogate written with the magic box and differentiated k times);
 expectations of the unbiased ones against the exact derivatives at orders 1 to 3; the biased
 ones' bias; the Monte-Carlo implementation check, its false alarms and its power."""
 
+import json
+import math
+
 import autograd
 import autograd.numpy as anp
 import numpy as np
@@ -11,7 +14,10 @@ from autograd.extend import defvjp, primitive
 from scipy import stats
 
 from mapg_verify.casefile.reader import parse_case
+from mapg_verify.checks.derivatives import correlation_curve, estimator_checks
 from mapg_verify.checks.statistics import mean_test
+from mapg_verify.cli import main
+from mapg_verify.estimators import derivatives
 from mapg_verify.estimators.derivatives import (
     DERIVATIVE_ESTIMATORS,
     derivative_expectation,
@@ -159,3 +165,58 @@ def test_false_alarms_of_the_implementation_check_are_at_its_level(seeds):
     """Binomial test at level 0.001 that the false-alarm rate at level 0.01 is not above 0.01."""
     alarms = _false_alarms(seeds)
     assert stats.binomtest(alarms, seeds, 0.01, alternative="greater").pvalue > 0.001, alarms
+
+
+def test_chunked_expectations_equal_one_pass(monkeypatch):
+    """The expectation summed a trajectory at a time equals the one-pass sum (order 3, every estimator)."""
+    case = _case(RANDOM, 3, of=1)
+    whole = {name: derivative_expectation(case, name) for name in DERIVATIVE_ESTIMATORS}
+    monkeypatch.setattr(derivatives, "CHUNK_ENTRIES", 1)
+    for name, expected in whole.items():
+        np.testing.assert_allclose(
+            derivative_expectation(case, name), expected, rtol=1e-12, atol=1e-14 * abs(expected).max()
+        )
+
+
+def test_at_first_order_every_estimator_claims_unbiased_and_the_claim_holds():
+    case = _case(IPD3, 1)
+    exact = derivative_of(case.game, case.policy, 0, 1, 3)(case.flat_theta)
+    _, checks = estimator_checks(case, exact, float(np.abs(exact).max()), seed=None)
+    verdicts = {check.name: check.passed for check in checks}
+    assert verdicts == {f"derivative-claim:{name}": True for name in DERIVATIVE_ESTIMATORS}
+
+
+def test_the_correlation_curve_rises_to_1_for_dice_and_plateaus_for_lvc():
+    """The papers' protocol on a one-agent MDP (the second agent has one action, so its parameters are
+    left out): DiCE's correlation approaches 1 and its error 0 as the batch grows; LVC's Hessian,
+    biased, keeps an error near its bias."""
+    game = {"builtin": "random", "seed": 3, "states": 2, "actions": [3, 1], "gamma": 0.9, "horizon": 2}
+    case = _case(game, 2, batches=[4, 4096], repeats=8, samples=20)
+    exact = derivative_of(case.game, case.policy, 0, 2, 2)(case.flat_theta)
+    curves = {name: correlation_curve(case, name, exact, seed=0) for name in ("dice", "lvc")}
+    dice, lvc = curves["dice"], curves["lvc"]
+    assert dice["batch"] == [4, 4096] and dice["repeats"] == 8 and dice["left out"] > 0
+    assert dice["entries"] + dice["left out"] == math.comb(len(exact) + 1, 2)
+    small, large = dice["correlation"]
+    assert small["low"] <= small["mean"] <= small["high"] and large["mean"] > max(small["mean"], 0.99)
+    assert dice["relative error"][1]["mean"] < 0.1 < dice["relative error"][0]["mean"]
+    bias = np.linalg.norm(derivative_expectation(case, "lvc") - exact) / np.linalg.norm(exact)
+    assert bias > 0.1 and lvc["relative error"][1]["mean"] > 0.8 * bias
+
+
+def test_the_report_shows_the_derivatives_table_and_the_curve(tmp_path):
+    game = "\n".join(f"{key} = {value!r}".replace("'", '"') for key, value in RANDOM.items())
+    case = tmp_path / "curve.toml"
+    case.write_text(
+        f'name = "curve"\n[game]\n{game}\n[policy]\nkind = "softmax"\n[params]\nseed = 1\n'
+        '[derivatives]\norder = 2\nestimators = ["dice", "lvc"]\nbatch = 8\nsamples = 200\n'
+        "batches = [4, 64]\nrepeats = 5\n"
+    )
+    assert main(["run", str(case), "--out", str(tmp_path / "out")]) == 0
+    document = json.loads((tmp_path / "out" / "results.json").read_text())["cases"][0]
+    curve = document["derivatives"]["estimators"]["dice"]["curve"]
+    assert set(curve) == {"batch", "repeats", "entries", "left out", "correlation", "relative error"}
+    checks = {check["name"]: check for check in document["checks"]}
+    assert checks["derivative-correlation:lvc"]["verdict"] == "info"
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "Derivatives: d^2 V^0" in page and "derivative estimates against the batch size" in page

@@ -85,15 +85,15 @@ def trajectory_steps(case: Case) -> int:
 
 
 def check_budget(case: Case) -> None:
-    seconds = compile_seconds(case.game, case.policy)
+    seconds = compile_seconds(case.game, case.policy) if case.backend == "symbolic" else 0.0
     if seconds > MAX_COMPILE_SECONDS:
         game = case.game
         raise InputError(
             "game",
             f"its closed forms would take about {seconds / 3600:.0f} hours to compile (a rough estimate from "
             f"{game.n_states} states, joint actions {list(game.n_actions)}, horizon {game.horizon}), above the "
-            f"budget of {MAX_COMPILE_SECONDS / 3600:.0f} hour: use fewer states or actions, a shorter horizon, "
-            "or sigmoid policies",
+            f'budget of {MAX_COMPILE_SECONDS / 3600:.0f} hour: use [game] backend = "numeric" or "auto", '
+            "fewer states or actions, a shorter horizon, or sigmoid policies",
         )
     steps = trajectory_steps(case)
     if steps > MAX_TRAJECTORY_STEPS:

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from mapg_verify.casefile.budget import THETA_BOUND, THETA_REASON, check_budget, check_experiment, check_reach
+from mapg_verify.casefile.derivatives import derivative_settings
 from mapg_verify.casefile.estimators import estimator_settings
 from mapg_verify.casefile.values import boolean, known_keys, number_in, positive_integer, subtable
-from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
 from mapg_verify.estimators.plugins import plugin_path
-from mapg_verify.exact.enumeration import check_enumerable, count_trajectories
+from mapg_verify.exact.backend import BACKENDS, resolve_backend
+from mapg_verify.exact.enumeration import check_enumerable
 from mapg_verify.problem.catalog import build_game
 from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import DifferentiableGame, Game, make_game, parse_horizon
@@ -43,7 +44,6 @@ from mapg_verify.spec.case import (
     OBJECTIVES,
     Case,
     CheckSettings,
-    DerivativeSettings,
     InnerLoop,
     PaperSettings,
 )
@@ -81,11 +81,11 @@ SECTIONS = {
         "noise",
         "meta_gradient",
     ),
-    "derivatives": ("order", "of", "horizon", "estimators", "batch", "samples", "dice_lambda"),
+    "derivatives": ("order", "of", "horizon", "estimators", "batch", "samples", "dice_lambda", "batches", "repeats"),
 }
 
 
-INLINE_GAME = ("name", "states", "actions", "transitions", "rewards", "initial", "gamma", "horizon", "views")
+INLINE_GAME = ("name", "states", "actions", "transitions", "rewards", "initial", "gamma", "horizon", "views", "backend")
 
 
 def load_case(path: str | Path) -> Case:
@@ -163,7 +163,8 @@ def parse_case(document: dict, default_name: str, path: str = "") -> Case:
         estimator_settings(document.get("estimators", {}), game, inner),
         _checks(document.get("checks", {})),
         _paper(document["paper"]) if "paper" in document else None,
-        _derivatives(document["derivatives"], game, policy) if "derivatives" in document else None,
+        derivative_settings(document["derivatives"], game, policy) if "derivatives" in document else None,
+        _backend(document["game"].get("backend", "auto"), game, policy),
     )
     check_experiment(case)
     check_budget(case)
@@ -175,7 +176,7 @@ def _game(table: dict) -> Game | DifferentiableGame:
     if "builtin" in table:
         if not isinstance(table["builtin"], str):
             raise InputError("game.builtin", f"must be a string, got {table['builtin']!r}")
-        options = {key: value for key, value in table.items() if key != "builtin"}
+        options = {key: value for key, value in table.items() if key not in ("builtin", "backend")}
         return build_game(table["builtin"], options)
     known_keys(table, INLINE_GAME, "game.")
     for key in ("transitions", "rewards", "initial", "gamma", "horizon"):
@@ -195,6 +196,15 @@ def _game(table: dict) -> Game | DifferentiableGame:
     if "actions" in table and table["actions"] != list(game.n_actions):
         raise InputError("game.actions", f"is {table['actions']!r} but the rewards have {list(game.n_actions)}")
     return game
+
+
+def _backend(requested: object, game: Game | DifferentiableGame, policy: Policy | None) -> str:
+    """``[game] backend``, resolved to ``symbolic`` or ``numeric`` (``exact/backend.py``)."""
+    if not isinstance(requested, str) or requested not in BACKENDS:
+        raise InputError("game.backend", f"must be one of {', '.join(BACKENDS)}, got {requested!r}")
+    if requested == "numeric" and isinstance(game, DifferentiableGame):
+        raise InputError("game.backend", f"numeric needs a tabular game; {game.name!r} is given by its formulas")
+    return resolve_backend(game, policy, requested)
 
 
 def _policy(table: dict, game: Game | DifferentiableGame) -> Policy | None:
@@ -276,60 +286,6 @@ def _inner(table: dict, game) -> InnerLoop:
             raise InputError("inner.model", f'model S samples trajectories; {game.name!r} has none: use "expected"')
         check_enumerable(game, horizon, batch, steps, cap)
     return InnerLoop(tuple(models), steps, alpha, batch, horizon, objective, meta_agent, cap)
-
-
-DERIVATIVE_ENTRIES = 1000  # distinct entries of a derivative tensor that may be built symbolically
-DERIVATIVE_HORIZON = 100
-DERIVATIVE_TRAJECTORIES = 10**7  # sampled trajectories in all
-
-
-def _derivatives(table: dict, game: Game | DifferentiableGame, policy: Policy | None) -> DerivativeSettings:
-    order = positive_integer(table.get("order", 2), "derivatives.order")
-    if order > 3:
-        raise InputError("derivatives.order", f"must be 1, 2 or 3, got {order}")
-    of = table.get("of", 0)
-    if isinstance(of, bool) or not isinstance(of, int) or not 0 <= of < game.n_agents:
-        raise InputError("derivatives.of", f"must be an agent, 0 to {game.n_agents - 1}, got {of!r}")
-    horizon = table.get("horizon")
-    if horizon is not None:
-        if isinstance(game, DifferentiableGame):
-            raise InputError("derivatives.horizon", f"{game.name!r} has values, not steps, to truncate")
-        horizon = positive_integer(horizon, "derivatives.horizon")
-        if horizon > DERIVATIVE_HORIZON:
-            raise InputError("derivatives.horizon", f"must be at most {DERIVATIVE_HORIZON}, got {horizon}")
-    names = table.get("estimators", [])
-    if not isinstance(names, list) or not all(name in DERIVATIVE_ESTIMATORS for name in names):
-        raise InputError(
-            "derivatives.estimators", f"must be a list of {', '.join(DERIVATIVE_ESTIMATORS)}, got {names!r}"
-        )
-    if names and horizon is None:
-        if isinstance(game, DifferentiableGame) or game.infinite:
-            raise InputError("derivatives.horizon", "the estimators need trajectories of a finite horizon: set it")
-        horizon = int(game.horizon)
-    batch = positive_integer(table.get("batch", 64), "derivatives.batch")
-    samples = positive_integer(table.get("samples", 2000), "derivatives.samples")
-    if batch * samples > DERIVATIVE_TRAJECTORIES:
-        raise InputError(
-            "derivatives.samples",
-            f"batch x samples is {batch * samples:,}, above {DERIVATIVE_TRAJECTORIES:,} trajectories",
-        )
-    lam = number_in(table.get("dice_lambda", 1.0), "derivatives.dice_lambda", low=0.0)
-    if lam > 1.0:
-        raise InputError("derivatives.dice_lambda", f"must be in [0, 1], got {lam}")
-    entries = math.comb(layout_of(game, policy).size + order - 1, order)
-    if entries > DERIVATIVE_ENTRIES:
-        raise InputError(
-            "derivatives.order",
-            f"the derivative has {entries:,} distinct entries, above the {DERIVATIVE_ENTRIES:,} built symbolically: "
-            "lower the order or use a game with fewer parameters",
-        )
-    if names and count_trajectories(game, horizon) > DEFAULT_CAP:
-        raise InputError(
-            "derivatives.horizon",
-            f"the estimators' exact expectations enumerate {count_trajectories(game, horizon):,} trajectories of "
-            f"{horizon} steps, above {DEFAULT_CAP:,}: shorten the horizon",
-        )
-    return DerivativeSettings(order, of, horizon, tuple(dict.fromkeys(names)), batch, samples, lam)
 
 
 def _paper(table: dict) -> PaperSettings:

@@ -11,16 +11,20 @@ differentiation at 50 digits on up to :data:`MPMATH_ENTRIES` distinct entries (1
 Per estimator (:mod:`mapg_verify.estimators.derivatives`), against its exact expectation ``E``
 (enumerated) and the exact derivative ``d``:
 
-- ``derivative-claim:NAME`` for the estimators unbiased by construction (``dice``,
-  ``dice-baseline``, ``loaded-dice`` with ``dice_lambda = 1``): ``||E - d||_inf / max(||d||_inf, F)
-  <= 1e-10``, pass or fail; for the others ``derivative-bias:NAME``, the relative bias
-  ``||E - d|| / ||d||`` and the cosine, reported (``info``);
+- ``derivative-claim:NAME`` for the estimators unbiased by construction (all at first order;
+  ``dice``, ``dice-baseline``, ``loaded-dice`` with ``dice_lambda = 1`` at every order):
+  ``||E - d||_inf / max(||d||_inf, F) <= 1e-10``, pass or fail; for the others
+  ``derivative-bias:NAME``, the relative bias ``||E - d|| / ||d||`` and the cosine, reported (``info``);
 - ``derivative-implementation:NAME`` (with a seed, as in ``run``): the Monte-Carlo mean of its
-  ``samples`` estimates against ``E``, Hotelling's T-squared on the distinct entries, Holm over the
-  section's estimators at the case's level.
+  ``samples`` estimates against ``E``, Hotelling's T-squared on the distinct entries (past
+  ``samples / 10`` of them, on ``samples / 10`` fixed random combinations: :func:`tested_combinations`),
+  Holm over the section's estimators at the case's level;
+- with ``batches``, the papers' protocol (:func:`correlation_curve`), reported (``info``) and drawn.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -85,14 +89,22 @@ def derivative_truth(case: Case, seed: int | None = None) -> tuple[dict, list[Ch
 
 
 def claims_unbiased(case: Case, name: str) -> bool:
-    """Whether the estimator is unbiased at every order by construction (see the module's docstring)."""
-    return name in UNBIASED or (name == "loaded-dice" and case.derivatives.dice_lambda == 1.0)
+    """Whether the estimator is unbiased by construction at the case's order: every one at first order
+    (each gradient is ``sum_t grad l_t`` times a return or an advantage); ``dice`` and
+    ``dice-baseline`` at every order, and ``loaded-dice`` with ``dice_lambda = 1``."""
+    settings = case.derivatives
+    return settings.order == 1 or name in UNBIASED or (name == "loaded-dice" and settings.dice_lambda == 1.0)
 
 
 def estimator_checks(case: Case, exact: np.ndarray, scale: float, seed: int | None) -> tuple[dict, list]:
     """Each estimator's record and its claim or bias check; with a seed, the implementation checks."""
     settings, level, records, checks, tests = case.derivatives, case.checks.level, {}, [], {}
     distinct = [np.ravel_multi_index(index, exact.shape) for index in distinct_indices(len(exact), settings.order)]
+    basis = (
+        tested_combinations(len(distinct), settings.samples, rng_for(seed, case, "derivatives"))
+        if seed is not None
+        else None
+    )
     for name in settings.estimators:
         expectation = derivative_expectation(case, name)
         bias = float(np.linalg.norm(expectation - exact) / max(np.linalg.norm(exact), scale))
@@ -109,16 +121,106 @@ def estimator_checks(case: Case, exact: np.ndarray, scale: float, seed: int | No
             checks.append(info(f"derivative-bias:{name}", figures, f"relative bias {bias:.2g}, cosine {cosine:.3f}"))
         if seed is not None:
             rows = draw_derivatives(case, name, rng_for(seed, case, f"derivatives:{name}"))
-            tests[name] = mean_test(rows[:, distinct], expectation.ravel()[distinct], level=level, scale=scale)
+            tested, target = rows[:, distinct], expectation.ravel()[distinct]
+            if basis is not None:
+                tested, target = tested @ basis.T, basis @ target
+            tests[name] = mean_test(tested, target, level=level, scale=scale)
             records[name]["monte_carlo"] = {
                 "samples": len(rows),
                 "mean": rows.mean(axis=0).reshape(exact.shape).tolist(),
             }
+            if settings.batches:
+                curve = correlation_curve(case, name, exact, seed)
+                records[name]["curve"] = curve
+                checks.append(info(f"derivative-correlation:{name}", *_curve_summary(curve)))
     if tests:
         rejected = holm(np.array([test.p_value for test in tests.values()]), level)
+        components = len(distinct) if basis is None else f"{len(basis)} fixed random combinations of {len(distinct)}"
         for (name, test), reject in zip(tests.items(), rejected, strict=True):
-            summary = f"T^2 {test.statistic:.3g}, p = {test.p_value:.3g} (Holm over {len(tests)}, level {level})"
-            figures = {"T^2": test.statistic, "p-value": test.p_value, "rank": test.rank, "samples": settings.samples}
+            summary = (
+                f"T^2 {test.statistic:.3g}, p = {test.p_value:.3g} on {components} entries "
+                f"(Holm over {len(tests)}, level {level})"
+            )
+            figures = {
+                "T^2": test.statistic if np.isfinite(test.statistic) else None,
+                "p-value": test.p_value,
+                "rank": test.rank,
+                "samples": settings.samples,
+                "components tested": len(distinct) if basis is None else len(basis),
+            }
             verdict = ("inconsistent: " if reject else "consistent: ") + summary
             checks.append(CheckResult(f"derivative-implementation:{name}", not reject, figures, verdict))
     return records, checks
+
+
+SAMPLES_PER_COMPONENT = 10  # Hotelling's test needs far more rows than components to have power
+
+
+def tested_combinations(entries: int, samples: int, rng: np.random.Generator) -> np.ndarray | None:
+    """``None`` when the ``entries`` distinct entries number at most ``samples / 10``; else a fixed
+    ``(samples // 10, entries)`` matrix of independent normal rows, whose combinations of the
+    entries are tested instead. Under the null ``E[W x] = W E[x]``, so the level holds; a wrong
+    expectation moves a random combination with probability 1. With fewer rows than components,
+    Hotelling's test cannot be computed: a sample covariance of ``N`` rows has rank ``N - 1``, and
+    every direction outside it would look like a mean that moves without variance."""
+    if entries * SAMPLES_PER_COMPONENT <= samples:
+        return None
+    return rng.standard_normal((max(samples // SAMPLES_PER_COMPONENT, 1), entries))
+
+
+BAND = (2.5, 97.5)  # percentiles of the per-seed figures: the band that holds 95% of single estimates
+
+
+def correlation_curve(case: Case, name: str, exact: np.ndarray, seed: int) -> dict:
+    """The papers' protocol: at each batch size ``b``, ``repeats`` estimates from ``b`` fresh
+    trajectories each (one seed each); per estimate, the Pearson correlation of its distinct entries
+    with the exact derivative's, and its relative error ``||est - d|| / ||d||``; over the seeds, the
+    mean and the 2.5-97.5 percentile band. Entries zero in ``d`` and in every estimate (parameters that
+    cannot matter, such as those of an agent with one action) are left out and counted."""
+    settings = case.derivatives
+    distinct = [np.ravel_multi_index(index, exact.shape) for index in distinct_indices(len(exact), settings.order)]
+    draws = {}
+    for batch in settings.batches:
+        sized = dataclasses.replace(
+            case, derivatives=dataclasses.replace(settings, batch=batch, samples=settings.repeats)
+        )
+        draws[batch] = draw_derivatives(sized, name, rng_for(seed, case, f"curve:{name}:{batch}"))[:, distinct]
+    truth = exact.ravel()[distinct]
+    live = (truth != 0) | np.any([np.any(rows != 0, axis=0) for rows in draws.values()], axis=0)
+    truth = truth[live]
+    curve = {
+        "batch": list(settings.batches),
+        "repeats": settings.repeats,
+        "entries": int(live.sum()),
+        "left out": int((~live).sum()),
+    }
+    figures = {"correlation": [], "relative error": []}
+    for rows in draws.values():
+        rows = rows[:, live]
+        centred, target = rows - rows.mean(axis=1, keepdims=True), truth - truth.mean()
+        denominator = np.linalg.norm(centred, axis=1) * np.linalg.norm(target)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correlation = np.where(denominator > 0, centred @ target / denominator, np.nan)
+        error = np.linalg.norm(rows - truth, axis=1) / max(np.linalg.norm(truth), 1e-300)
+        for key, values in (("correlation", correlation), ("relative error", error)):
+            values = values[np.isfinite(values)]  # a constant estimate has no correlation
+            low, high = np.percentile(values, BAND) if len(values) else (np.nan, np.nan)
+            mean = float(values.mean()) if len(values) else np.nan
+            figures[key].append({"mean": mean, "low": float(low), "high": float(high)})
+    return curve | figures
+
+
+def _curve_summary(curve: dict) -> tuple[dict, str]:
+    """The info row of a curve: correlation and relative error at the smallest and largest batch."""
+    first, last = 0, len(curve["batch"]) - 1
+    figures = {
+        f"{key} at batch {curve['batch'][at]}": curve[key][at]["mean"]
+        for key in ("correlation", "relative error")
+        for at in (first, last)
+    }
+    summary = (
+        f"correlation {curve['correlation'][first]['mean']:.3f} -> {curve['correlation'][last]['mean']:.3f}, "
+        f"relative error {curve['relative error'][first]['mean']:.3g} -> {curve['relative error'][last]['mean']:.3g} "
+        f"(batch {curve['batch'][first]} -> {curve['batch'][last]}, mean over {curve['repeats']} seeds)"
+    )
+    return figures, summary

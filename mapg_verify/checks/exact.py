@@ -25,7 +25,8 @@ import autograd
 import numpy as np
 
 from mapg_verify.checks.result import CheckResult, error_floor, relative_error
-from mapg_verify.exact.compiled import CompiledValues, compile_game
+from mapg_verify.exact.backend import case_values
+from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import count_batches, count_trajectories, enumerate_trajectories
 from mapg_verify.exact.metagradient import expected_update, inner_path, lola, meta_gradients, sampled_update
 from mapg_verify.exact.reinforce import trajectory_terms
@@ -47,7 +48,7 @@ def oracle_agreement(
     case: Case, compiled: CompiledValues | None = None, *, mpmath_gradients: bool = False
 ) -> CheckResult:
     """Check 1: the compiled values, gradients and Hessians against three independent oracles."""
-    compiled = compiled or compile_game(case.game, case.policy)
+    compiled = compiled or case_values(case)
     x = case.flat_theta
     value, gradient, (step_gradient, jacobian) = (
         compiled.value(x),
@@ -107,7 +108,7 @@ def expected_identities(case: Case, compiled: CompiledValues | None = None, trut
     Eq. 6, which is not tested: Eq. 6 omits a term of order alpha (see
     :mod:`mapg_verify.metagradient`).
     """
-    compiled = compiled or compile_game(case.game, case.policy)
+    compiled = compiled or case_values(case)
     x, inner, i = case.flat_theta, case.inner, case.inner.meta_agent
     own_rows = compiled.layout.slice(i)
     truth = (truth or {}).get("expected") or expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective)
@@ -188,7 +189,7 @@ def sampled_identities(case: Case, compiled: CompiledValues | None = None, truth
     the gaps are reported, not judged (a pre-asymptotic gap may cross zero, and rise, at any
     ``K`` below the bound: seen at ``K = 4..16`` with rates of 4).
     """
-    compiled = compiled or compile_game(case.game, case.policy)
+    compiled = compiled or case_values(case)
     x, inner, i = case.flat_theta, case.inner, case.inner.meta_agent
     truth = (truth or {}).get("sampled") or sampled_update(compiled, case.game, case.policy, x, inner)
     expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
@@ -268,7 +269,7 @@ def meta_oracle_errors(case: Case, compiled: CompiledValues | None = None, truth
     """Error of each asked-for model's exact total against its autograd oracle, at the value
     scale (:func:`relative_error` with :func:`error_floor`; model name -> error, or ``None``
     where the enumeration exceeds :data:`ORACLE_BATCH_LIMIT`)."""
-    compiled = compiled or compile_game(case.game, case.policy)
+    compiled = compiled or case_values(case)
     truth = truth or meta_gradients(compiled, case)
     x, inner = case.flat_theta, case.inner
     own = compiled.layout.slice(inner.meta_agent)

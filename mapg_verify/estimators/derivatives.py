@@ -133,15 +133,18 @@ def trajectory_estimates(case: Case, name: str, trajectories: Trajectories, x: n
 
 def derivative_expectation(case: Case, name: str) -> np.ndarray:
     """The estimator's exact expectation: ``sum_tau p(tau) estimate(tau)`` over every trajectory of
-    ``H`` steps at the case's ``theta``, ``(D,) * k``."""
-    x, horizon = case.flat_theta, case.derivatives.horizon
+    ``H`` steps at the case's ``theta``, ``(D,) * k``, in chunks of trajectories."""
+    x, horizon, order = case.flat_theta, case.derivatives.horizon, case.derivatives.order
     trajectories = enumerate_trajectories(case.game, horizon)
     layout = layout_of(case.game, case.policy)
     probability = np.exp(trajectory_terms(case.game, case.policy, layout, trajectories, x, False).log_prob)
-    d = layout.size
-    return (probability @ trajectory_estimates(case, name, trajectories, x).reshape(len(probability), -1)).reshape(
-        (d,) * case.derivatives.order
-    )
+    tables, total = log_prob_tables(case, x, order), np.zeros(layout.size**order)
+    step = max(1, CHUNK_ENTRIES // (horizon * layout.size**order * 4))
+    for start in range(0, len(probability), step):
+        chunk = trajectories.take(slice(start, start + step))
+        estimates = trajectory_estimates(case, name, chunk, x, tables).reshape(len(chunk.states), -1)
+        total += probability[start : start + step] @ estimates
+    return total.reshape((layout.size,) * order)
 
 
 def draw_derivatives(case: Case, name: str, rng: np.random.Generator) -> np.ndarray:

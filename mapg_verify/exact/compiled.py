@@ -71,7 +71,9 @@ def lambdify(symbols, expressions, backend: str | None = None) -> Function:
 
 @dataclass(frozen=True, eq=False)
 class CompiledValues:
-    """Compiled ``V``, ``grad V`` and ``(grad V, d xi/dx)`` of every agent, with build timings in seconds."""
+    """Compiled ``V``, ``grad V`` and ``(grad V, d xi/dx)`` of every agent, with build timings in
+    seconds; a backend may add ``gradient_and_vjp``, ``x -> (grad V, w -> w^T d xi/dx)``, which
+    model E then runs backwards through the inner loop instead of forming ``d xi/dx``."""
 
     layout: Layout
     n_agents: int
@@ -80,6 +82,7 @@ class CompiledValues:
     gradient_and_jacobian: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     backend: str
     seconds: dict
+    gradient_and_vjp: Callable[[np.ndarray], tuple[np.ndarray, Callable]] | None = None
 
 
 def compile_values(symbolic: SymbolicValues, backend: str | None = None) -> CompiledValues:

@@ -84,7 +84,10 @@ def expected_update(
     meta_agent: int = 0,
     objective: str = "terminal",
 ) -> MetaGradient:
-    """The exact model-E meta-gradient of agent ``meta_agent``, with its terms."""
+    """The exact model-E meta-gradient of agent ``meta_agent``, with its terms: forward through the
+    tangents, or backwards with ``w^T d xi/dx`` where the backend offers it (:func:`_backwards`)."""
+    if compiled.gradient_and_vjp is not None:
+        return _backwards(compiled, x, alpha, steps, meta_agent, objective)
     rates = inner_rates(compiled, alpha)
     own_rows, peer_rows = compiled.layout.slice(meta_agent), compiled.layout.others(meta_agent)
     tangent = np.zeros((compiled.layout.size, own_rows.stop - own_rows.start))
@@ -101,6 +104,31 @@ def expected_update(
             tangent = tangent + rates[:, None] * (jacobian @ tangent)
             phi = phi + rates * compiled.layout.own_parts(gradients)
     return MetaGradient(own + peer, np.zeros(tangent.shape[1]), own, peer)
+
+
+def _backwards(compiled, x, alpha, steps: int, meta_agent: int, objective: str) -> MetaGradient:
+    """Model E in reverse: with ``c_l`` agent ``i``'s gradient at ``phi_l`` where the objective counts
+    it (masked to its own rows for ``own``, the others for ``peer``), ``lambda_L = c_L``,
+    ``lambda_l = c_l + (I + A d xi/dx(phi_l))^T lambda_{l+1}``; the term is ``lambda_0`` on agent
+    ``i``'s rows. Each step costs one vector-Jacobian product, never the Jacobian."""
+    rates = inner_rates(compiled, alpha)
+    own_rows, peer_rows = compiled.layout.slice(meta_agent), compiled.layout.others(meta_agent)
+    masks = np.zeros((2, compiled.layout.size))
+    masks[0, own_rows], masks[1, peer_rows] = 1.0, 1.0
+    phi, products, counted = np.asarray(x, dtype=float), [], []
+    for step in range(steps + 1):
+        if step < steps:
+            gradients, product = compiled.gradient_and_vjp(phi)
+            products.append(product)
+            phi = phi + rates * compiled.layout.own_parts(gradients)
+        else:
+            gradients = compiled.gradient(phi)
+        counted.append(masks * gradients[meta_agent] if objective == "chain" or step == steps else 0.0)
+    adjoint = counted[steps]
+    for step in reversed(range(steps)):
+        adjoint = counted[step] + adjoint + products[step](rates * adjoint)
+    own, peer = adjoint[:, own_rows]
+    return MetaGradient(own + peer, np.zeros_like(own), own, peer)
 
 
 def lola(compiled: CompiledValues, x: np.ndarray, alpha: tuple[float, ...], meta_agent: int = 0) -> LolaGradient:

@@ -97,6 +97,11 @@ class Policy:
     def score_hessians(self, theta: np.ndarray) -> np.ndarray:
         return self._hessians(np.exp(self._log_probs(np.asarray(theta, dtype=float))))
 
+    def derivatives(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``probs``, ``scores`` and ``score_hessians`` from one evaluation of the probabilities."""
+        probs = np.exp(self._log_probs(np.asarray(theta, dtype=float)))
+        return probs, self._scores(probs), self._hessians(probs)
+
 
 POLICIES: dict[str, Policy] = {
     "softmax": Policy(

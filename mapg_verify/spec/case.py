@@ -112,7 +112,8 @@ class DerivativeSettings:
     """``[derivatives]``: the exact ``order``-th derivative (1 to 3) of agent ``of``'s value with
     respect to every agent's parameters, of the game's value or of its ``horizon``-step truncation;
     the estimators of it (:mod:`mapg_verify.estimators.derivatives`), each from ``batch`` trajectories
-    of ``horizon`` steps, ``samples`` estimates, Loaded DiCE's ``dice_lambda``."""
+    of ``horizon`` steps, ``samples`` estimates, Loaded DiCE's ``dice_lambda``; the papers'
+    correlation protocol at each of ``batches``, ``repeats`` estimates per batch size."""
 
     order: int = 2
     of: int = 0
@@ -121,6 +122,8 @@ class DerivativeSettings:
     batch: int = 64
     samples: int = 2000
     dice_lambda: float = 1.0
+    batches: tuple[int, ...] = ()
+    repeats: int = 20
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ class Case:
     checks: CheckSettings = CheckSettings()
     paper: PaperSettings | None = None
     derivatives: DerivativeSettings | None = None
+    backend: str = "symbolic"  # the exact backend, resolved from [game] backend (exact/backend.py)
 
     @property
     def flat_theta(self) -> np.ndarray:

@@ -1,0 +1,348 @@
+"""Exact values, gradients, the simultaneous Jacobian and its products by matrix calculus, in float64.
+
+The numeric backend: the same :class:`~mapg_verify.exact.compiled.CompiledValues` as the
+symbolic one, for games too large to build in closed form. It is exact up to rounding (no
+sampling, no differences). The policy enters only through the joint action probabilities
+``u[s, a] = prod_k pi^k(a^k | s)``, and ``V^k`` is a rational function of ``u``:
+
+- infinite horizon: ``M = I - gamma P_u``, ``N = M^-1``; state values ``v^k = N r^k_u``,
+  discounted occupancy ``d = rho0^T N``, ``V^k = rho0 . v^k``, action values
+  ``Q^k = R^k + gamma P v^k``; ``dV^k / du[s, a] = d[s] Q^k[s, a]`` (the policy-gradient
+  theorem) and ``d^2 V^k / du[s, a] du[s', a'] = d[s] (gamma P[s, a] N)[s'] Q^k[s', a'] + (the
+  same with (s, a) and (s', a') swapped)``;
+- finite horizon: the same per step, ``d_t = gamma^t rho0^T P_u^t``, ``Q^k_t = R^k + gamma P
+  v^k_{t+1}``, summed over ``t``; ``N`` becomes the recursions ``x_t = b_t + gamma P_u x_{t+1}``
+  (backward, values) and ``y_{t+1} = y_t gamma P_u + c_t`` (forward, occupancies).
+
+With ``x`` the flat parameters and ``J = du/dx``: ``grad V = J^T dV/du`` and ``hess V = J^T
+(d^2 V / du^2) J + sum_{s, a} dV/du[s, a] hess u[s, a]``, ``hess u = u (g g^T + h)`` with ``g`` and
+``h`` the gradient and Hessian of ``log u``. ``J`` is sparse: ``u[s, .]`` depends only on the
+rows ``theta^k[views[k, s]]``, so every product is taken state by state on those ``m = sum_k
+|row^k|`` local parameters ``(s, e)`` and summed into ``x`` (``E^T``, a 0/1 matrix with one 1 per
+local parameter, applied as a sorted segment sum).
+
+- :func:`jacobian_rows`, the whole simultaneous Jacobian (LOLA, the identities): the middle term
+  is ``Z + Z^T``, ``Z[(s, e), (s', e')] = X[(s, e), s'] y^k[s', e']`` with ``X = gamma diag(d)
+  dP_u N`` and ``y^k = sum_a Q^k u g``; ``O(S^3 + S^2 D)`` per point.
+- :func:`xi_vjp`, ``w^T d xi/dx = sum_k hess V^k (w on agent k's rows)``: Hessian-vector products,
+  the directional derivatives of ``grad V^k`` (``d u``, ``d P_u``, ``d v = N (d r + gamma dP v)``,
+  ``d d = gamma d dP N``); ``O(S^3)`` per point, so the model-E meta-gradient runs backwards
+  through the inner loop (:func:`mapg_verify.exact.metagradient.expected_update`) at the cost of
+  a few value evaluations.
+
+``N`` is applied through one factorization per point: the inverse itself on small games (each
+solve one product; ``M`` is strictly diagonally dominant, its condition number at most
+``(1 + gamma) / (1 - gamma)``), LU factors on large ones (:class:`Solver`). Small games avoid
+scipy's LAPACK: scipy ships a second OpenBLAS whose thread pool contends with numpy's, and its
+``lu_solve`` interleaved with numpy's calls ran 1.2 to 3 times slower there
+(``benchmarks/bench_numeric.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.problem.game import Game
+from mapg_verify.problem.params import Layout, layout_of
+from mapg_verify.problem.policies import Policy
+
+
+@dataclass(frozen=True, eq=False)
+class Structure:
+    """What does not depend on ``x``: the game's arrays over joint actions ``a``, and per state the
+    flat indices ``index[s]`` of the ``m`` local parameters ``u[s, .]`` depends on (agent ``k``'s
+    in ``parts[k]``), and the segment sums that apply ``E^T``: ``scatter`` onto every parameter,
+    ``own[k]`` from agent ``k``'s local parameters onto its own."""
+
+    game: Game
+    policy: Policy
+    layout: Layout
+    transitions: np.ndarray  # (S, A, S)
+    rewards: np.ndarray  # (n, S, A)
+    index: np.ndarray  # (S, m)
+    parts: tuple[slice, ...]
+    scatter: Segments
+    own: tuple[Segments, ...]
+    actions: np.ndarray  # (n, A): agent k's action in joint action a
+
+
+@dataclass(frozen=True, eq=False)
+class Segments:
+    """``E^T`` for ``E[r, targets[r]] = 1``: entry ``r`` of a vector added into ``targets[r]`` of
+    ``size``, as ``numpy.add.reduceat`` over the entries sorted by target (two numpy calls, for any
+    number of entries per target; a sparse matrix product cost ten times more on small games)."""
+
+    order: np.ndarray
+    starts: np.ndarray
+    targets: np.ndarray
+    size: int
+
+    def apply(self, values: np.ndarray, axis: int = -1) -> np.ndarray:
+        """``E^T`` along ``axis`` of ``values``."""
+        values = np.moveaxis(values, axis, -1)
+        out = np.zeros((*values.shape[:-1], self.size))
+        out[..., self.targets] = np.add.reduceat(values[..., self.order], self.starts, axis=-1)
+        return np.moveaxis(out, -1, axis)
+
+
+def _segments(columns: np.ndarray, size: int) -> Segments:
+    order = np.argsort(columns, kind="stable")
+    targets, starts = np.unique(columns[order], return_index=True)
+    return Segments(order, starts, targets, size)
+
+
+def structure(game: Game, policy: Policy) -> Structure:
+    """The fixed part of the computation for ``game`` under ``policy``."""
+    layout = layout_of(game, policy)
+    S, joint = game.n_states, math.prod(game.n_actions)
+    columns, parts, start = [], [], 0
+    for k, shape in enumerate(layout.shapes):
+        row = math.prod(shape[1:])
+        columns.append(game.views[k][:, None] * row + np.arange(row))
+        parts.append(slice(start, start + row))
+        start += row
+    index = np.concatenate([c + layout.slice(k).start for k, c in enumerate(columns)], axis=1)
+    return Structure(
+        game,
+        policy,
+        layout,
+        game.transitions.reshape(S, joint, S),
+        game.rewards.reshape(game.n_agents, S, joint),
+        index,
+        tuple(parts),
+        _segments(index.ravel(), layout.size),
+        tuple(_segments(c.ravel(), layout.sizes[k]) for k, c in enumerate(columns)),
+        np.array(np.unravel_index(np.arange(joint), game.n_actions)),
+    )
+
+
+def local_policy(structure: Structure, x: np.ndarray, derivatives: bool = True):
+    """``u (S, A)``; with ``derivatives``, also ``g = grad log u (S, A, m)`` and
+    ``h = hess log u (S, A, m, m)`` over the local parameters, a block per agent."""
+    game, policy = structure.game, structure.policy
+    S, A = structure.transitions.shape[:2]
+    m = structure.index.shape[1]
+    u = np.ones((S, A))
+    g, h = (np.zeros((S, A, m)), np.zeros((S, A, m, m))) if derivatives else (None, None)
+    for k, theta in enumerate(structure.layout.unflatten(x)):
+        chosen, part = structure.actions[k], structure.parts[k]
+        if not derivatives:
+            u *= np.exp(policy.log_probs(theta))[game.views[k]][:, chosen]
+            continue
+        probs, scores, hessians = (array[game.views[k]][:, chosen] for array in policy.derivatives(theta))
+        size = part.stop - part.start
+        u *= probs
+        g[:, :, part] = scores.reshape(S, A, size)
+        h[:, :, part, part] = hessians.reshape(S, A, size, size)
+    return u, g, h
+
+
+def _averaged(structure: Structure, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``P_u (S, S)`` and ``r_u (n, S)`` (``u`` may carry leading axes)."""
+    transition = np.matmul(u[..., None, :], structure.transitions)[..., 0, :]
+    return transition, np.einsum("...sa,ksa->...ks", u, structure.rewards)
+
+
+def _ahead(structure: Structure, v: np.ndarray) -> np.ndarray:
+    """``gamma P v``: ``(.., S) -> (.., S, A)``."""
+    S, A = structure.transitions.shape[:2]
+    return structure.game.gamma * (v @ structure.transitions.reshape(S * A, S).T).reshape(*v.shape[:-1], S, A)
+
+
+@dataclass(frozen=True)
+class Point:
+    """The quantities at one ``x``, per step ``t`` (one step for an infinite horizon):
+    ``d (T, S)`` occupancies, ``ahead (T, n, S)`` the values one step on (``v_{t+1}``, or ``v``),
+    ``q (T, n, S, A)`` action values; ``solver`` applies ``N`` (infinite horizon)."""
+
+    u: np.ndarray
+    g: np.ndarray
+    h: np.ndarray
+    transition: np.ndarray
+    solver: Solver | None
+    d: np.ndarray
+    ahead: np.ndarray
+    q: np.ndarray
+
+
+LU_STATES = 128  # from this many states N is applied through an LU factorization, below it as a matrix
+
+
+@dataclass(frozen=True)
+class Solver:
+    """``N = M^-1`` applied to rows: ``right(b) = (N b^T)^T``, ``left(c) = c N``; through ``N``
+    itself below :data:`LU_STATES` states (one product per solve), through scipy's LU factors
+    from there on (a third of the factorization's flops, and no inverse's extra rounding)."""
+
+    inverse: np.ndarray | None
+    factors: tuple | None
+
+    @staticmethod
+    def of(matrix: np.ndarray) -> Solver:
+        if len(matrix) < LU_STATES:
+            return Solver(np.linalg.inv(matrix), None)
+        return Solver(None, scipy.linalg.lu_factor(matrix, check_finite=False))
+
+    def right(self, b: np.ndarray) -> np.ndarray:
+        return b @ self.inverse.T if self.factors is None else self._lu(b, 0)
+
+    def left(self, c: np.ndarray) -> np.ndarray:
+        return c @ self.inverse if self.factors is None else self._lu(c, 1)
+
+    def _lu(self, rows: np.ndarray, trans: int) -> np.ndarray:
+        flat = rows.reshape(-1, rows.shape[-1]).T
+        return scipy.linalg.lu_solve(self.factors, flat, trans=trans, check_finite=False).T.reshape(rows.shape)
+
+
+def backward(structure: Structure, transition: np.ndarray, solver: Solver | None, b: np.ndarray) -> np.ndarray:
+    """The values one step on of ``x_t = b_t + gamma P_u x_{t+1}`` (``x_H = 0``), for ``b`` of
+    shape ``(T, .., S)``: ``x_{t+1}`` per ``t``; for an infinite horizon ``N b``."""
+    if solver is not None:
+        return solver.right(b)
+    out, x, step = np.empty_like(b), np.zeros_like(b[0]), structure.game.gamma * transition.T
+    for t in reversed(range(len(b))):
+        out[t] = x
+        x = b[t] + x @ step
+    return out
+
+
+def forward(structure: Structure, transition: np.ndarray, solver: Solver | None, c: np.ndarray, start=0.0):
+    """``y_0 = start``, ``y_{t+1} = y_t gamma P_u + c_t`` for ``c`` of shape ``(T, .., S)``, or for
+    an infinite horizon ``(start + c) N``."""
+    if solver is not None:
+        return solver.left(start + c)
+    out, step = np.empty_like(c), structure.game.gamma * transition
+    out[0] = start
+    for t in range(len(c) - 1):
+        out[t + 1] = out[t] @ step + c[t]
+    return out
+
+
+def evaluate(structure: Structure, x: np.ndarray) -> Point:
+    """Occupancies, values and action values at ``x``."""
+    game = structure.game
+    u, g, h = local_policy(structure, x)
+    transition, reward = _averaged(structure, u)
+    solver = Solver.of(np.eye(game.n_states) - game.gamma * transition) if game.infinite else None
+    T = 1 if game.infinite else int(game.horizon)
+    ahead = backward(structure, transition, solver, np.repeat(reward[None], T, axis=0))
+    d = forward(structure, transition, solver, np.zeros((T, game.n_states)), game.initial)
+    return Point(u, g, h, transition, solver, d, ahead, structure.rewards + _ahead(structure, ahead))
+
+
+def values(structure: Structure, x: np.ndarray) -> np.ndarray:
+    """``V^k (n,)``: ``rho0 . v_0``."""
+    game = structure.game
+    transition, reward = _averaged(structure, local_policy(structure, x, derivatives=False)[0])
+    if game.infinite:
+        return np.linalg.solve(np.eye(game.n_states) - game.gamma * transition, reward.T).T @ game.initial
+    v = np.zeros_like(reward)
+    for _ in range(int(game.horizon)):
+        v = reward + game.gamma * v @ transition.T
+    return v @ game.initial
+
+
+def _weighted_scores(weights: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``sum_a weights[.., s, a] g[s, a, :]``, shape ``(.., S, m)``."""
+    return np.matmul(weights[..., None, :], g)[..., 0, :]
+
+
+def _scattered(structure: Structure, local: np.ndarray) -> np.ndarray:
+    """``(.., S, m)`` local values summed into the flat parameters, ``(.., D)``."""
+    return structure.scatter.apply(local.reshape(*local.shape[:-2], -1))
+
+
+def gradient(structure: Structure, point: Point) -> np.ndarray:
+    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g``."""
+    weights = np.einsum("ts,tksa->ksa", point.d, point.q) * point.u
+    return _scattered(structure, _weighted_scores(weights, point.g))
+
+
+def xi_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
+    """``w^T d xi/dx`` for rows ``w (r, D)``: ``sum_k hess V^k w_k`` with ``w_k`` the row restricted
+    to agent ``k``'s parameters, by directional derivatives (see the module's docstring)."""
+    game, layout = structure.game, structure.layout
+    n, r = game.n_agents, len(w)
+    u, g, q, d = point.u, point.g, point.q, point.d
+    directions = np.zeros((n, r, layout.size))
+    for k in range(n):
+        directions[k, :, layout.slice(k)] = w[:, layout.slice(k)]
+    local = directions[..., structure.index]  # (n, r, S, m)
+    du = u * np.einsum("krse,sae->krsa", local, g)
+    dg = np.einsum("saef,krsf->krsae", point.h, local)
+    d_transition, d_reward = _averaged(structure, du)  # (n, r, S, S), (n, r, n, S)
+    own_reward = d_reward[np.arange(n), :, np.arange(n)]  # (n, r, S): agent k's reward along direction k
+    gamma = game.gamma
+    # d v_t = d r + gamma dP v_{t+1} + gamma P_u d v_{t+1}; d d_{t+1} = d d_t gamma P_u + gamma d_t dP
+    pushed = np.einsum("krsz,tkz->tkrs", d_transition, point.ahead)
+    d_ahead = backward(structure, point.transition, point.solver, own_reward[None] + gamma * pushed)
+    d_d = forward(structure, point.transition, point.solver, gamma * np.einsum("ts,krsz->tkrz", d, d_transition))
+    d_q = _ahead(structure, d_ahead)  # (T, n, r, S, A)
+    weights = np.einsum("ts,tkrsa->krsa", d, du[None] * q[:, :, None] + u * d_q)
+    out = _weighted_scores(weights, g) + np.einsum("ts,tksa,krsae->krse", d, u * q, dg)
+    out += np.einsum("tkrs,tkse->krse", d_d, _weighted_scores(u * q, g))
+    return _scattered(structure, out).sum(axis=0)
+
+
+def jacobian_rows(structure: Structure, point: Point) -> np.ndarray:
+    """The simultaneous Jacobian ``d xi/dx (D, D)``: row block ``k`` is agent ``k``'s rows of
+    ``hess V^k``, assembled in local coordinates ``(s, e)`` and scattered by ``E`` (see the
+    module's docstring): ``Z[(s, e), (s', e')] = sum_t X_t[(s, e), s'] y^k_t[s', e']``."""
+    game, layout = structure.game, structure.layout
+    S, m = structure.index.shape
+    u, g = point.u, point.g
+    slopes = np.matmul((u[..., None] * g).transpose(0, 2, 1), structure.transitions)  # d P_u[s] / d (s, e)
+    weighted = game.gamma * (point.d[:, :, None, None] * slopes).reshape(len(point.d), S * m, S)
+    xs = forward(structure, point.transition, point.solver, weighted).reshape(len(point.d), S, m, S)
+    curvature = u[..., None, None] * (g[..., :, None] * g[..., None, :] + point.h)
+    rows = np.empty((layout.size, layout.size))
+    for k, part in enumerate(structure.parts):
+        y = _weighted_scores(point.q[:, k] * u, g)  # (T, S, m)
+        local = np.einsum("tseS,tSf->seSf", xs[:, :, part], y)  # Z's rows (s, e in part)
+        local += np.einsum("tse,tSfs->seSf", y[:, :, part], xs)  # Z^T's rows
+        blocks = np.einsum("ts,tsa,saef->sef", point.d, point.q[:, k], curvature[:, :, part])
+        local[np.arange(S), :, np.arange(S), :] += blocks
+        gathered = structure.own[k].apply(local.reshape(-1, S * m), axis=0)  # (D_k, S m)
+        rows[layout.slice(k)] = structure.scatter.apply(gathered)
+    return rows
+
+
+def numeric_values(game: Game, policy: Policy) -> CompiledValues:
+    """A :class:`CompiledValues` evaluated by matrix calculus (this module); batched points are
+    evaluated one by one."""
+    fixed = structure(game, policy)
+    n, d = game.n_agents, fixed.layout.size
+
+    def batched(function, shape):
+        def call(x):
+            x = np.asarray(x, dtype=float)
+            if x.shape == (d,):
+                return function(x)
+            flat = x.reshape(-1, d)
+            return np.array([function(point) for point in flat]).reshape(*x.shape[:-1], *shape)
+
+        return call
+
+    def step(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        point = evaluate(fixed, np.asarray(x, dtype=float))
+        return gradient(fixed, point), jacobian_rows(fixed, point)
+
+    def gradient_and_vjp(x: np.ndarray):
+        point = evaluate(fixed, np.asarray(x, dtype=float))
+        return gradient(fixed, point), lambda w: xi_vjp(fixed, point, np.atleast_2d(w))
+
+    return CompiledValues(
+        fixed.layout,
+        n,
+        batched(lambda x: values(fixed, x), (n,)),
+        batched(lambda x: gradient(fixed, evaluate(fixed, x)), (n, d)),
+        step,
+        "numeric",
+        {"derive": 0.0, "compile": 0.0},
+        gradient_and_vjp,
+    )
