@@ -15,15 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mapg_verify import console, pipeline
+from mapg_verify.campaign import load_spec
 from mapg_verify.casefile.reader import load_case, load_cases
-from mapg_verify.checks.registry import CHECKS, ESTIMATOR_CHECKS
-from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
-from mapg_verify.estimators.frameworks import FRAMEWORKS, installed
-from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
-from mapg_verify.exact.backend import BACKENDS
-from mapg_verify.problem.catalog import GAMES
+from mapg_verify.cluster import run_campaign
 from mapg_verify.problem.errors import InputError
-from mapg_verify.problem.policies import POLICIES
 from mapg_verify.report import render
 from mapg_verify.results import dumps, load_results, results_document, writable, write_atomic
 
@@ -44,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_count(0), default=0, help="seed of every Monte-Carlo draw (default 0)")
     quick_help = "a first look: a tenth of the samples, no calibration or power"
     run.add_argument("--quick", action="store_true", help=quick_help)
+    campaign = commands.add_parser("campaign", help="verify estimators over many generated games, on Dask")
+    campaign.add_argument("spec")
+    campaign.add_argument("--out", default="reports/campaign", help="output folder (default: reports/campaign)")
+    campaign.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (default: a local cluster)")
+    campaign.add_argument("--workers", type=_count(1), help="local workers (default: one per core)")
+    campaign.add_argument("--resume", action="store_true", help="finish the campaign already in --out")
     report = commands.add_parser("report", help="rebuild the HTML report from a results file")
     report.add_argument("results")
     report.add_argument("--out", help="folder of index.html (default: the results file's folder)")
@@ -68,7 +69,8 @@ def _count(low: int) -> Callable[[str], int]:
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     try:
-        return {"list": _list, "exact": _exact, "run": _run, "report": _report}[arguments.command](arguments)
+        commands = {"list": _list, "exact": _exact, "run": _run, "campaign": _campaign, "report": _report}
+        return commands[arguments.command](arguments)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -81,21 +83,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _list(_: argparse.Namespace) -> int:
-    games = [(name, entry.summary, ", ".join(entry.options()) or "-") for name, entry in GAMES.items()]
-    console.table("games", games, ("name", "summary", "options"))
-    console.table("policy kinds", [(name, p.summary) for name, p in POLICIES.items()], ("name", "summary"))
-    console.table("exact backends ([game] backend)", list(BACKENDS.items()), ("name", "summary"))
-    estimators = [(name, e.terms, e.inner_derivative) for name, e in ESTIMATORS.items()]
-    console.table("estimators", estimators, ("name", "terms", "inner derivative"))
-    mutants = [(name, e.terms) for name, e in MUTANTS.items()]
-    console.table("deliberately wrong estimators (for the power check)", mutants, ("name", "defect"))
-    derivatives = list(DERIVATIVE_ESTIMATORS.items())
-    console.table("derivative estimators ([derivatives] estimators)", derivatives, ("name", "surrogate"))
-    plugins = [(f, "module:function" if f == "numpy" else f"{f}:module:function", installed(f)) for f in FRAMEWORKS]
-    console.table("plug-in frameworks", plugins, ("framework", "name in [estimators] names", "installed"))
-    console.table("checks", [(name, entry.summary) for name, entry in CHECKS.items()], ("name", "summary"))
-    console.table("estimator checks", list(ESTIMATOR_CHECKS.items()), ("name", "summary"))
+    console.catalogue()
     return 0
+
+
+def _campaign(arguments: argparse.Namespace) -> int:
+    spec = load_spec(arguments.spec)
+    out = Path(arguments.out)
+    writable(out / "aggregate.json", "--out")
+    result = run_campaign(spec, out, scheduler=arguments.scheduler, workers=arguments.workers, resume=arguments.resume)
+    console.campaign_summary(result)
+    print(f"wrote {out / 'aggregate.json'} and {out / 'campaign.html'}")
+    return 1 if result["failures"] else 0
 
 
 def _exact(arguments: argparse.Namespace) -> int:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from mapg_verify.checks.registry import CHECKS, ESTIMATOR_CHECKS
+from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
+from mapg_verify.estimators.frameworks import FRAMEWORKS, installed
+from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
+from mapg_verify.exact.backend import BACKENDS
 from mapg_verify.exact.compiled import compile_seconds
+from mapg_verify.problem.catalog import GAMES
+from mapg_verify.problem.policies import POLICIES
 from mapg_verify.spec.case import Case
 
 VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "info": "info"}
@@ -66,3 +73,37 @@ def note_compile_time(cases: list[Case]) -> None:
                 "(a rough estimate from the game's size)",
                 file=sys.stderr,
             )
+
+
+def catalogue() -> None:
+    """What `list` prints: games, policy kinds, backends, estimators, checks."""
+    games = [(name, entry.summary, ", ".join(entry.options()) or "-") for name, entry in GAMES.items()]
+    table("games", games, ("name", "summary", "options"))
+    table("policy kinds", [(name, p.summary) for name, p in POLICIES.items()], ("name", "summary"))
+    table("exact backends ([game] backend)", list(BACKENDS.items()), ("name", "summary"))
+    estimators = [(name, e.terms, e.inner_derivative) for name, e in ESTIMATORS.items()]
+    table("estimators", estimators, ("name", "terms", "inner derivative"))
+    mutants = [(name, e.terms) for name, e in MUTANTS.items()]
+    table("deliberately wrong estimators (for the power check)", mutants, ("name", "defect"))
+    derivatives = list(DERIVATIVE_ESTIMATORS.items())
+    table("derivative estimators ([derivatives] estimators)", derivatives, ("name", "surrogate"))
+    plugins = [(f, "module:function" if f == "numpy" else f"{f}:module:function", installed(f)) for f in FRAMEWORKS]
+    table("plug-in frameworks", plugins, ("framework", "name in [estimators] names", "installed"))
+    table("checks", [(name, entry.summary) for name, entry in CHECKS.items()], ("name", "summary"))
+    table("estimator checks", list(ESTIMATOR_CHECKS.items()), ("name", "summary"))
+
+
+def campaign_summary(result: dict) -> None:
+    """A campaign in a few lines: claims held, false alarms, power, failing games."""
+    rows = [
+        (name, row["claim"] or "-", f"{row['held']}/{row['held'] + row['failed']}", row["untested"],
+         f"{row['implementation']['false alarms']}/{row['implementation']['tested']}")
+        for name, row in result["estimators"].items()
+    ]  # fmt: skip
+    table(f"campaign: {result['games']} games", rows, ("estimator", "claim", "held", "untested", "false alarms"))
+    if result["mutants"]:
+        rows = [(name, f"{row['caught']}/{row['tested']}") for name, row in result["mutants"].items()]
+        table("planted bugs", rows, ("bug", "caught"))
+    if result["failures"]:
+        rows = [(f["case"], ", ".join(f["checks"])) for f in result["failures"]]
+        table("games with a failed check (case files in failures/)", rows, ("game", "failed checks"))

@@ -140,6 +140,25 @@ def correlation(curves: dict) -> str:
         return _svg(figure)
 
 
+def campaign_bias(rows: dict) -> str:
+    """Relative bias against model S (left) and model E (right) across a campaign's games, per
+    estimator: boxes of the quartiles, whiskers to the extremes (log scale; 0 drawn at 1e-16)."""
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(1, 2, figsize=(7.2, 0.5 + 0.35 * len(rows)), layout="constrained", sharey=True)
+        for axis, model in zip(axes, ("S", "E"), strict=True):
+            boxes = []
+            for name, row in rows.items():
+                q = row[f"bias vs model {model}"] or dict.fromkeys(("min", "25%", "median", "75%", "max"), np.nan)
+                lift = {key: max(q[key], 1e-16) for key in ("min", "25%", "median", "75%", "max")}
+                boxes.append({"label": name, "whislo": lift["min"], "q1": lift["25%"], "med": lift["median"],
+                              "q3": lift["75%"], "whishi": lift["max"], "fliers": []})  # fmt: skip
+            axis.bxp(boxes, orientation="horizontal", showfliers=False)
+            axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            axis.set_xlabel(f"relative bias vs model {model}")
+        return _svg(figure)
+
+
 def variance(rows: dict) -> str:
     """Samples for the target relative error, per estimator variant (log scale): against model S
     (bias included; a missing bar is "never") and about the estimator's own expectation."""

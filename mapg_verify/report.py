@@ -327,8 +327,7 @@ def _payoffs(game: dict) -> list | None:
     ]
 
 
-def render(results: dict, cases: list[dict] | None = None) -> str:
-    """The report page for a results document (``cases``: see :func:`records`)."""
+def _template(name: str) -> jinja2.Template:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("mapg_verify", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -336,4 +335,17 @@ def render(results: dict, cases: list[dict] | None = None) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("report.html").render(**records(results, cases))
+    environment.filters["number"] = number
+    return environment.get_template(name)
+
+
+def render(results: dict, cases: list[dict] | None = None) -> str:
+    """The report page for a results document (``cases``: see :func:`records`)."""
+    return _template("report.html").render(**records(results, cases))
+
+
+def render_campaign(result: dict) -> str:
+    """The campaign page for an aggregate (:func:`mapg_verify.campaign.aggregate`)."""
+    biases = {name: row for name, row in result["estimators"].items() if row["bias vs model S"]}
+    figure = figures.campaign_bias(biases) if biases else None
+    return _template("campaign.html").render(result=result, figure=figure)

@@ -23,6 +23,8 @@ LAYERS = {  # lowest first; a top-level module or subpackage -> its layer
     "pipeline": 8,
     "plugins": 9,
     "verify": 9,
+    "campaign": 9,
+    "cluster": 9,
     "cli": 9,
     "__init__": 10,
     "__main__": 10,

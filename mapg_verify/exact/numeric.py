@@ -63,6 +63,7 @@ class Structure:
     policy: Policy
     layout: Layout
     transitions: np.ndarray  # (S, A, S)
+    successors: np.ndarray  # (S', S A): P[s, a, s'] by s', contiguous, for gamma P v
     rewards: np.ndarray  # (n, S, A)
     index: np.ndarray  # (S, m)
     parts: tuple[slice, ...]
@@ -112,6 +113,7 @@ def structure(game: Game, policy: Policy) -> Structure:
         policy,
         layout,
         game.transitions.reshape(S, joint, S),
+        np.ascontiguousarray(game.transitions.reshape(S * joint, S).T),
         game.rewards.reshape(game.n_agents, S, joint),
         index,
         tuple(parts),
@@ -121,24 +123,27 @@ def structure(game: Game, policy: Policy) -> Structure:
     )
 
 
-def local_policy(structure: Structure, x: np.ndarray, derivatives: bool = True):
-    """``u (S, A)``; with ``derivatives``, also ``g = grad log u (S, A, m)`` and
-    ``h = hess log u (S, A, m, m)`` over the local parameters, a block per agent."""
+def local_policy(structure: Structure, x: np.ndarray, order: int = 2):
+    """``(u, g, h)``: ``u (S, A)``; from ``order`` 1, ``g = grad log u (S, A, m)``; at ``order`` 2,
+    ``h = hess log u (S, A, m, m)`` over the local parameters, a block per agent (else ``None``)."""
     game, policy = structure.game, structure.policy
     S, A = structure.transitions.shape[:2]
     m = structure.index.shape[1]
     u = np.ones((S, A))
-    g, h = (np.zeros((S, A, m)), np.zeros((S, A, m, m))) if derivatives else (None, None)
+    g = np.zeros((S, A, m)) if order >= 1 else None
+    h = np.zeros((S, A, m, m)) if order >= 2 else None
     for k, theta in enumerate(structure.layout.unflatten(x)):
-        chosen, part = structure.actions[k], structure.parts[k]
-        if not derivatives:
-            u *= np.exp(policy.log_probs(theta))[game.views[k]][:, chosen]
+        at = (game.views[k][:, None], structure.actions[k][None])  # (state, joint action) -> agent k's
+        if order == 0:
+            u *= np.exp(policy.log_probs(theta))[at]
             continue
-        probs, scores, hessians = (array[game.views[k]][:, chosen] for array in policy.derivatives(theta))
+        probs, scores, hessians = policy.derivatives(theta, order)
+        part = structure.parts[k]
         size = part.stop - part.start
-        u *= probs
-        g[:, :, part] = scores.reshape(S, A, size)
-        h[:, :, part, part] = hessians.reshape(S, A, size, size)
+        u *= probs[at]
+        g[:, :, part] = scores[at].reshape(S, A, size)
+        if order >= 2:
+            h[:, :, part, part] = hessians[at].reshape(S, A, size, size)
     return u, g, h
 
 
@@ -151,7 +156,7 @@ def _averaged(structure: Structure, u: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _ahead(structure: Structure, v: np.ndarray) -> np.ndarray:
     """``gamma P v``: ``(.., S) -> (.., S, A)``."""
     S, A = structure.transitions.shape[:2]
-    return structure.game.gamma * (v @ structure.transitions.reshape(S * A, S).T).reshape(*v.shape[:-1], S, A)
+    return structure.game.gamma * (v @ structure.successors).reshape(*v.shape[:-1], S, A)
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,7 @@ class Point:
     q: np.ndarray
 
 
-LU_STATES = 128  # from this many states N is applied through an LU factorization, below it as a matrix
+LU_STATES = 512  # from this many states N is applied through an LU factorization, below it as a matrix
 
 
 @dataclass(frozen=True)
@@ -223,10 +228,10 @@ def forward(structure: Structure, transition: np.ndarray, solver: Solver | None,
     return out
 
 
-def evaluate(structure: Structure, x: np.ndarray) -> Point:
+def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     """Occupancies, values and action values at ``x``."""
     game = structure.game
-    u, g, h = local_policy(structure, x)
+    u, g, h = local_policy(structure, x, order)
     transition, reward = _averaged(structure, u)
     solver = Solver.of(np.eye(game.n_states) - game.gamma * transition) if game.infinite else None
     T = 1 if game.infinite else int(game.horizon)
@@ -238,7 +243,7 @@ def evaluate(structure: Structure, x: np.ndarray) -> Point:
 def values(structure: Structure, x: np.ndarray) -> np.ndarray:
     """``V^k (n,)``: ``rho0 . v_0``."""
     game = structure.game
-    transition, reward = _averaged(structure, local_policy(structure, x, derivatives=False)[0])
+    transition, reward = _averaged(structure, local_policy(structure, x, 0)[0])
     if game.infinite:
         return np.linalg.solve(np.eye(game.n_states) - game.gamma * transition, reward.T).T @ game.initial
     v = np.zeros_like(reward)
@@ -340,7 +345,7 @@ def numeric_values(game: Game, policy: Policy) -> CompiledValues:
         fixed.layout,
         n,
         batched(lambda x: values(fixed, x), (n,)),
-        batched(lambda x: gradient(fixed, evaluate(fixed, x)), (n, d)),
+        batched(lambda x: gradient(fixed, evaluate(fixed, x, 1)), (n, d)),
         step,
         "numeric",
         {"derive": 0.0, "compile": 0.0},

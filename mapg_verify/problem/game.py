@@ -21,7 +21,7 @@ from mapg_verify.problem.errors import InputError
 Horizon = int | float  # a positive int, or math.inf
 
 
-MAX_TRANSITION_ENTRIES = 10**6  # P[s, a, s'] entries (8 MB); checked before anything is allocated
+MAX_TRANSITION_ENTRIES = 2**24  # P[s, a, s'] entries (128 MB; 1024 states, 2 x 2 actions: 32 MB); checked first
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

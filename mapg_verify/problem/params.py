@@ -49,11 +49,19 @@ class Layout:
         (the simultaneous gradient from full gradients) or ``(n, D, D) -> (D, D)``."""
         return np.concatenate([per_agent[k][self.slice(k)] for k in range(len(self.shapes))])
 
+    @cached_property
+    def _others(self) -> tuple[np.ndarray, ...]:
+        masks = []
+        for agent in range(len(self.shapes)):
+            mask = np.ones(self.size, dtype=bool)
+            mask[self.slice(agent)] = False
+            mask.setflags(write=False)
+            masks.append(mask)
+        return tuple(masks)
+
     def others(self, agent: int) -> np.ndarray:
-        """A mask of every parameter that is not agent ``agent``'s (the ``-i`` rows)."""
-        mask = np.ones(self.size, dtype=bool)
-        mask[self.slice(agent)] = False
-        return mask
+        """A mask of every parameter that is not agent ``agent``'s (the ``-i`` rows; read-only)."""
+        return self._others[agent]
 
     def per_parameter(self, per_agent) -> np.ndarray:
         """A flat vector holding ``per_agent[k]`` on each of agent ``k``'s parameters."""

@@ -97,10 +97,11 @@ class Policy:
     def score_hessians(self, theta: np.ndarray) -> np.ndarray:
         return self._hessians(np.exp(self._log_probs(np.asarray(theta, dtype=float))))
 
-    def derivatives(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``probs``, ``scores`` and ``score_hessians`` from one evaluation of the probabilities."""
+    def derivatives(self, theta: np.ndarray, order: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``probs``, ``scores`` and (at ``order`` 2) ``score_hessians``, from one evaluation of the
+        probabilities."""
         probs = np.exp(self._log_probs(np.asarray(theta, dtype=float)))
-        return probs, self._scores(probs), self._hessians(probs)
+        return probs, self._scores(probs), self._hessians(probs) if order >= 2 else None
 
 
 POLICIES: dict[str, Policy] = {
