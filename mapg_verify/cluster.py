@@ -12,6 +12,7 @@ the same aggregate whatever the workers, their number or their losses (``timings
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -48,16 +49,32 @@ def _append(path: Path, record: dict) -> None:
         os.fsync(store.fileno())
 
 
+@contextlib.contextmanager
 def _client(scheduler: str | None, workers: int | None):
     """A client of the cluster at ``scheduler``, or of a new local one (one single-threaded
-    worker process per core, or ``workers``; its dashboard, where bokeh is installed, on a free port)."""
+    worker process per core, or ``workers``; its dashboard, where bokeh is installed, on a free
+    port). Dask's nannies set ``OMP_NUM_THREADS=1`` and the like in this process's environment to
+    pass them to the workers, and leave them there; the environment is restored on the way out,
+    so later subprocesses get this process's BLAS threads, not the workers'."""
     if scheduler:
         try:
-            return Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as error:
             raise InputError("--scheduler", f"no Dask scheduler answered at {scheduler!r} ({error})") from None
-    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0")
-    return Client(cluster)
+        with client:
+            yield client
+        return
+    environment = dict(os.environ)
+    try:
+        cores = workers or os.cpu_count() or 1
+        with (
+            LocalCluster(n_workers=cores, threads_per_worker=1, dashboard_address=":0") as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def dashboard(client) -> str | None:

@@ -73,7 +73,22 @@ def _without_timings(path):
     return document
 
 
-def test_two_workers_one_killed_and_a_resumed_campaign_give_the_single_worker_aggregate(tmp_path):
+@pytest.fixture
+def environment():
+    """Dask's nannies leave ``OMP_NUM_THREADS=1`` and the like in the environment: put it back."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_run_campaign_leaves_the_environment_as_it_found_it(tmp_path):
+    before = dict(os.environ)
+    run_campaign(_spec(SPEC.replace("games = 5", "games = 1")), tmp_path, workers=1, progress=False)
+    assert dict(os.environ) == before
+
+
+def test_two_workers_one_killed_and_a_resumed_campaign_give_the_single_worker_aggregate(tmp_path, environment):
     spec = _spec()
     reference = run_campaign(spec, tmp_path / "one", workers=1, progress=False)
     assert reference["games"] == 5 and reference["mutants"]["meta-mapg/flipped-peer"]["caught"] == 5
