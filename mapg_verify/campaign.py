@@ -33,6 +33,7 @@ from scipy import stats
 
 from mapg_verify.casefile.reader import parse_case
 from mapg_verify.casefile.values import known_keys, positive_integer, subtable
+from mapg_verify.estimators.plugins import plugin_path
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.pipeline import evaluate_safely
 from mapg_verify.problem.errors import InputError
@@ -64,6 +65,7 @@ class CampaignSpec:
     steps: int = 1
     level: float = 0.01
     claim_mode: str = "auto"
+    path: str = ""  # the spec file: plug-ins import from its folder and that folder's parent, as a case's do
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -83,8 +85,8 @@ def _range(table: dict, key: str, default: tuple[int, int], low: int) -> tuple[i
     return value[0], value[1]
 
 
-def parse_spec(document: dict) -> CampaignSpec:
-    """Validate a parsed campaign file; errors name the ``campaign.*`` key."""
+def parse_spec(document: dict, path: str = "") -> CampaignSpec:
+    """Validate a parsed campaign file (read from ``path``); errors name the ``campaign.*`` key."""
     known_keys(document, ("campaign",), "")
     table = subtable(document, "campaign")
     known_keys(table, KEYS, "campaign.")
@@ -113,6 +115,7 @@ def parse_spec(document: dict) -> CampaignSpec:
         tuple(estimators),
         tuple(claims.items()),
         table.get("mutants", False),
+        path=path,
         **{key: table[key] for key in ("samples", "seed", "gamma", "policy", "batch", "steps", "level", "claim_mode")
            if key in table},
     )  # fmt: skip
@@ -153,8 +156,9 @@ def load_spec(path: str | Path) -> CampaignSpec:
         raise InputError("", "no such campaign file", str(path)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise InputError("", f"is not valid TOML: {error}", str(path)) from None
+    plugin_path(str(path))
     try:
-        return parse_spec(document)
+        return parse_spec(document, str(path.resolve()))
     except InputError as error:
         raise InputError(error.key, error.reason, str(path)) from None
 
@@ -186,6 +190,8 @@ def _document(spec: CampaignSpec, name: str, states, actions, horizon, game_seed
 def run_task(spec: CampaignSpec, index: int) -> dict:
     """Verify game ``index``: its record, what :func:`aggregate` reads (JSON-ready)."""
     started = time.perf_counter()
+    if spec.path:  # on a worker of another machine too
+        plugin_path(spec.path)
     document = task_document(spec, index)
     result = evaluate_safely(parse_case(document, document["name"]), 0, False)
     checks = {check["name"]: check for check in result["checks"]}
@@ -232,7 +238,8 @@ def _quantiles(values: list) -> dict | None:
 def aggregate(spec: CampaignSpec, records: list[dict]) -> dict:
     """The campaign's figures from its task records (any order; read by task number)."""
     records = sorted(records, key=lambda record: record["task"])
-    out: dict = {"spec": asdict(spec), "games": len(records), "level": spec.level, "estimators": {}, "mutants": {}}
+    settings = {key: value for key, value in asdict(spec).items() if key != "path"}  # the same spec anywhere
+    out: dict = {"spec": settings, "games": len(records), "level": spec.level, "estimators": {}, "mutants": {}}
     for name in spec.names:
         rows = [record["estimators"][name] for record in records]
         verdicts = [row["claim"] for row in rows]

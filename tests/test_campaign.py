@@ -10,7 +10,7 @@ import pytest
 from distributed import Client, LocalCluster
 from test_cli import write
 
-from mapg_verify.campaign import aggregate, case_toml, interval, parse_spec, task_document
+from mapg_verify.campaign import aggregate, case_toml, interval, load_spec, parse_spec, task_document
 from mapg_verify.casefile.reader import load_case
 from mapg_verify.cli import main
 from mapg_verify.cluster import STORE, read_store, run_campaign
@@ -145,3 +145,14 @@ def test_no_scheduler_at_the_address_exits_2(tmp_path, capsys):
     assert main(arguments) == 2
     assert "[--scheduler] no Dask scheduler answered at 'tcp://127.0.0.1:9'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_plug_in_estimator_beside_the_spec(tmp_path):
+    """Plug-ins import from the spec's folder and its parent, on the workers too."""
+    (tmp_path / "mine.py").write_text("from examples.dice_meta_mapg import meta_mapg as est\n")
+    text = SPEC.replace('["meta-mapg", "meta-pg"]', '["mine:est"]').replace(
+        '"meta-pg" = "model-S"', '"mine:est" = "meta-mapg"'
+    )
+    spec = load_spec(write(tmp_path, text.replace("games = 5", "games = 2").replace("mutants = true", ""), "spec.toml"))
+    result = run_campaign(spec, tmp_path / "out", workers=1, progress=False)
+    assert result["estimators"]["mine:est"]["held"] == 2, result["estimators"]["mine:est"]
