@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import tomllib
+from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
@@ -156,3 +157,8 @@ def test_a_plug_in_estimator_beside_the_spec(tmp_path):
     spec = load_spec(write(tmp_path, text.replace("games = 5", "games = 2").replace("mutants = true", ""), "spec.toml"))
     result = run_campaign(spec, tmp_path / "out", workers=1, progress=False)
     assert result["estimators"]["mine:est"]["held"] == 2, result["estimators"]["mine:est"]
+
+
+def test_the_shipped_campaign_spec_is_valid():
+    spec = load_spec(Path(__file__).resolve().parents[1] / "campaigns" / "laptop.toml")
+    assert spec.games == 40 and spec.mutants
