@@ -174,7 +174,7 @@ def task_document(spec: CampaignSpec, index: int) -> dict:
 
 
 def _document(spec: CampaignSpec, name: str, states, actions, horizon, game_seed, params_seed) -> dict:
-    claims = dict(spec.claims) | ({name: MUTANT_CLAIM for name in MUTANTS} if spec.mutants else {})
+    claims = dict(spec.claims) | ({bug: MUTANT_CLAIM for bug in MUTANTS} if spec.mutants else {})
     return {
         "name": name,
         "game": {"builtin": "random", "seed": game_seed, "states": states, "actions": actions,

@@ -24,7 +24,7 @@ from mapg_verify.campaign import CampaignSpec, aggregate, case_toml, run_task
 from mapg_verify.problem.errors import InputError
 from mapg_verify.progress import Progress
 from mapg_verify.report import render_campaign
-from mapg_verify.results import write_atomic
+from mapg_verify.results import dumps, write_atomic
 
 STORE = "tasks.jsonl"
 
@@ -128,6 +128,6 @@ def write_outputs(spec: CampaignSpec, out: Path, records: dict[int, dict]) -> di
     page = render_campaign(result)
     for failure in result["failures"]:
         write_atomic(out / "failures" / f"{failure['case']}.toml", case_toml(records[failure["task"]]["case"]))
-    write_atomic(out / "aggregate.json", json.dumps(result | {"timings": timings}, indent=2, sort_keys=True) + "\n")
+    write_atomic(out / "aggregate.json", dumps(result | {"timings": timings}))
     write_atomic(out / "campaign.html", page)
     return result

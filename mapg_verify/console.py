@@ -65,9 +65,9 @@ def summary(documents: list[dict]) -> None:
 
 def note_compile_time(cases: list[Case]) -> None:
     """Say which cases' closed forms will take long to compile (over a minute, estimated)."""
-    for case in cases:
+    for case in (case for case in cases if case.backend == "symbolic"):
         seconds = compile_seconds(case.game, case.policy)
-        if case.backend == "symbolic" and seconds > 60:
+        if seconds > 60:
             print(
                 f"note: {case.name}: compiling its closed forms may take about {seconds / 60:.0f} minutes "
                 "(a rough estimate from the game's size)",

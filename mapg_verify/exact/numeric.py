@@ -76,7 +76,8 @@ class Structure:
 class Segments:
     """``E^T`` for ``E[r, targets[r]] = 1``: entry ``r`` of a vector added into ``targets[r]`` of
     ``size``, as ``numpy.add.reduceat`` over the entries sorted by target (two numpy calls, for any
-    number of entries per target; a sparse matrix product cost ten times more on small games)."""
+    number of entries per target; the scipy sparse product it replaced made the gradient of a
+    one-state game take 53 us instead of 28)."""
 
     order: np.ndarray
     starts: np.ndarray
