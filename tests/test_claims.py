@@ -3,6 +3,7 @@ five plausible bugs (examples/dice_meta_mapg.py), the function API, and the fals
 statistical claims (quick here, 1,000 seeds behind ``slow``)."""
 
 import dataclasses
+import json
 import sys
 
 import pytest
@@ -184,3 +185,44 @@ def test_statistical_claims_false_alarm_at_their_level(label):
     case, name, claim = _calibration_cases()[label]
     count = _false_alarms(case, name, claim, 1000, 2000)
     assert stats.binomtest(count, 1000, case.checks.level).pvalue >= 0.001, count
+
+
+FROM_T = '''
+import numpy as np
+
+from examples.adapted_gradient import score
+
+
+def adapted_from_t(inner, outer, theta, settings):
+    """REINFORCE at phi_L with the planted bug: returns discounted from each step, not from step 0."""
+    i, batch = settings.meta_agent, outer[-1]
+    estimate, horizon = np.zeros_like(batch.phi[i]), batch.states.shape[1]
+    for states, actions, rewards in zip(batch.states, batch.actions, batch.rewards, strict=True):
+        for t, state in enumerate(states):
+            to_go = sum(settings.gamma ** (u - t) * rewards[u, i] for u in range(t, horizon))
+            estimate += score(batch.phi[i], settings.game.views[i, state], actions[t, i]) * to_go
+    return estimate / len(batch.states)
+'''
+
+
+def test_auto_mode_goes_statistical_where_a_fingerprint_is_too_costly_to_enumerate(tmp_path):
+    """Auto is exact only where the claim can be judged exactly: a fingerprint whose design would need
+    more plug-in calls than the budget is tested statistically, not left untested."""
+    (tmp_path / "from_t.py").write_text(FROM_T)
+    case = write(
+        tmp_path,
+        '[game]\nbuiltin = "ipd_finite"\nhorizon = 2\ngamma = 0.8\n[policy]\nkind = "sigmoid"\n'
+        '[params]\nseed = 3\nscale = 0.5\n[inner]\nmodel = ["expected", "sampled"]\nbatch = 2\n'
+        '[estimators]\nnames = ["examples.adapted_gradient:adapted_gradient", "from_t:adapted_from_t"]\n'
+        "samples = 1500\n[estimators.claims]\n"
+        '"examples.adapted_gradient:adapted_gradient" = { adapted = 1 }\n"from_t:adapted_from_t" = { adapted = 1 }\n'
+        "[checks]\nsweep = false\n",
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(case), "--out", str(out), "--jobs", "1"]) == 1
+    checks = {c["name"]: c for c in json.loads((out / "results.json").read_text())["cases"][0]["checks"]}
+    right, wrong = checks["claim:examples.adapted_gradient:adapted_gradient"], checks["claim:from_t:adapted_from_t"]
+    assert right["figures"]["mode"] == wrong["figures"]["mode"] == "statistical"
+    assert "not testable" in right["figures"]["exact mode"]
+    assert right["verdict"] == "pass" and wrong["verdict"] == "fail"
+    assert "the mean differs from it by" in wrong["summary"]
