@@ -1,7 +1,9 @@
 """The command line (SPEC §8): ``list``, ``exact``, ``run``, ``report``; ``main(argv) -> int``.
 
-Exit codes: 0 no check failed (each passed or informs), 1 a check failed, 2 bad input (one line naming
-the file, the key and the reason), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+Exit codes: 0 every check passed or informs, 1 a check failed, 2 bad input (one line naming the
+file, the key and the reason), 3 nothing failed but a claim was not tested (``untested``: out of
+reach of its mode or budget; the summary says what would make it testable), 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM). A CI script can tell "broken" (1) from "not checked" (3).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from mapg_verify import console, pipeline
 from mapg_verify.campaign import load_spec
 from mapg_verify.casefile.reader import load_case, load_cases
+from mapg_verify.checks.result import exit_code
 from mapg_verify.cluster import run_campaign
 from mapg_verify.problem.errors import InputError
 from mapg_verify.report import render
@@ -109,7 +112,7 @@ def _exact(arguments: argparse.Namespace) -> int:
         exact = {**document["exact"], **derivatives, "case": document["case"], "checks": document["checks"]}
         write_atomic(arguments.json, dumps(exact))
         print(f"wrote {arguments.json}")
-    return 0 if all(check["passed"] for check in document["checks"]) else 1
+    return exit_code(check["verdict"] for check in document["checks"])
 
 
 def _run(arguments: argparse.Namespace) -> int:
@@ -128,7 +131,7 @@ def _run(arguments: argparse.Namespace) -> int:
     write_atomic(target, text)
     write_atomic(target.with_name("index.html"), page)
     print(f"wrote {target} and {target.with_name('index.html')}")
-    return 0 if all(c["passed"] for d in documents for c in d["checks"]) else 1
+    return exit_code(c["verdict"] for d in documents for c in d["checks"])
 
 
 def _report(arguments: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from mapg_verify.checks.registry import CHECKS, ESTIMATOR_CHECKS
+from mapg_verify.checks.result import overall
 from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
 from mapg_verify.estimators.frameworks import FRAMEWORKS, installed
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
@@ -14,7 +15,16 @@ from mapg_verify.problem.catalog import GAMES
 from mapg_verify.problem.policies import POLICIES
 from mapg_verify.spec.case import Case
 
-VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "info": "info"}
+VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "untested": "UNTESTED", "info": "info"}
+COLOURS = {"pass": "32", "fail": "31", "untested": "33"}  # ANSI green, red, amber (yellow)
+
+
+def verdict_text(verdict: str) -> str:
+    """A verdict as printed: coloured on a terminal (``untested`` amber), plain otherwise."""
+    text = VERDICT_TEXT[verdict]
+    if verdict in COLOURS and sys.stdout.isatty():
+        return f"\033[{COLOURS[verdict]}m{text}\033[0m"
+    return text
 
 
 def table(title: str, rows: list[tuple], header: tuple[str, ...]) -> None:
@@ -46,21 +56,27 @@ def exact_truth(case: Case, document: dict) -> None:
         rows = [(term, vector(terms[term])) for term in ("total", "current", "own", "peer")]
         table(f"meta-gradient of agent {case.inner.meta_agent}, model {model[0].upper()}", rows, ("term", "value"))
     for check in document["checks"]:
-        print(f"{check['name']}: {VERDICT_TEXT[check['verdict']]} ({check['summary']})")
+        print(f"{check['name']}: {verdict_text(check['verdict'])} ({check['summary']})")
 
 
 def summary(documents: list[dict]) -> None:
-    """One line per case, then the failing checks with their key figures."""
+    """One line per case, then the failing checks and, apart, the untested claims (with what
+    would make each testable)."""
     rows = []
     for d in documents:
         verdicts = [c["verdict"] for c in d["checks"]]
-        failed = [c["name"] for c in d["checks"] if c["verdict"] == "fail"]
-        counts = "/".join(str(verdicts.count(v)) for v in ("pass", "info", "fail"))
-        rows.append((d["case"]["name"], "FAIL" if failed else "pass", counts, ", ".join(failed)))
-    table("summary", rows, ("case", "verdict", "pass/info/fail", "failed"))
-    failures = [(d["case"]["name"], c["name"], c["summary"]) for d in documents for c in d["checks"] if not c["passed"]]
-    if failures:
-        table("failed checks", failures, ("case", "check", "key figure"))
+        failed = [c["name"] for c in d["checks"] if c["verdict"] in ("fail", "untested")]
+        counts = "/".join(str(verdicts.count(v)) for v in ("pass", "info", "fail", "untested"))
+        rows.append((d["case"]["name"], VERDICT_TEXT[overall(verdicts)], counts, ", ".join(failed)))
+    table("summary", rows, ("case", "verdict", "pass/info/fail/untested", "failed or untested"))
+    checks = [(d["case"]["name"], c) for d in documents for c in d["checks"]]
+    for verdict, title, column in (
+        ("fail", "failed checks", "key figure"),
+        ("untested", "untested claims (not a pass)", "why, and what would test it"),
+    ):
+        found = [(case, c["name"], c["summary"]) for case, c in checks if c["verdict"] == verdict]
+        if found:
+            table(title, found, ("case", "check", column))
 
 
 def note_compile_time(cases: list[Case]) -> None:

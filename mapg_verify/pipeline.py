@@ -21,11 +21,12 @@ from dataclasses import asdict
 
 import numpy as np
 
+from mapg_verify import console
 from mapg_verify.checks.calibration import calibration, power
 from mapg_verify.checks.derivatives import derivative_truth
 from mapg_verify.checks.estimator import holm_family, verify_estimator
 from mapg_verify.checks.registry import CHECKS, meta_checks
-from mapg_verify.checks.result import CheckResult
+from mapg_verify.checks.result import CheckResult, overall
 from mapg_verify.checks.sweep import shared
 from mapg_verify.estimators.dispatch import expectations
 from mapg_verify.exact.backend import case_values
@@ -189,7 +190,7 @@ def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list
     try:
         work = functools.partial(evaluate_and_draw, seed=seed, progress=jobs == 1)
         for document, record in (pool.imap if pool else map)(work, cases):
-            verdict = "FAIL" if any(c["verdict"] == "fail" for c in document["checks"]) else "pass"
+            verdict = console.VERDICT_TEXT[overall(c["verdict"] for c in document["checks"])]
             bar.advance(f"{document['case']['name']}: {verdict}")
             documents.append(document)
             drawn.append(record)

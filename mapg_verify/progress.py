@@ -1,4 +1,5 @@
-"""A progress bar on standard error: redrawn in place on a terminal, a few plain lines otherwise."""
+"""A progress bar on standard error (redrawn in place on a terminal, a few plain lines otherwise),
+and the meter of a plug-in's calls: the one module the mathematics below the top level prints through."""
 
 from __future__ import annotations
 
@@ -37,3 +38,36 @@ class Progress:
         if self.terminal and time.perf_counter() - self.started >= self.delay:
             self.stream.write("\n")
             self.stream.flush()
+
+
+TIMED_CALLS = 3  # calls timed before the expected duration of a plug-in's work is printed
+ANNOUNCED_SECONDS = 10.0  # work expected to take longer than this is announced, with a progress bar
+
+
+class CallMeter:
+    """The calls of one piece of plug-in work (plug-in ``name``, ``total`` calls, ``what`` it is): after
+    :data:`TIMED_CALLS` calls, the expected duration is printed on standard error when it exceeds
+    :data:`ANNOUNCED_SECONDS`, and a progress bar runs."""
+
+    def __init__(self, name: str, total: int, what: str) -> None:
+        self.name, self.total, self.what, self.calls = name, total, what, 0
+        self.started, self.bar = time.perf_counter(), None
+
+    def tick(self) -> None:
+        self.calls += 1
+        if self.bar is not None:
+            self.bar.advance()
+        elif self.calls == min(TIMED_CALLS, self.total) and self.calls < self.total:
+            each = (time.perf_counter() - self.started) / self.calls
+            if each * self.total > ANNOUNCED_SECONDS:
+                print(
+                    f"    plug-in {self.name}: {self.what}: {self.total:,} calls, about "
+                    f"{each * self.total:,.0f} s ({each * 1e3:.3g} ms a call, from {self.calls} timed calls)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.bar = Progress(self.total - self.calls, f"    plug-in {self.name}", delay=0.0)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

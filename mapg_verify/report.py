@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from mapg_verify import figures
+from mapg_verify.checks.result import overall
 from mapg_verify.spec.case import BASIS
 
 PROVENANCE = (
@@ -95,11 +96,12 @@ def records(results: dict, cases: list[dict] | None = None) -> dict:
         "versions": results.get("mapg_verify", {}),
         "run": results.get("run", {}),
         "cases": cases,
-        "passed": all(check["passed"] for check in checks),
+        "verdict": overall(check["verdict"] for check in checks),
         "counts": {
             "cases": len(cases),
             "checks": len(checks),
-            "failed": sum(not c["passed"] for c in checks),
+            "failed": sum(c["verdict"] == "fail" for c in checks),
+            "untested": sum(c["verdict"] == "untested" for c in checks),
             "info": sum(c["verdict"] == "info" for c in checks),
         },
         "paper": [case["paper"] for case in cases if case["paper"]],
@@ -113,7 +115,6 @@ def case_record(document: dict) -> dict:
     checks = [
         {
             **check,
-            "verdict": check.get("verdict") or ("pass" if check["passed"] else "fail"),
             "figures_text": ", ".join(f"{k}: {number(v)}" for k, v in check["figures"].items()),
         }
         for check in document["checks"]
@@ -139,7 +140,7 @@ def case_record(document: dict) -> dict:
         "lola": [(name, vector(values)) for name, values in exact["lola"].items()],
         "skipped": exact.get("skipped", {}),
         "checks": checks,
-        "passed": all(check["passed"] for check in checks),
+        "verdict": overall(check["verdict"] for check in checks),
         "estimators": [_estimator(name, report, document) for name, report in estimators.items()],
         "figures": {},
         "paper": _paper(document),
@@ -188,10 +189,10 @@ def _derivatives(document: dict) -> dict | None:
                 "name": name,
                 "bias": number(estimator["bias"], 3),
                 "cosine": number(estimator["cosine"], 4),
-                "claim": verdict.get("verdict") or ("pass" if verdict["passed"] else "fail"),
+                "claim": verdict["verdict"],
                 "claim_summary": verdict["summary"],
                 "implementation": implementation["summary"] if implementation else "not run (no seed)",
-                "implementation_passed": implementation["passed"] if implementation else None,
+                "implementation_verdict": implementation["verdict"] if implementation else "muted",
                 "correlation": number(curve["correlation"][-1]["mean"], 4) if curve else "-",
                 "largest": curve["batch"][-1] if curve else None,
             }
@@ -272,14 +273,13 @@ def _estimator(name: str, report: dict, document: dict) -> dict:
         interval = vector(np.array(monte_carlo["standard_error"]) * stats.norm.ppf(0.975), 2)
     figures_of = bias["figures"] if bias else {}
     needed = {k: v for k, v in figures_of.items() if k.startswith("samples for")}
-    passed = all(check["passed"] for check in report["checks"])
     claim = _check(report, "claim")
     claimed = claim["figures"] if claim else {}
     return {
         "claim": claimed.get("claim", "none"),
         "claim_mode": claimed.get("mode", ""),
         "claim_against": claimed.get("against", ""),
-        "claim_verdict": (claim.get("verdict") or ("pass" if claim["passed"] else "fail")) if claim else "info",
+        "claim_verdict": claim["verdict"] if claim else "info",
         "claim_summary": claim["summary"] if claim else "no claim: its bias and fingerprint are information only",
         "name": name,
         "expectation": vector(report["expectation"]) if report.get("expectation") else "not enumerable",
@@ -292,7 +292,7 @@ def _estimator(name: str, report: dict, document: dict) -> dict:
         "needed": ", ".join(
             f"{k.split(' vs ')[-1]}: {number(math.inf if v is None else v)}" for k, v in needed.items()
         ),
-        "passed": passed,
+        "verdict": overall(check["verdict"] for check in report["checks"]),
         "options": report.get("options", {}),
     }
 

@@ -137,6 +137,7 @@ def describe_case(case: Case) -> dict:
             "baseline": estimators.baseline,
             "gae_lambda": estimators.gae_lambda,
             "dice_lambda": estimators.dice_lambda,
+            "plugin_calls": estimators.plugin_calls,
         },
         "checks": asdict(case.checks),
     }

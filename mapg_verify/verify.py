@@ -19,6 +19,7 @@ from pathlib import Path
 from mapg_verify import pipeline
 from mapg_verify.casefile.estimators import parse_claims
 from mapg_verify.casefile.reader import load_case
+from mapg_verify.checks.result import overall
 from mapg_verify.estimators.dispatch import REGISTERED
 from mapg_verify.estimators.frameworks import FRAMEWORKS, require
 from mapg_verify.estimators.records import Plugin
@@ -28,16 +29,22 @@ from mapg_verify.spec.case import CLAIM_MODES, Case
 
 @dataclass(frozen=True)
 class EstimatorCheck:
-    """What :func:`check_estimator` found: ``passed`` (no check failed), each check's verdict
-    (``pass``, ``fail`` or ``info``), the check records with their figures, and the estimator's
-    exact expectation and Monte-Carlo summary."""
+    """What :func:`check_estimator` found: ``verdict`` (``fail`` if a check failed, else
+    ``untested`` if a claim could not be tested here, else ``pass``), ``passed`` (the verdict is
+    ``pass``: "not tested" is never a pass), each check's verdict (``pass``, ``fail``,
+    ``untested`` or ``info``), the check records with their figures, and the estimator's exact
+    expectation and Monte-Carlo summary."""
 
     name: str
-    passed: bool
+    verdict: str
     verdicts: dict[str, str]
     checks: tuple[dict, ...]
     expectation: list | None
     monte_carlo: dict | None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
     @property
     def summary(self) -> str:
@@ -79,7 +86,7 @@ def check_estimator(
     records = tuple(document["checks"])
     return EstimatorCheck(
         name,
-        all(c["verdict"] != "fail" for c in records),
+        overall(c["verdict"] for c in records),
         {c["name"]: c["verdict"] for c in records},
         records,
         report.get("expectation"),

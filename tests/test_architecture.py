@@ -12,7 +12,7 @@ LAYERS = {  # lowest first; a top-level module or subpackage -> its layer
     "oracles": 3,
     "estimators": 4,
     "checks": 5,
-    "progress": 6,
+    "progress": 0,
     "figures": 6,
     "casefile": 6,
     "results": 6,

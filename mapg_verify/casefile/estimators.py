@@ -4,12 +4,23 @@ return convention and baselines, and ``[estimators.claims]``."""
 
 from __future__ import annotations
 
+import math
+
 from mapg_verify.casefile.values import positive_integer
 from mapg_verify.estimators.dispatch import check_names, option_value, split_name
 from mapg_verify.estimators.table import ESTIMATORS
 from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import DifferentiableGame
-from mapg_verify.spec.case import BASIS, CLAIM_MODELS, OUTERS, PAIRINGS, Claim, EstimatorSettings, InnerLoop
+from mapg_verify.spec.case import (
+    BASIS,
+    CLAIM_MODELS,
+    DEFAULT_PLUGIN_CALLS,
+    OUTERS,
+    PAIRINGS,
+    Claim,
+    EstimatorSettings,
+    InnerLoop,
+)
 
 CASE_OPTIONS = (
     "returns",
@@ -48,6 +59,7 @@ def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings
     samples = positive_integer(table.get("samples", 20000), "estimators.samples")
     if samples < 2:
         raise InputError("estimators.samples", "must be at least 2 (a covariance needs two samples)")
+    plugin_calls = positive_integer(table.get("plugin_calls", DEFAULT_PLUGIN_CALLS), "estimators.plugin_calls")
     claims = parse_claims(table.get("claims", {}), names)
     options = {key: option_value(key, table[key], f"estimators.{key}") for key in CASE_OPTIONS if key in table}
     chosen = [options.get("baseline")] + [
@@ -70,6 +82,7 @@ def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings
         options.get("baseline"),
         options.get("gae_lambda"),
         options.get("dice_lambda"),
+        plugin_calls,
     )
 
 
@@ -85,19 +98,21 @@ def parse_claims(table: object, names: list[str]) -> tuple[tuple[str, Claim], ..
             raise InputError(key, f"claims something of {name!r}, which is not in [estimators] names")
         if isinstance(value, dict):
             unknown = [term for term in value if term not in BASIS]
-            if unknown or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
+            if unknown or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value.values()
+            ):
                 raise InputError(
-                    key, f"a fingerprint claim has numbers for the terms {', '.join(BASIS)}, got {value!r}"
+                    key, f"a fingerprint claim has finite numbers for the terms {', '.join(BASIS)}, got {value!r}"
                 )
             claims.append((name, Claim("fingerprint", tuple(float(value.get(term, 0.0)) for term in BASIS))))
         elif value in CLAIM_MODELS:
             claims.append((name, Claim("model", value)))
-        elif isinstance(value, str) and value in ESTIMATORS:
+        elif isinstance(value, str) and ":" not in value and split_name(value, key)[0] in ESTIMATORS:
             claims.append((name, Claim("estimator", value)))
         else:
             raise InputError(
                 key,
                 f"unknown claim {value!r}: {' or '.join(CLAIM_MODELS)}, a built-in estimator "
-                f"({', '.join(ESTIMATORS)}), or a table of fingerprint coefficients",
+                f"({', '.join(ESTIMATORS)}, with [key=value] options if any), or a table of fingerprint coefficients",
             )
     return tuple(claims)

@@ -8,7 +8,9 @@ game's (required for model S on an infinite-horizon game),
 ``objective = "terminal"``, ``meta_agent = 0``, ``enumeration_cap = 200000``
 (model S refuses to enumerate more inner batches than this); ``[estimators] names = []``,
 ``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``, ``outer_batch`` the inner
-``batch``, ``returns``, ``baseline`` and ``gae_lambda`` each built-in's own (a name's
+``batch``, ``plugin_calls = 20000`` (the most calls a plug-in's exact expectation may make; past
+it, ``auto`` claims are tested statistically, ``exact`` ones are untested), ``returns``,
+``baseline`` and ``gae_lambda`` each built-in's own (a name's
 ``[key=value, ...]`` options override them for it); ``[checks] level = 0.01``,
 ``relative_error = 0.1``, ``fingerprint_draws = 3``, ``seeds = 0`` (calibration and power off),
 ``calibration_samples = 1000``, ``sweep = true``, ``claim_mode = "auto"``; ``[estimators.claims]`` none beyond
@@ -60,6 +62,7 @@ SECTIONS = {
         "outer",
         "pairing",
         "outer_batch",
+        "plugin_calls",
         "claims",
         "returns",
         "baseline",

@@ -4,7 +4,11 @@ A claim (:class:`mapg_verify.spec.case.Claim`) names a reference: model S's or m
 meta-gradient, a built-in estimator's expectation with the case's options, a combination of the
 fingerprint's terms, or the plain gradient. Every built-in carries its own by default:
 ``sampled-exact`` claims model S, ``naive`` the plain gradient (both where the outer term sees the
-game's horizon), the others their declared fingerprint (any pairing; any ``L`` but for the partial ones).
+game's horizon), the others their declared fingerprint (any pairing; any ``L`` but for the partial ones);
+a built-in whose outer baseline has zero mean given ``phi_L`` (``value``, ``leave-one-out``) and
+whose fingerprint is not declared here (an inner baseline changes the inner loop's law, so the
+basis no longer applies) claims its own expectation without the outer baseline
+(``NAME[baseline=none, inner_baseline=...]``, its inner loop unchanged).
 
 Two modes (``[checks] claim_mode``), one verdict:
 
@@ -36,9 +40,10 @@ import numpy as np
 from scipy import optimize, stats
 
 from mapg_verify.checks.fingerprint import Design, draw_expectations
-from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_error
+from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, relative_error, untested
 from mapg_verify.checks.statistics import mean_test, two_sample_test
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation, rng_for
+from mapg_verify.estimators.plugins import count_text
 from mapg_verify.estimators.table import ESTIMATORS, FROZEN, UNBIASED_BASELINES, Estimator, declared_terms
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.metagradient import expected_update, sampled_update
@@ -46,6 +51,10 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import BASIS, Case, Claim
 
 DETECTION_POWER = 0.99
+EXACT_REMEDY = (
+    'to test it, set [checks] claim_mode = "auto" or "statistical", raise [estimators] plugin_calls (a '
+    "plug-in) or [inner] enumeration_cap (model S), or use a smaller game (fewer steps, a smaller K or horizon)"
+)
 REFERENCE_ESTIMATOR = {"model-S": "sampled-exact"}  # an estimator whose expectation is the model, by definition
 
 
@@ -69,7 +78,13 @@ def default_claim(case: Case, name: str) -> Claim | None:
     if base == "naive":
         return Claim("gradient", "grad V^i(theta)") if sees_game(case) and unbiased else None
     declared = declared_terms(estimator, case)
-    return None if declared is None else Claim("fingerprint", tuple(float(c) for c in declared))
+    if declared is not None:
+        return Claim("fingerprint", tuple(float(c) for c in declared))
+    outer_baseline = estimator.baseline != "none" and estimator.baseline in UNBIASED_BASELINES
+    if estimator.convention == "from-zero" and outer_baseline and not estimator.current_advantage:
+        # of zero mean given phi_L, it changes no expectation
+        return Claim("estimator", f"{base}[baseline=none, inner_baseline={estimator.inner_baseline}]")
+    return None
 
 
 def claim_of(case: Case, name: str) -> Claim | None:
@@ -139,12 +154,13 @@ def check_claim(
     if mode == "exact":
         if exact is None or reference is None:
             missing = "the estimator's" if exact is None else "the reference's"
-            return info(check, figures, f"not testable in exact mode: {missing} expectation does not enumerate here")
+            reason = f"{missing} expectation does not enumerate here"
+            return untested(check, figures, f"exact mode, but {reason}; {EXACT_REMEDY}")
         try:
             return _exact(case, compiled, name, claim, exact.total, reference, design, figures)
         except InputError as error:  # a fingerprint's draws too costly to enumerate
             if case.checks.claim_mode == "exact":
-                return info(check, figures, f"not testable in exact mode: {error.reason}")
+                return untested(check, figures, f"exact mode, but {error.reason}; {EXACT_REMEDY}")
             figures |= {"mode": "statistical", "exact mode": f"not testable: {error.reason}"}
     if paired is not None:
         partner, theirs = paired
@@ -162,7 +178,8 @@ def check_claim(
         figures["against"] = "the reference's exact value (Hotelling T^2)"
         difference = rows.mean(axis=0) - reference
     elif claim.kind == "fingerprint":  # model E and the gradient always have an exact value
-        return info(check, figures, f"not testable: {claim.label} cannot be enumerated for this case")
+        reason = f"{claim.label} cannot be enumerated for this case and has no paired partner"
+        return untested(check, figures, f"{reason}; {EXACT_REMEDY}")
     else:
         other = REFERENCE_ESTIMATOR.get(claim.target, claim.target)
         theirs = draw_rows(case, compiled, other, len(rows), rng_for(seed, case, f"claim reference {other}"))
@@ -194,8 +211,8 @@ def _exact(case, compiled, name, claim, value, reference, design: Design, figure
 
 
 def _statistical(case, check, claim, test, spread, size, samples, figures: dict) -> CheckResult:
-    """Statistical mode's verdict, with what a pass rules out at this budget, or, for a rejection,
-    the difference measured beside the smallest one this budget detects."""
+    """Statistical mode's verdict, with the relative difference measured and the smallest one this
+    budget detects (99% power): what a pass rules out, what a rejection is set beside."""
     level = case.checks.level
     figures |= {"T-squared": test.statistic if math.isfinite(test.statistic) else None, "level": level}
     figures |= {"p-value": test.p_value if not test.unvaried else None, "samples": samples}
@@ -205,26 +222,40 @@ def _statistical(case, check, claim, test, spread, size, samples, figures: dict)
     target = case.checks.relative_error
     budget = math.ceil(needed * largest / (target * max(size, 1e-300)) ** 2)
     figures |= {"smallest relative difference detected (99% power)": detectable, "samples for target": budget}
-    verdict = "rejected" if test.rejected else "consistent"
-    against = figures["against"].split(" (")[0]
+    figures["target relative difference"] = target
     if test.rank == 0 and not test.unvaried:
-        summary = f"{verdict}: equal to {against}, to rounding, on each of {samples} batches (T^2 0)"
+        against = figures["against"].split(" (")[0]
+        summary = f"consistent: equal to {against}, to rounding, on each of {samples} batches (T^2 0)"
         return CheckResult(check, True, figures, summary)
+    return CheckResult(check, not test.rejected, figures, statistical_summary(figures, test.rejected))
+
+
+def statistical_summary(figures: dict, rejected: bool, holm: tuple[int, float] | None = None) -> str:
+    """A statistical claim's one line, from its figures: the verdict (with Holm's family size and
+    adjusted p-value where ``holm`` gives them), the test, and the relative difference measured
+    beside the smallest one the budget detects, in the same units whatever the verdict."""
+    verdict = "rejected" if rejected else "consistent"
+    if holm is not None:
+        verdict += f" (Holm over {holm[0]}: adjusted p = {holm[1]:.3g} at level {figures['level']:g})"
+    against = figures["against"].split(" (")[0]
+    measured = figures["relative difference measured"]
+    detectable = figures["smallest relative difference detected (99% power)"]
     summary = (
-        f"{verdict}: claim {claim.label}, tested against {against}, T^2 {test.statistic:.3g}, "
-        f"p = {test.p_value:.3g} at level {level} ({samples} samples); "
+        f"{verdict}: claim {figures['claim']}, tested against {against}, T^2 {_g(figures['T-squared'])}, "
+        f"p = {_g(figures['p-value'])} at level {figures['level']:g} ({figures['samples']:,} samples); "
+        f"relative difference measured {measured:.3g}, "
     )
-    if test.rejected:
-        summary += (
-            f"the mean differs from it by {figures['relative difference measured']:.2g} relative to its size "
-            f"(this budget detects {detectable:.2g} or more with 99% power)"
-        )
-    else:
-        summary += (
-            f"rules out a relative difference of {detectable:.2g} or more (99% power, least favourable "
-            f"direction); {budget:,} samples would rule out {target:g}"
-        )
-    return CheckResult(check, not test.rejected, figures, summary)
+    if rejected:
+        return summary + f"this budget detects {detectable:.3g} or more with 99% power"
+    target, budget = figures["target relative difference"], figures["samples for target"]
+    return summary + (
+        f"rules out {detectable:.3g} or more (99% power, least favourable direction); "
+        f"{count_text(budget)} samples would rule out {target:g}"
+    )
+
+
+def _g(number: float | None) -> str:
+    return "infinite" if number is None else f"{number:.3g}"
 
 
 def _noncentrality(rank: int, level: float, power: float = DETECTION_POWER) -> float:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mapg_verify.checks.claims import check_claim, claim_of, partner_of
+from mapg_verify.checks.claims import check_claim, claim_of, partner_of, statistical_summary
 from mapg_verify.checks.fingerprint import fingerprint
-from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_bias
-from mapg_verify.checks.statistics import holm, mean_test
+from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_bias, untested
+from mapg_verify.checks.statistics import holm_adjusted, mean_test
 from mapg_verify.checks.sweep import Shared, bias_sweep, shared, truth_for
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, inner_loop_for, resolve, rng_for
 from mapg_verify.estimators.plugins import plugin_draws
@@ -86,10 +86,10 @@ def verify_estimator(
     options = _options(case, name, seed)
     truth = truth_for(case, compiled, truth, name)
     skipped = {} if exact is not None else {"expectation": reason}
+    claim, builtin = claim_of(case, name), builtin_for(case, name)
     if reason.startswith("plug-in"):
         failed = CheckResult(f"implementation:{name}", False, {}, reason)
-        return EstimatorReport(name, None, None, options, (failed, *_not_run(name, reason)), skipped)
-    claim, builtin = claim_of(case, name), builtin_for(case, name)
+        return EstimatorReport(name, None, None, options, (failed, *_not_run(name, reason, claim)), skipped)
     partner = partner_of(case, claim) if claim is not None and builtin is None else None
     paired, updates = None, None
     try:
@@ -108,7 +108,7 @@ def verify_estimator(
             rows = draw_rows(case, compiled, name, case.estimators.samples, rng_for(seed, case, name))
     except PluginError as error:
         failed = CheckResult(f"implementation:{name}", False, {}, f"plug-in {error}")
-        checks = (failed, *_not_run(name, f"plug-in {error}"))
+        checks = (failed, *_not_run(name, f"plug-in {error}", claim))
         return EstimatorReport(name, _terms(exact), None, options, checks, {**skipped, "monte_carlo": str(error)})
     mean = rows.mean(axis=0)
     covariance = np.atleast_2d(np.cov(rows, rowvar=False))
@@ -163,10 +163,13 @@ def inner_update(case: Case, name: str, deviation: float | None) -> CheckResult 
     return CheckResult(check, False, figures, summary)
 
 
-def _not_run(name: str, reason: str) -> tuple[CheckResult, ...]:
-    """The bias and fingerprint records of an estimator that produced no estimate: shown, not dropped."""
-    kinds = ("bias", "fingerprint", "claim")
-    return tuple(info(f"{check}:{name}", {}, f"not run: {reason}") for check in kinds)
+def _not_run(name: str, reason: str, claim) -> tuple[CheckResult, ...]:
+    """The bias, fingerprint and claim records of an estimator that produced no estimate: shown, not
+    dropped; its claim, where it has one, is ``untested`` (claimed, and not tested)."""
+    reported = tuple(info(f"{check}:{name}", {}, f"not run: {reason}") for check in ("bias", "fingerprint"))
+    if claim is None:
+        return reported
+    return (*reported, untested(f"claim:{name}", {"claim": claim.label}, f"no estimate to test ({reason})"))
 
 
 def error_curve(rows: np.ndarray, exact: np.ndarray, points: int = 8) -> tuple[dict, ...]:
@@ -271,8 +274,15 @@ def implementation(name: str, rows: np.ndarray, exact: np.ndarray, level: float,
         )
         return info(f"implementation:{name}", {**figures, "p-value": None}, summary)
     verdict = "rejected" if test.rejected else "consistent"
-    summary = f"{verdict}: T^2 {test.statistic:.3g}, p = {test.p_value:.3g} at level {level} ({len(rows)} samples)"
-    return CheckResult(f"implementation:{name}", not test.rejected, figures, summary)
+    return CheckResult(
+        f"implementation:{name}", not test.rejected, figures, f"{verdict}: {implementation_text(figures)}"
+    )
+
+
+def implementation_text(figures: dict) -> str:
+    """The implementation test's figures in words (its verdict aside)."""
+    t2, p = figures["T-squared"], figures["p-value"]
+    return f"T^2 {t2:.3g}, p = {p:.3g} at level {figures['level']:g} ({figures['samples']:,} samples)"
 
 
 def samples_needed(bias_vector: np.ndarray, covariance: np.ndarray, scale: float, target: float) -> float:
@@ -322,13 +332,19 @@ def holm_family(reports: dict, level: float) -> dict:
     ]
     if not family:
         return reports
-    rejected = holm(np.array([reports[name].checks[index].figures["p-value"] for name, index in family]), level)
+    adjusted = holm_adjusted(np.array([reports[name].checks[index].figures["p-value"] for name, index in family]))
     checks = {name: list(report.checks) for name, report in reports.items()}
-    for (name, index), reject in zip(family, rejected, strict=True):
-        check = checks[name][index]
-        figures = {**check.figures, "family size (Holm)": len(family)}
-        verdict = "rejected" if reject else "consistent"
-        summary = f"{verdict} (Holm over {len(family)}): " + check.summary.split(": ", 1)[1]
+    for (name, index), p in zip(family, adjusted, strict=True):
+        check, reject = checks[name][index], bool(p < level)
+        figures = {**check.figures, "family size (Holm)": len(family), "adjusted p-value (Holm)": float(p)}
+        holm = (len(family), float(p)) if len(family) > 1 else None
+        if check.name.startswith("claim:"):
+            summary = statistical_summary(figures, reject, holm)
+        else:
+            verdict = "rejected" if reject else "consistent"
+            if holm:
+                verdict += f" (Holm over {len(family)}: adjusted p = {p:.3g} at level {level:g})"
+            summary = f"{verdict}: {implementation_text(figures)}"
         checks[name][index] = dataclasses.replace(
             check, passed=not reject, figures=figures, summary=summary, verdict=""
         )

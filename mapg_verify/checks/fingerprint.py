@@ -13,9 +13,9 @@ import numpy as np
 from scipy import stats
 
 from mapg_verify.checks.result import CheckResult, case_floor, info
-from mapg_verify.estimators.dispatch import estimator_of, exact_expectation, inner_loop_for, resolve
+from mapg_verify.estimators.dispatch import STATISTICAL_ONLY, estimator_of, exact_expectation, inner_loop_for, resolve
 from mapg_verify.estimators.expectations import expectation
-from mapg_verify.estimators.plugins import plugin_calls
+from mapg_verify.estimators.plugins import count_text, plugin_calls
 from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import ESTIMATORS, FROZEN
 from mapg_verify.exact.compiled import CompiledValues
@@ -95,22 +95,21 @@ class Fit:
         return value is not None and abs(value) > max(1e-6, half or 0.0)
 
 
-PLUGIN_FIT_CALLS = 20_000  # plug-in calls the fit may spend on the further parameter draws
-
-
 def draw_expectations(compiled: CompiledValues, name: str, context: Design, known=None) -> list[np.ndarray]:
     """Estimator ``name``'s exact expectation on each draw of ``context``; ``known`` is the one at
     the case's own ``theta`` (the first draw), when the caller has it, so it is not enumerated twice.
-    A plug-in whose further draws would take more than :data:`PLUGIN_FIT_CALLS` calls is refused
-    (a batched plug-in takes one call per chunk of replicates)."""
+    A plug-in is refused in statistical mode, and where its further draws would take more calls than
+    ``[estimators] plugin_calls`` (a batched plug-in takes one call per chunk of replicates)."""
     if not context.draws:
         raise InputError("inner.batch", "the fingerprint's exact terms cannot be enumerated for this case")
     if estimator_of(name) is None:
         draw, further = context.draws[0], len(context.draws) - (known is not None)
+        if draw.checks.claim_mode == "statistical":
+            raise InputError("checks.claim_mode", STATISTICAL_ONLY)
         calls = plugin_calls(draw, resolve(name), inner_loop_for(draw, name)) * further
-        if calls > PLUGIN_FIT_CALLS:
-            reason = f"the fit needs {calls:,} plug-in calls over {len(context.draws)} parameter draws"
-            raise InputError("inner.enumeration_cap", f"{reason}, above {PLUGIN_FIT_CALLS:,}")
+        if calls > draw.estimators.plugin_calls:
+            reason = f"the fit needs {count_text(calls)} plug-in calls over {len(context.draws)} parameter draws"
+            raise InputError("estimators.plugin_calls", f"{reason}, above {draw.estimators.plugin_calls:,}")
     first = known if known is not None else exact_expectation(context.draws[0], compiled, name).total
     return [first] + [exact_expectation(draw_case, compiled, name).total for draw_case in context.draws[1:]]
 

@@ -11,15 +11,18 @@ from mapg_verify.problem.game import DifferentiableGame, Game
 from mapg_verify.spec.case import Case
 
 DEFINITION_TOLERANCE = 1e-10  # an estimator against what it equals by definition, or as declared
-VERDICTS = ("pass", "fail", "info")
+VERDICTS = ("pass", "fail", "untested", "info")
+UNTESTED_EXIT = 3  # `run` and `exact`: no check failed, but something claimed was not tested
 
 
 @dataclass(frozen=True)
 class CheckResult:
     """A named check's verdict, its figures (name -> number, or ``None`` with the reason in the
     summary) and a one-line summary. ``verdict`` is ``pass`` (a claim was tested and held),
-    ``fail``, or ``info``: reported, or not testable here, with the reason; ``passed`` is false
-    only for ``fail``."""
+    ``fail`` (tested, and it did not hold), ``untested`` (something was claimed but could not be
+    tested here: the summary says why and what would make it testable) or ``info`` (figures
+    nobody claimed). ``passed`` is true for ``pass`` and ``info`` only: "not tested" never reads
+    as a pass."""
 
     name: str
     passed: bool
@@ -29,7 +32,7 @@ class CheckResult:
 
     def __post_init__(self) -> None:
         verdict = self.verdict or ("pass" if self.passed else "fail")
-        if verdict not in VERDICTS or (verdict == "fail") == self.passed:
+        if verdict not in VERDICTS or (verdict in ("pass", "info")) != self.passed:
             raise ValueError(f"check {self.name}: verdict {verdict!r} with passed={self.passed}")
         object.__setattr__(self, "verdict", verdict)
 
@@ -37,6 +40,24 @@ class CheckResult:
 def info(name: str, figures: dict, summary: str) -> CheckResult:
     """A check that reports, or that could not run (the summary says why): neither pass nor fail."""
     return CheckResult(name, True, figures, summary, "info")
+
+
+def untested(name: str, figures: dict, reason: str) -> CheckResult:
+    """A claimed check that could not run here: ``reason`` says why and what would make it testable."""
+    return CheckResult(name, False, figures, f"not tested: {reason}", "untested")
+
+
+def overall(verdicts) -> str:
+    """The verdict of a set of checks: ``fail`` if any failed, else ``untested`` if any was not
+    tested, else ``pass`` (``info`` rows inform and change nothing)."""
+    verdicts = set(verdicts)
+    return next((v for v in ("fail", "untested") if v in verdicts), "pass")
+
+
+def exit_code(verdicts) -> int:
+    """A command's exit code from its checks' verdicts: 0 all held, 1 a check failed,
+    :data:`UNTESTED_EXIT` nothing failed but a claim was not tested."""
+    return {"pass": 0, "fail": 1, "untested": UNTESTED_EXIT}[overall(verdicts)]
 
 
 def relative_error(a, b, scale: float = 1e-12) -> float:

@@ -47,15 +47,21 @@ class MeanTest:
         return self.p_value < self.level
 
 
-def holm(p_values: np.ndarray, level: float) -> np.ndarray:
-    """Holm's step-down rejections: the k-th smallest p is compared with ``level / (m - k)``."""
+def holm_adjusted(p_values: np.ndarray) -> np.ndarray:
+    """Holm's adjusted p-values: for the k-th smallest ``p_(k)`` of ``m``,
+    ``max_{j <= k} min(1, (m - j + 1) p_(j))``; a hypothesis is rejected at ``level`` exactly when
+    its adjusted p-value is below ``level`` (Holm 1979's step-down procedure)."""
+    p_values = np.asarray(p_values, dtype=float)
     order = np.argsort(p_values)
-    thresholds = level / (len(p_values) - np.arange(len(p_values)))
-    passed = p_values[order] < thresholds
-    stop = len(p_values) if passed.all() else int(np.argmin(passed))
-    rejected = np.zeros(len(p_values), dtype=bool)
-    rejected[order[:stop]] = True
-    return rejected
+    scaled = np.minimum(1.0, (len(p_values) - np.arange(len(p_values))) * p_values[order])
+    adjusted = np.empty_like(scaled)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def holm(p_values: np.ndarray, level: float) -> np.ndarray:
+    """Holm's step-down rejections at ``level``: the k-th smallest p is compared with ``level / (m - k)``."""
+    return holm_adjusted(p_values) < level
 
 
 def mean_test(samples: np.ndarray, null_mean: np.ndarray, *, level: float = 0.01, scale: float = 0.0) -> MeanTest:

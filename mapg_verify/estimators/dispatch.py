@@ -3,7 +3,7 @@ expectation, its Monte-Carlo rows, its generator; and the validation of estimato
 
 from __future__ import annotations
 
-import math
+import contextlib
 import zlib
 
 import numpy as np
@@ -42,40 +42,41 @@ def check_names(names: tuple[str, ...]) -> None:
             )
 
 
-def split_name(name: str) -> tuple[str, dict]:
+def split_name(name: str, key: str = "estimators.names") -> tuple[str, dict]:
     """``"meta-mapg[baseline=value, gae_lambda=0.9]"`` to ``("meta-mapg", {"baseline": "value",
-    "gae_lambda": 0.9})``; options ``returns``, ``baseline``, ``inner_baseline`` and ``gae_lambda``
-    as in ``[estimators]``; an input error (key ``estimators.names``) for anything else."""
+    "gae_lambda": 0.9})``; options ``returns``, ``baseline``, ``inner_baseline``, ``gae_lambda``
+    and ``dice_lambda`` as in ``[estimators]``, each once; an input error (at ``key``) for anything else."""
     if "[" not in name:
         return name, {}
     base, _, rest = name.partition("[")
     if not rest.endswith("]"):
-        raise InputError("estimators.names", f"{name!r}: options go in brackets at the end, name[key=value, ...]")
+        raise InputError(key, f"{name!r}: options go in brackets at the end, name[key=value, ...]")
     options = {}
     for item in filter(None, (part.strip() for part in rest[:-1].split(","))):
-        key, equals, value = (part.strip() for part in item.partition("="))
-        if not equals or key not in OPTION_FIELDS:
-            raise InputError(
-                "estimators.names", f"{name!r}: unknown option {item!r}; known: {', '.join(OPTION_FIELDS)} (key=value)"
-            )
-        options[key] = option_value(key, value, f"estimators.names ({name})")
+        option, equals, value = (part.strip() for part in item.partition("="))
+        if not equals or option not in OPTION_FIELDS:
+            raise InputError(key, f"{name!r}: unknown option {item!r}; known: {', '.join(OPTION_FIELDS)} (key=value)")
+        if option in options:
+            raise InputError(key, f"{name!r}: option {option!r} is given twice")
+        options[option] = option_value(option, value, key, name)
     return base.strip(), options
 
 
-def option_value(key: str, value, where: str):
+def option_value(key: str, value, where: str, name: str = ""):
     """One estimator option, validated: ``returns`` in :data:`RETURNS`, baselines in
-    :data:`BASELINES`, ``gae_lambda`` and ``dice_lambda`` numbers in [0, 1] (strings parsed from a name's options)."""
+    :data:`BASELINES`, ``gae_lambda`` and ``dice_lambda`` numbers in [0, 1] (a number in a case
+    file's table, a numeral in a name's options); ``name`` the estimator name it came from, if any."""
+    source = f"{name!r}: " if name else ""
     if key in ("gae_lambda", "dice_lambda"):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if isinstance(value, bool) or not 0.0 <= number <= 1.0:
-            raise InputError(where, f"{key} must be a number in [0, 1], got {value!r}")
-        return number
+        if name and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            raise InputError(where, f"{source}{key} must be a number in [0, 1], got {value!r}")
+        return float(value)
     allowed = RETURNS if key == "returns" else BASELINES
     if value not in allowed:
-        raise InputError(where, f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        raise InputError(where, f"{source}{key} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 
@@ -127,11 +128,18 @@ def draw_rows(case: Case, compiled: CompiledValues, name: str, samples: int, rng
     return draw(plan(case, compiled, estimator), samples, rng).total
 
 
+STATISTICAL_ONLY = 'statistical mode ([checks] claim_mode = "statistical") never enumerates a plug-in'
+
+
 def expectations(case: Case, compiled: CompiledValues) -> tuple[dict, dict]:
     """Each listed estimator's exact expectation (name -> :class:`Parts`), and the reason for each
-    that has none (over the enumeration cap, or a plug-in that failed)."""
+    that has none (over the enumeration cap or the plug-in call budget, statistical mode for a
+    plug-in, or a plug-in that failed)."""
     found, skipped = {}, {}
     for name in case.estimators.names:
+        if case.checks.claim_mode == "statistical" and builtin_for(case, name) is None:
+            skipped[name] = STATISTICAL_ONLY
+            continue
         try:
             found[name] = exact_expectation(case, compiled, name)
         except (InputError, PluginError) as error:

@@ -54,6 +54,7 @@ from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories, rewards_of
 from mapg_verify.exact.reinforce import trajectory_terms
 from mapg_verify.problem.errors import InputError
+from mapg_verify.progress import CallMeter
 from mapg_verify.spec.case import Case
 
 PER_CALL = 4096  # replicates per call of a batched plug-in: one shape, so a compiled plug-in compiles once
@@ -116,11 +117,12 @@ def _rows(phi: tuple, rows) -> tuple:
 
 
 def evaluate(
-    plugin: Plugin, replicates: Replicates, count: int, case: Case, outer_batch: int
+    plugin: Plugin, replicates: Replicates, count: int, case: Case, outer_batch: int, meter: CallMeter | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The plug-in's estimates ``(R, D_i)`` on ``count`` replicates whose outer batches hold
     ``outer_batch`` trajectories, and its own ``phi_1 .. phi_L`` flattened ``(R, L, D)`` where it
-    returns them (else ``None``)."""
+    returns them (else ``None``); ``meter`` counts the calls."""
+    tick = meter.tick if meter is not None else lambda: None
     settings, theta = dataclasses.replace(settings_of(case), outer_batch=outer_batch), case.theta
     shape, size = theta[settings.meta_agent].shape, sum(np.size(t) for t in theta)
     if plugin.batched:
@@ -129,12 +131,14 @@ def evaluate(
         for start in range(0, count, PER_CALL):
             stop = min(start + PER_CALL, count)
             value, phis = _call(call, replicates.take(np.minimum(np.arange(start, start + PER_CALL), stop - 1)), tiled)
+            tick()
             rows.append(_checked(value, (PER_CALL, *shape)).reshape(PER_CALL, -1)[: stop - start])
             own.append(None if phis is None else _flat_phis(phis, settings.steps, size, PER_CALL)[: stop - start])
         return np.concatenate(rows), None if own[0] is None else np.concatenate(own)
     call, rows, own = caller(plugin.framework, plugin.function, settings, ()), [], []
     for r in range(count):
         value, phis = _call(call, replicates.take(r), theta)
+        tick()
         rows.append(_checked(value, shape).reshape(-1))
         own.append(None if phis is None else _flat_phis(phis, settings.steps, size))
     found = None if any(phis is None for phis in own) else np.array(own).reshape(count, settings.steps, size)
@@ -202,17 +206,20 @@ def plugin_draws(
     plugin = as_plugin(plugin)
     surrogate = plan(case, compiled, partner)
     rows, theirs, deviation = [], [], None
+    meter = CallMeter(plugin.name, -(-samples // PER_CALL) if plugin.batched else samples, f"{samples:,} samples")
     for start in range(0, samples, chunk_size(surrogate)):
         count = min(chunk_size(surrogate), samples - start)
         draws = draw_recorded(surrogate, count, rng)
         phis = draws.phis
         theirs.append(draws.parts.total)
-        found, own = evaluate(plugin, replicates_of(surrogate, draws, count), count, case, surrogate.outer_batch)
+        replicates = replicates_of(surrogate, draws, count)
+        found, own = evaluate(plugin, replicates, count, case, surrogate.outer_batch, meter)
         rows.append(found)
         if own is not None and own.shape[1]:
             drawn = np.stack(phis[1:], axis=1)  # (R, L, D)
             gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
             deviation = gap if deviation is None else max(deviation, gap)
+    meter.close()
     return PluginDraws(np.concatenate(rows), np.concatenate(theirs), deviation)
 
 
@@ -265,21 +272,29 @@ def plugin_expectation(
     case: Case, compiled: CompiledValues, plugin: Plugin | Callable, loop: Estimator = FROZEN
 ) -> Parts:
     """The plug-in's exact expectation over every ordered sequence of trajectories drawn with the
-    inner loop of ``loop`` (model S's by default); an input error (key ``inner.enumeration_cap``)
-    above the cap. The whole estimate is reported as ``own``."""
-    surrogate = plan(case, compiled, loop)
-    count = count_sequences(case, surrogate.outer_batch)
-    if count > case.inner.enumeration_cap:
-        raise InputError(
-            "inner.enumeration_cap",
-            f"the plug-in's expectation needs {count:,} calls (ordered batches), above the cap of "
-            f"{case.inner.enumeration_cap:,}",
-        )
+    inner loop of ``loop`` (model S's by default); an input error (key ``estimators.plugin_calls``)
+    when that takes more calls than the case allows. The whole estimate is reported as ``own``."""
     plugin = as_plugin(plugin)
+    surrogate = plan(case, compiled, loop)
+    calls = plugin_calls(case, plugin, loop)
+    if calls > case.estimators.plugin_calls:
+        count = count_sequences(case, surrogate.outer_batch)
+        raise InputError(
+            "estimators.plugin_calls",
+            f"the plug-in's exact expectation needs {count_text(calls)} calls ({count_text(count)} ordered "
+            f"batch sequences), above [estimators] plugin_calls = {case.estimators.plugin_calls:,}",
+        )
     weights, replicates = _sequences(surrogate)
-    total = weights @ evaluate(plugin, replicates, len(weights), case, surrogate.outer_batch)[0]
+    meter = CallMeter(plugin.name, calls, "its exact expectation")
+    total = weights @ evaluate(plugin, replicates, len(weights), case, surrogate.outer_batch, meter)[0]
+    meter.close()
     zero = np.zeros_like(total)
     return Parts(zero, total, zero)
+
+
+def count_text(count: int) -> str:
+    """A count as people read it: with thousands separators up to ten million, else 3 significant digits."""
+    return f"{count:,}" if count < 10_000_000 else f"{count:.3g}"
 
 
 def _sequences(surrogate) -> tuple[np.ndarray, Replicates]:

@@ -20,6 +20,7 @@ PAIRINGS = ("trajectory", "batch", "timestep")
 RETURNS = ("from-zero", "from-t")
 BASELINES = ("none", "value", "linear", "batch-mean", "leave-one-out")
 DEFAULT_CAP = 200_000
+DEFAULT_PLUGIN_CALLS = 20_000  # calls a plug-in's exact enumeration may make ([estimators] plugin_calls)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,10 @@ class EstimatorSettings:
     """Which estimators to run, with how many outer samples and which options; ``claims`` are the
     case's own claims (estimator name -> :class:`Claim`), beside the built-ins' defaults.
     ``returns``, ``baseline``, ``gae_lambda`` and ``dice_lambda`` override every built-in's own default where set
-    (``None``: each its own; a name's ``[key=value]`` options override them in turn)."""
+    (``None``: each its own; a name's ``[key=value]`` options override them in turn). ``plugin_calls``
+    bounds the calls a plug-in's exact expectation may make (its enumeration, in ``exact`` and
+    ``auto`` claim modes; never in ``statistical``); model S's enumeration has its own cap,
+    ``[inner] enumeration_cap``."""
 
     names: tuple[str, ...]
     samples: int
@@ -89,6 +93,7 @@ class EstimatorSettings:
     baseline: str | None = None
     gae_lambda: float | None = None
     dice_lambda: float | None = None
+    plugin_calls: int = DEFAULT_PLUGIN_CALLS
 
 
 @dataclass(frozen=True)
