@@ -40,7 +40,7 @@ class Progress:
             self.stream.flush()
 
 
-TIMED_CALLS = 3  # calls timed before the expected duration of a plug-in's work is printed
+TIMED_CALLS = 3  # calls timed (after a first one, which may compile or warm up) before the duration is printed
 ANNOUNCED_SECONDS = 10.0  # work expected to take longer than this is announced, with a progress bar
 
 
@@ -57,16 +57,18 @@ class CallMeter:
         self.calls += 1
         if self.bar is not None:
             self.bar.advance()
-        elif self.calls == min(TIMED_CALLS, self.total) and self.calls < self.total:
-            each = (time.perf_counter() - self.started) / self.calls
+        elif self.calls == 1:
+            self.started = time.perf_counter()
+        elif self.calls == TIMED_CALLS + 1 and self.calls < self.total:
+            each = (time.perf_counter() - self.started) / TIMED_CALLS
             if each * self.total > ANNOUNCED_SECONDS:
                 print(
                     f"    plug-in {self.name}: {self.what}: {self.total:,} calls, about "
-                    f"{each * self.total:,.0f} s ({each * 1e3:.3g} ms a call, from {self.calls} timed calls)",
+                    f"{each * self.total:,.0f} s ({each * 1e3:.3g} ms a call, from {TIMED_CALLS} timed calls)",
                     file=sys.stderr,
                     flush=True,
                 )
-                self.bar = Progress(self.total - self.calls, f"    plug-in {self.name}", delay=0.0)
+                self.bar = Progress(self.total - self.calls, f"    plug-in {self.name}", delay=1.0)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -222,11 +222,7 @@ def _statistical(case, check, claim, test, spread, size, samples, figures: dict)
     target = case.checks.relative_error
     budget = math.ceil(needed * largest / (target * max(size, 1e-300)) ** 2)
     figures |= {"smallest relative difference detected (99% power)": detectable, "samples for target": budget}
-    figures["target relative difference"] = target
-    if test.rank == 0 and not test.unvaried:
-        against = figures["against"].split(" (")[0]
-        summary = f"consistent: equal to {against}, to rounding, on each of {samples} batches (T^2 0)"
-        return CheckResult(check, True, figures, summary)
+    figures |= {"target relative difference": target, "rank": test.rank, "unvaried": test.unvaried}
     return CheckResult(check, not test.rejected, figures, statistical_summary(figures, test.rejected))
 
 
@@ -235,9 +231,11 @@ def statistical_summary(figures: dict, rejected: bool, holm: tuple[int, float] |
     adjusted p-value where ``holm`` gives them), the test, and the relative difference measured
     beside the smallest one the budget detects, in the same units whatever the verdict."""
     verdict = "rejected" if rejected else "consistent"
+    against = figures["against"].split(" (")[0]
+    if figures["rank"] == 0 and not figures["unvaried"]:
+        return f"{verdict}: equal to {against}, to rounding, on each of {figures['samples']} batches (T^2 0)"
     if holm is not None:
         verdict += f" (Holm over {holm[0]}: adjusted p = {holm[1]:.3g} at level {figures['level']:g})"
-    against = figures["against"].split(" (")[0]
     measured = figures["relative difference measured"]
     detectable = figures["smallest relative difference detected (99% power)"]
     summary = (

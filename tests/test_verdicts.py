@@ -1,0 +1,151 @@
+"""Verdicts a user can trust (issue 29): ``untested`` is never a pass, statistical mode never
+enumerates a plug-in, claims carry options, and the messages say what was measured."""
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+from test_cli import ROOT, write
+
+from mapg_verify import check_estimator
+from mapg_verify.casefile.reader import load_case
+from mapg_verify.checks.claims import claim_of
+from mapg_verify.checks.result import UNTESTED_EXIT, CheckResult, exit_code, overall, untested
+from mapg_verify.checks.statistics import holm, holm_adjusted
+from mapg_verify.cli import main
+from mapg_verify.problem.errors import InputError
+from mapg_verify.spec.case import Claim
+
+sys.path.insert(0, str(ROOT))
+from examples import dice_meta_mapg as dice
+
+CLAIMS = ROOT / "cases" / "claims.toml"
+
+
+def off_by_half(inner, outer, theta, settings):
+    """meta-mapg's DiCE port, scaled by 1.5: wrong by half its size."""
+    return 1.5 * dice.meta_mapg(inner, outer, theta, settings)
+
+
+def _out_of_reach() -> object:
+    """cases/claims.toml with the plug-in's enumeration budget below what it needs."""
+    case = load_case(CLAIMS)
+    return dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, plugin_calls=10))
+
+
+def test_verdicts_combine_fail_before_untested_before_pass():
+    assert overall(["pass", "info"]) == "pass" and exit_code(["pass", "info"]) == 0
+    assert overall(["pass", "untested", "info"]) == "untested" and exit_code(["untested"]) == UNTESTED_EXIT == 3
+    assert overall(["untested", "fail"]) == "fail" and exit_code(["fail", "untested"]) == 1
+    record = untested("claim:x", {}, "too large")
+    assert record.verdict == "untested" and not record.passed and record.summary.startswith("not tested: ")
+    with pytest.raises(ValueError):
+        CheckResult("x", True, {}, "", "untested")  # an untested check never reads as passed
+
+
+def test_exact_mode_out_of_reach_is_untested_not_green():
+    """A wrong estimator whose exact expectation is out of reach: not a pass in exact mode."""
+    result = check_estimator(off_by_half, _out_of_reach(), claim="meta-mapg", samples=300, mode="exact")
+    claim = next(c for c in result.checks if c["name"].startswith("claim:"))
+    assert claim["verdict"] == "untested", claim["summary"]
+    assert "plugin_calls" in claim["summary"] and 'claim_mode = "auto"' in claim["summary"]
+    assert result.verdict == "untested" and not result.passed
+    # the same estimator in auto mode is tested, statistically, and fails
+    tested = check_estimator(off_by_half, _out_of_reach(), claim="meta-mapg", samples=300, mode="auto")
+    assert tested.verdict == "fail" and not tested.passed
+
+
+def test_run_exits_3_when_a_claim_is_untested(tmp_path, capsys):
+    text = CLAIMS.read_text().replace("samples = 2000", "samples = 300\nplugin_calls = 10")
+    text += '\nclaim_mode = "exact"\n'
+    path = write(tmp_path, text)
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--jobs", "1"]) == UNTESTED_EXIT
+    printed = capsys.readouterr().out
+    assert "UNTESTED" in printed and "untested claims (not a pass)" in printed
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert 'class="badge untested"' in page and "claim(s) not tested" in page
+
+
+def test_statistical_mode_calls_a_plugin_once_per_sample():
+    """No enumeration: a per-replicate plug-in is called at most twice per sample (here once)."""
+    calls = []
+
+    def counted(inner, outer, theta, settings):
+        calls.append(1)
+        return dice.meta_mapg(inner, outer, theta, settings)
+
+    result = check_estimator(counted, CLAIMS, claim="meta-mapg", samples=200, mode="statistical")
+    assert result.passed, result.summary
+    assert len(calls) <= 2 * 200
+    verdicts = {name.split(":")[0]: v for name, v in result.verdicts.items()}
+    assert verdicts["implementation"] == verdicts["fingerprint"] == "info"
+    calls.clear()
+    check_estimator(counted, CLAIMS, claim="meta-mapg", samples=200, mode="exact")
+    assert len(calls) > 200  # exact mode does enumerate (2,048 sequences here)
+
+
+def test_the_plugin_budget_is_its_own_key(tmp_path, capsys):
+    text = CLAIMS.read_text().replace("samples = 2000", "samples = 2000\nplugin_calls = 0")
+    assert main(["exact", str(write(tmp_path, text))]) == 2
+    assert "[estimators.plugin_calls]" in capsys.readouterr().err
+
+
+def test_claims_carry_options_and_builtins_with_a_baseline_keep_their_claim():
+    result = check_estimator(dice.meta_mapg, CLAIMS, claim="meta-mapg[baseline=none]", samples=300, mode="exact")
+    assert result.passed, result.summary
+    case = load_case(CLAIMS)
+    valued = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, baseline="value"))
+    assert claim_of(valued, "meta-mapg") == Claim("estimator", "meta-mapg[baseline=none, inner_baseline=value]")
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("meta-mapg[baseline=value, baseline=none]", "option 'baseline' is given twice"),
+        ("meta-mapg[gae_lambda=lots]", "gae_lambda must be a number in [0, 1]"),
+        ("meta-mapg[dice_lambda=2]", "dice_lambda must be a number in [0, 1]"),
+    ],
+)
+def test_bad_options_in_a_name_are_input_errors(name, reason):
+    from mapg_verify.estimators.dispatch import split_name
+
+    with pytest.raises(InputError) as error:
+        split_name(name)
+    assert reason in error.value.reason and error.value.key == "estimators.names"
+
+
+def test_holm_adjusted_p_values_match_the_step_down_procedure():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        p = rng.uniform(0, 0.05, size=rng.integers(1, 6))
+        order, m = np.argsort(p), len(p)
+        stop = next((k for k in range(m) if p[order[k]] >= 0.01 / (m - k)), m)
+        expected = np.zeros(m, dtype=bool)
+        expected[order[:stop]] = True
+        assert (holm(p, 0.01) == expected).all()
+        assert (holm_adjusted(p) >= p).all()
+
+
+def test_a_consistent_claim_after_holm_does_not_say_it_differs():
+    """Raw p below the level, Holm's adjusted p above it: the line says consistent, with both p."""
+    from mapg_verify.checks.claims import statistical_summary
+
+    figures = {
+        "claim": "meta-mapg",
+        "against": "meta-mapg on the same batches (paired)",
+        "T-squared": 6.8,
+        "p-value": 0.00923,
+        "level": 0.01,
+        "samples": 2000,
+        "relative difference measured": 0.006,
+        "smallest relative difference detected (99% power)": 0.013,
+        "samples for target": 10**60,
+        "target relative difference": 0.1,
+        "rank": 1,
+        "unvaried": 0,
+    }
+    text = statistical_summary(figures, False, (2, 0.01846))
+    assert text.startswith("consistent (Holm over 2: adjusted p = 0.0185 at level 0.01)")
+    assert "differs" not in text and "rules out 0.013 or more" in text and "1e+60 samples" in text
+    assert "this budget detects 0.013" in statistical_summary(figures, True)
