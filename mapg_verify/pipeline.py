@@ -163,8 +163,9 @@ def _seed_ticker(case: Case, progress: bool):
     return tick
 
 
-class Terminated(Exception):
-    """SIGTERM (a scheduler's or CI's stop) arrived: stop as on Ctrl-C, exit 143."""
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's or CI's stop) arrived: stop as on Ctrl-C, exit 143 (a
+    ``BaseException``, as ``KeyboardInterrupt``: no case or plug-in handler takes it for a failure)."""
 
 
 def _terminate(signum, frame) -> None:
@@ -184,8 +185,8 @@ def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list
     context = multiprocessing.get_context("spawn" if "jax" in sys.modules else None)
     pool = context.Pool(jobs, initializer=_quiet_worker) if jobs > 1 else None
     bar = Progress(len(cases), "cases", delay=0.0)
-    # With a pool, SIGTERM stops the workers too; alone, its default action ends the process at once.
-    previous = signal.signal(signal.SIGTERM, _terminate) if pool else None
+    # SIGTERM stops the run as Ctrl-C does (its one line, exit 143), and the workers with it
+    previous = signal.signal(signal.SIGTERM, _terminate)
     documents, drawn = [], []
     try:
         work = functools.partial(evaluate_and_draw, seed=seed, progress=jobs == 1)
@@ -196,8 +197,8 @@ def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list
             drawn.append(record)
         bar.close()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if pool:  # on an interruption too: no worker is left running
             pool.terminate()
             pool.join()
-            signal.signal(signal.SIGTERM, previous)
     return documents, drawn

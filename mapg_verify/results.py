@@ -138,6 +138,7 @@ def describe_case(case: Case) -> dict:
             "gae_lambda": estimators.gae_lambda,
             "dice_lambda": estimators.dice_lambda,
             "plugin_calls": estimators.plugin_calls,
+            "plugin_timeout": estimators.plugin_timeout,
         },
         "checks": asdict(case.checks),
     }

@@ -1,6 +1,9 @@
 """Plug-ins for the tests: some misbehave (a run must fail their checks and go on), some are
 cheap, correct numpy estimators for calibration and the inner-update check."""
 
+import sys
+import time
+
 import numpy as np
 
 from mapg_verify.plugins import policy_rows, returns
@@ -69,3 +72,15 @@ def adapted_with_phis(inner, outer, theta, settings):
 def adapted_with_wrong_phis(inner, outer, theta, settings):
     """As :func:`adapted_with_phis`, with an inner update at twice the case's rates."""
     return _with_phis(inner, outer, theta, settings, 2.0)
+
+
+def exits(inner, outer, theta, settings):
+    sys.exit(0)
+
+
+def interrupts(inner, outer, theta, settings):
+    raise KeyboardInterrupt
+
+
+def hangs(inner, outer, theta, settings):
+    time.sleep(3600)

@@ -15,6 +15,7 @@ from mapg_verify.spec.case import (
     BASIS,
     CLAIM_MODELS,
     DEFAULT_PLUGIN_CALLS,
+    DEFAULT_PLUGIN_TIMEOUT,
     OUTERS,
     PAIRINGS,
     Claim,
@@ -60,6 +61,9 @@ def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings
     if samples < 2:
         raise InputError("estimators.samples", "must be at least 2 (a covariance needs two samples)")
     plugin_calls = positive_integer(table.get("plugin_calls", DEFAULT_PLUGIN_CALLS), "estimators.plugin_calls")
+    timeout = table.get("plugin_timeout", DEFAULT_PLUGIN_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        raise InputError("estimators.plugin_timeout", f"must be a positive number of seconds, got {timeout!r}")
     claims = parse_claims(table.get("claims", {}), names)
     options = {key: option_value(key, table[key], f"estimators.{key}") for key in CASE_OPTIONS if key in table}
     chosen = [options.get("baseline")] + [
@@ -83,6 +87,7 @@ def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings
         options.get("gae_lambda"),
         options.get("dice_lambda"),
         plugin_calls,
+        float(timeout),
     )
 
 

@@ -9,7 +9,8 @@ game's (required for model S on an infinite-horizon game),
 (model S refuses to enumerate more inner batches than this); ``[estimators] names = []``,
 ``samples = 20000``, ``outer = "sampled"``, ``pairing = "batch"``, ``outer_batch`` the inner
 ``batch``, ``plugin_calls = 20000`` (the most calls a plug-in's exact expectation may make; past
-it, ``auto`` claims are tested statistically, ``exact`` ones are untested), ``returns``,
+it, ``auto`` claims are tested statistically, ``exact`` ones are untested), ``plugin_timeout = 300``
+(seconds a plug-in's call may take before it fails its estimator), ``returns``,
 ``baseline`` and ``gae_lambda`` each built-in's own (a name's
 ``[key=value, ...]`` options override them for it); ``[checks] level = 0.01``,
 ``relative_error = 0.1``, ``fingerprint_draws = 3``, ``seeds = 0`` (calibration and power off),
@@ -63,6 +64,7 @@ SECTIONS = {
         "pairing",
         "outer_batch",
         "plugin_calls",
+        "plugin_timeout",
         "claims",
         "returns",
         "baseline",

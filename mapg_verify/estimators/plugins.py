@@ -37,7 +37,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +75,7 @@ def resolve_plugin(name: str, key: str = "estimators.names") -> Plugin:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise InputError(key, f"plug-in {name!r} cannot be imported: {error}") from None
-    except Exception as error:  # the module's own code failed: a syntax error, an exception at import
+    except (Exception, SystemExit) as error:  # the module's own code failed: a syntax error, an exception at import
         raise InputError(
             key, f"plug-in {name!r}: importing {module_name!r} raised {type(error).__name__}: {error}"
         ) from None
@@ -130,14 +132,15 @@ def evaluate(
         call, rows, own = caller(plugin.framework, plugin.function, settings, (PER_CALL,)), [], []
         for start in range(0, count, PER_CALL):
             stop = min(start + PER_CALL, count)
-            value, phis = _call(call, replicates.take(np.minimum(np.arange(start, start + PER_CALL), stop - 1)), tiled)
+            picked = replicates.take(np.minimum(np.arange(start, start + PER_CALL), stop - 1))
+            value, phis = _call(call, picked, tiled, case.estimators.plugin_timeout)
             tick()
             rows.append(_checked(value, (PER_CALL, *shape)).reshape(PER_CALL, -1)[: stop - start])
             own.append(None if phis is None else _flat_phis(phis, settings.steps, size, PER_CALL)[: stop - start])
         return np.concatenate(rows), None if own[0] is None else np.concatenate(own)
     call, rows, own = caller(plugin.framework, plugin.function, settings, ()), [], []
     for r in range(count):
-        value, phis = _call(call, replicates.take(r), theta)
+        value, phis = _call(call, replicates.take(r), theta, case.estimators.plugin_timeout)
         tick()
         rows.append(_checked(value, shape).reshape(-1))
         own.append(None if phis is None else _flat_phis(phis, settings.steps, size))
@@ -145,11 +148,50 @@ def evaluate(
     return np.array(rows).reshape(count, -1), found
 
 
-def _call(call, replicates: Replicates, theta):
+def _call(call, replicates: Replicates, theta, timeout: float):
+    """One call of the plug-in, contained: whatever it raises (``SystemExit`` and a
+    ``KeyboardInterrupt`` of its own included; a real Ctrl-C still stops the run), or a call that
+    outlasts ``timeout`` seconds (in the main thread, by ``SIGALRM``), is a :class:`PluginError`."""
+    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    handlers = {}
+    if main:
+        handlers[signal.SIGALRM] = signal.signal(signal.SIGALRM, _timed_out)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            handlers[signal.SIGINT] = signal.signal(signal.SIGINT, _ctrl_c)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         return call(replicates.inner, replicates.outer, theta)
+    except PluginTimeout:
+        raise PluginError(f"did not return within {timeout:g} s ([estimators] plugin_timeout)") from None
+    except SystemExit as error:
+        raise PluginError(f"called sys.exit({error.code!r})") from None
+    except KeyboardInterrupt as error:
+        if isinstance(error, CtrlC) or not main:
+            raise KeyboardInterrupt from None  # the user's Ctrl-C (a worker's is the parent's): stop
+        raise PluginError("raised KeyboardInterrupt itself") from None
     except Exception as error:  # a plug-in's own failure is a verdict, not a crash
         raise PluginError(f"raised {type(error).__name__}: {error}") from error
+    finally:
+        if main:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+
+
+class PluginTimeout(Exception):
+    """A plug-in's call outlasted its time."""
+
+
+class CtrlC(KeyboardInterrupt):
+    """SIGINT arrived during a plug-in's call: the user's, not the plug-in's."""
+
+
+def _timed_out(signum, frame) -> None:
+    raise PluginTimeout
+
+
+def _ctrl_c(signum, frame) -> None:
+    raise CtrlC
 
 
 def _checked(value, shape: tuple[int, ...]) -> np.ndarray:

@@ -21,6 +21,7 @@ RETURNS = ("from-zero", "from-t")
 BASELINES = ("none", "value", "linear", "batch-mean", "leave-one-out")
 DEFAULT_CAP = 200_000
 DEFAULT_PLUGIN_CALLS = 20_000  # calls a plug-in's exact enumeration may make ([estimators] plugin_calls)
+DEFAULT_PLUGIN_TIMEOUT = 300.0  # seconds one call of a plug-in may take ([estimators] plugin_timeout)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ class EstimatorSettings:
     (``None``: each its own; a name's ``[key=value]`` options override them in turn). ``plugin_calls``
     bounds the calls a plug-in's exact expectation may make (its enumeration, in ``exact`` and
     ``auto`` claim modes; never in ``statistical``); model S's enumeration has its own cap,
-    ``[inner] enumeration_cap``."""
+    ``[inner] enumeration_cap``. ``plugin_timeout`` is the seconds one call of a plug-in may take
+    before it fails its estimator (a call that hangs)."""
 
     names: tuple[str, ...]
     samples: int
@@ -94,6 +96,7 @@ class EstimatorSettings:
     gae_lambda: float | None = None
     dice_lambda: float | None = None
     plugin_calls: int = DEFAULT_PLUGIN_CALLS
+    plugin_timeout: float = DEFAULT_PLUGIN_TIMEOUT
 
 
 @dataclass(frozen=True)
