@@ -148,9 +148,13 @@ def check_claim(
     check = f"claim:{name}"
     reference = reference_value(case, compiled, truth, claim, design)
     mode = case.checks.claim_mode
+    figures: dict = {"claim": claim.label}
     if mode == "auto":
         mode = "exact" if exact is not None and reference is not None else "statistical"
-    figures: dict = {"claim": claim.label, "mode": mode}
+        if mode == "statistical":
+            missing = "the estimator's" if exact is None else "the reference's"
+            figures["exact mode"] = f"not testable: {missing} expectation does not enumerate here"
+    figures["mode"] = mode
     if mode == "exact":
         if exact is None or reference is None:
             missing = "the estimator's" if exact is None else "the reference's"
