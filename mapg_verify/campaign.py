@@ -55,7 +55,7 @@ class CampaignSpec:
     actions: tuple[int, int]
     horizon: tuple[int, int]
     estimators: tuple[str, ...]
-    claims: tuple[tuple[str, str], ...] = ()
+    claims: tuple[tuple[str, str | tuple[tuple[str, float], ...]], ...] = ()  # a fingerprint as (term, coefficient)
     mutants: bool = False
     samples: int = 2000
     seed: int = 0
@@ -100,10 +100,14 @@ def parse_spec(document: dict, path: str = "") -> CampaignSpec:
     if not isinstance(estimators, list) or not estimators or not all(isinstance(e, str) for e in estimators):
         raise InputError("campaign.estimators", f"must be a non-empty list of estimator names, got {estimators!r}")
     claims = table.get("claims", {})
-    if not isinstance(claims, dict) or not all(isinstance(v, str) for v in claims.values()):
-        raise InputError("campaign.claims", f"must be a table of estimator = claim (a string), got {claims!r}")
+    if not isinstance(claims, dict) or not all(isinstance(v, str | dict) for v in claims.values()):
+        raise InputError(
+            "campaign.claims",
+            f"must be a table of estimator = claim (a name, or a table of fingerprint coefficients), got {claims!r}",
+        )
     if not isinstance(table.get("mutants", False), bool):
         raise InputError("campaign.mutants", f"must be true or false, got {table['mutants']!r}")
+    _distinct(estimators, table.get("mutants", False))
     seed = table.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError("campaign.seed", f"must be an integer >= 0, got {seed!r}")
@@ -113,7 +117,7 @@ def parse_spec(document: dict, path: str = "") -> CampaignSpec:
         _range(table, "actions", (2, 3), 2),
         _range(table, "horizon", (1, 3), 1),
         tuple(estimators),
-        tuple(claims.items()),
+        tuple((name, claim if isinstance(claim, str) else tuple(claim.items())) for name, claim in claims.items()),
         table.get("mutants", False),
         path=path,
         **{key: table[key] for key in ("samples", "seed", "gamma", "policy", "batch", "steps", "level", "claim_mode")
@@ -128,6 +132,17 @@ def parse_spec(document: dict, path: str = "") -> CampaignSpec:
                 _campaign_key(error.key), f"{error.reason} (in the case of a game of the campaign)"
             ) from None
     return spec
+
+
+def _distinct(estimators: list[str], mutants: bool) -> None:
+    """Each estimator once, and no planted bug that ``mutants = true`` adds already."""
+    for index, name in enumerate(estimators):
+        if name in estimators[:index]:
+            raise InputError("campaign.estimators", f"lists {name!r} twice")
+        if mutants and name in MUTANTS:
+            raise InputError(
+                "campaign.estimators", f"lists the planted bug {name!r}, which mutants = true adds already"
+            )
 
 
 CASE_KEYS = {  # a task's case key -> the campaign key that set it
@@ -151,11 +166,15 @@ def load_spec(path: str | Path) -> CampaignSpec:
     """Read and validate a campaign file; an :class:`InputError` names the file."""
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("", "no such campaign file", str(path)) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise InputError("", f"is not valid TOML: {error}", str(path)) from None
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        raise InputError("file", f"cannot be read: {error.strerror}", str(path)) from None
+    except UnicodeDecodeError as error:
+        reason = f"is not UTF-8 text (byte {error.start}): a campaign file is TOML"
+        raise InputError("file", reason, str(path)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError("file", f"is not valid TOML: {error}", str(path)) from None
     plugin_path(str(path))
     try:
         return parse_spec(document, str(path.resolve()))
@@ -174,7 +193,8 @@ def task_document(spec: CampaignSpec, index: int) -> dict:
 
 
 def _document(spec: CampaignSpec, name: str, states, actions, horizon, game_seed, params_seed) -> dict:
-    claims = dict(spec.claims) | ({bug: MUTANT_CLAIM for bug in MUTANTS} if spec.mutants else {})
+    claims = {name: claim if isinstance(claim, str) else dict(claim) for name, claim in spec.claims}
+    claims |= {bug: MUTANT_CLAIM for bug in MUTANTS} if spec.mutants else {}
     return {
         "name": name,
         "game": {"builtin": "random", "seed": game_seed, "states": states, "actions": actions,
@@ -254,7 +274,7 @@ def aggregate(spec: CampaignSpec, records: list[dict]) -> dict:
         implementation = [row["implementation"] for row in rows if row["implementation"] in ("pass", "fail")]
         alarms = implementation.count("fail")
         out["estimators"][name] = {
-            "claim": dict(spec.claims).get(name, "its own (built-in)" if name in ESTIMATORS else None),
+            "claim": _claim_text(dict(spec.claims).get(name, "its own (built-in)" if name in ESTIMATORS else None)),
             "held": held, "failed": failed, "untested": len(rows) - held - failed,
             "share held": held / (held + failed) if held + failed else None, "interval": interval(held, held + failed),
             "implementation": {
@@ -271,6 +291,13 @@ def aggregate(spec: CampaignSpec, records: list[dict]) -> dict:
     return out
 
 
+def _claim_text(claim: str | tuple | None) -> str | None:
+    """A claim as the summaries name it: a model's or estimator's name, or ``fingerprint 1 current + ...``."""
+    if claim is None or isinstance(claim, str):
+        return claim
+    return "fingerprint " + " + ".join(f"{coefficient:g} {term}" for term, coefficient in claim)
+
+
 def case_toml(document: dict) -> str:
     """A task's document as a case file (the shapes :func:`task_document` makes: scalars, lists of
     scalars, and one level of tables; ``estimators.claims`` as a sub-table)."""
@@ -282,6 +309,8 @@ def case_toml(document: dict) -> str:
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, list):
             return "[" + ", ".join(value(item) for item in v) + "]"
+        if isinstance(v, dict):  # a fingerprint claim
+            return "{ " + ", ".join(f"{value(key)} = {value(item)}" for key, item in v.items()) + " }"
         return repr(v)
 
     lines = [f"name = {value(document['name'])}"]

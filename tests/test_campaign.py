@@ -1,5 +1,6 @@
-"""Campaigns on Dask (issue 18): a spec's games are fixed by its seed, bad specs exit 2, and the
-aggregate is the same on one worker, on two with one killed part-way, and after a resume."""
+"""Campaigns on Dask (issue 18): a spec's games are fixed by its seed, bad specs exit 2 (unreadable
+files, repeated estimators and bad fingerprint claims too), and the aggregate is the same on one
+worker, on two with one killed part-way, and after a resume."""
 
 import json
 import os
@@ -11,7 +12,7 @@ import pytest
 from distributed import Client, LocalCluster
 from test_cli import write
 
-from mapg_verify.campaign import aggregate, case_toml, interval, load_spec, parse_spec, task_document
+from mapg_verify.campaign import aggregate, case_toml, interval, load_spec, parse_spec, run_task, task_document
 from mapg_verify.casefile.reader import load_case
 from mapg_verify.cli import main
 from mapg_verify.cluster import STORE, read_store, run_campaign
@@ -29,6 +30,18 @@ samples = 300
 seed = 11
 """
 
+# three tiny games: a campaign in a second or two on a running cluster
+SMALL = """
+[campaign]
+games = 3
+states = [1, 1]
+actions = [2, 2]
+horizon = [1, 1]
+estimators = ["meta-mapg"]
+samples = 200
+seed = 5
+"""
+
 
 def _spec(text: str = SPEC):
     return parse_spec(tomllib.loads(text))
@@ -43,6 +56,12 @@ def _spec(text: str = SPEC):
         (('"meta-pg"]', '"meta-pgg"]'), "[campaign.estimators"),
         (('{ "meta-pg" = "model-S" }', '{ "naive" = "model-S" }'), "[campaign.claims.naive]"),
         (("actions = [2, 2]", "actions = [2, 3]\npolicy = 'sigmoid'"), "[campaign.policy]"),
+        (('"meta-pg"]', '"meta-pg", "meta-mapg"]'), "[campaign.estimators] lists 'meta-mapg' twice"),
+        (
+            ('"meta-pg"]', '"meta-pg", "meta-mapg/flipped-peer"]'),
+            "[campaign.estimators] lists the planted bug 'meta-mapg/flipped-peer', which mutants = true adds already",
+        ),
+        (('"model-S" }', "{ bogus = 1 } }"), "[campaign.claims.meta-pg] a fingerprint claim has numbers for the terms"),
     ],
 )
 def test_a_bad_spec_exits_2_naming_the_file_and_key(tmp_path, capsys, change, message):
@@ -51,6 +70,35 @@ def test_a_bad_spec_exits_2_naming_the_file_and_key(tmp_path, capsys, change, me
     error = capsys.readouterr().err
     assert f"{path}: " in error and message in error
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (Path.mkdir, "[file] cannot be read: Is a directory"),
+        (lambda path: path.write_bytes(b"[campaign]\ngames = 2  # \xff\n"), "[file] is not UTF-8 text (byte 24)"),
+        (lambda path: None, "[file] cannot be read: No such file or directory"),
+    ],
+)
+def test_a_spec_that_is_a_folder_not_utf8_or_missing_exits_2_naming_the_file(tmp_path, capsys, make, reason):
+    path = tmp_path / "spec.toml"
+    make(path)
+    assert main(["campaign", str(path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {path}: {reason}") and error.count("\n") == 1, error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_fingerprint_claim_is_accepted_as_in_case_files(tmp_path):
+    claim = '"meta-pg" = { current = 1, adapted = 1, own-pathwise = 1, own-dice = 1 }'
+    text = SMALL.replace('["meta-mapg"]', f'["meta-mapg", "meta-pg"]\nclaims = {{ {claim} }}')
+    spec = _spec(text.replace("games = 3", "games = 1"))
+    case = load_case(write(tmp_path, case_toml(task_document(spec, 0)), "game.toml"))
+    assert dict(case.estimators.claims)["meta-pg"].kind == "fingerprint"
+    record = run_task(spec, 0)
+    assert record["estimators"]["meta-pg"]["claim"] == "pass", record["estimators"]["meta-pg"]["claim summary"]
+    claimed = aggregate(spec, [record])["estimators"]["meta-pg"]["claim"]
+    assert claimed == "fingerprint 1 current + 1 adapted + 1 own-pathwise + 1 own-dice"
 
 
 def test_games_are_fixed_by_the_seed_and_rerun_as_case_files(tmp_path):
