@@ -6,9 +6,9 @@ drawn by ``numpy.random.default_rng([seed, j])``, and it is the built-in ``rando
 seed drawn there too, so every task is a small case file any user can rerun with ``run``. A
 task is one game with all its estimators (and, with ``mutants``, the planted bugs of
 ``MUTANTS``, each claiming to be ``meta-mapg``), verified by the same pipeline as ``run``; its
-record is plain JSON. :func:`aggregate` reads the records in task order, so the same seed gives
-the same aggregate whatever ran them and in what order; the driver is
-:mod:`mapg_verify.cluster`.
+record is plain JSON (stored sealed with the spec's :func:`fingerprint` and its own checksum).
+:func:`aggregate` reads the records in task order, so the same seed gives the same aggregate
+whatever ran them and in what order; the driver is :mod:`mapg_verify.cluster`.
 
 Aggregates, per estimator (intervals are Clopper-Pearson at 95%):
 
@@ -17,14 +17,18 @@ Aggregates, per estimator (intervals are Clopper-Pearson at 95%):
   built-in is right by construction, so a rejection is a false alarm; the rate beside the
   case's level (Holm over each game's estimators keeps it at or below the level);
 - relative bias against model S and model E across games (quantiles);
-- per planted bug, the power: the share of games whose claim check caught it.
+- per planted bug, the power: the share of games whose claim check caught it;
+- per check kind (the name before ``:``; planted bugs aside), the failures among the checks with
+  a verdict, the false alarms its level allows, and the campaign's verdict (:func:`exit_rules`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import tomllib
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +41,7 @@ from mapg_verify.estimators.plugins import plugin_path
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.pipeline import evaluate_safely
 from mapg_verify.problem.errors import InputError
+from mapg_verify.results import canonical, digest
 
 MAX_GAMES = 10**6
 KEYS = (
@@ -44,6 +49,11 @@ KEYS = (
     "samples", "seed", "batch", "steps", "level", "claim_mode",
 )  # fmt: skip
 MUTANT_CLAIM = "meta-mapg"  # each planted bug is a variant of it that still claims to be it
+ALARM_P = 0.001  # a check kind fails the campaign when its failures are this improbable under its level
+
+
+class CampaignError(Exception):
+    """A campaign that cannot give a true aggregate: games without a record, a record not stored."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,16 @@ def load_spec(path: str | Path) -> CampaignSpec:
         raise InputError(error.key, error.reason, str(path)) from None
 
 
+def settings(spec: CampaignSpec) -> dict:
+    """The spec's fields that change results, as JSON: every field but its path."""
+    return json.loads(canonical({key: value for key, value in asdict(spec).items() if key != "path"}))
+
+
+def fingerprint(spec: CampaignSpec) -> str:
+    """The sha256 of the spec's :func:`settings`: equal for specs that give equal results."""
+    return digest(settings(spec))
+
+
 def task_document(spec: CampaignSpec, index: int) -> dict:
     """Game ``index`` of the campaign as a case file's document (see the module's docstring)."""
     rng = np.random.default_rng([spec.seed, index])
@@ -208,7 +228,9 @@ def _document(spec: CampaignSpec, name: str, states, actions, horizon, game_seed
 
 
 def run_task(spec: CampaignSpec, index: int) -> dict:
-    """Verify game ``index``: its record, what :func:`aggregate` reads (JSON-ready)."""
+    """Verify game ``index``: its record, what :func:`aggregate` reads (JSON-ready). ``checks``
+    holds every check's verdict but the planted bugs'; ``levelled``, the kinds whose checks test
+    at the case's level."""
     started = time.perf_counter()
     if spec.path:  # on a worker of another machine too
         plugin_path(spec.path)
@@ -227,12 +249,13 @@ def run_task(spec: CampaignSpec, index: int) -> dict:
             "bias vs model E": bias.get("relative bias vs model E"),
         }
     mutants = set(MUTANTS) if spec.mutants else set()
-    failed = [c["name"] for c in result["checks"] if c["verdict"] == "fail" and c["name"].split(":")[-1] not in mutants]
+    own = [check for check in result["checks"] if check["name"].split(":")[-1] not in mutants]
     return {
         "task": index,
         "case": document,
         "estimators": estimators,
-        "failed": failed,
+        "checks": {check["name"]: check["verdict"] for check in own},
+        "levelled": sorted({check["name"].split(":")[0] for check in own if "level" in check["figures"]}),
         "seconds": time.perf_counter() - started,
     }
 
@@ -256,10 +279,20 @@ def _quantiles(values: list) -> dict | None:
 
 
 def aggregate(spec: CampaignSpec, records: list[dict]) -> dict:
-    """The campaign's figures from its task records (any order; read by task number)."""
+    """The campaign's figures from its task records, one per game (any order; read by task number)."""
     records = sorted(records, key=lambda record: record["task"])
-    settings = {key: value for key, value in asdict(spec).items() if key != "path"}  # the same spec anywhere
-    out: dict = {"spec": settings, "games": len(records), "level": spec.level, "estimators": {}, "mutants": {}}
+    tasks = [record["task"] for record in records]
+    if tasks != list(range(spec.games)):
+        missing = sorted(set(range(spec.games)) - set(tasks))
+        names = [task_document(spec, index)["name"] for index in missing[:10]] + ["..."] * (len(missing) > 10)
+        raise CampaignError(
+            f"an aggregate needs one record per game of the spec's {spec.games}, and there are {len(tasks)}: "
+            f"{len(missing)} games have none ({', '.join(names) or '-'}); --resume reruns them"
+        )
+    out: dict = {
+        "spec": settings(spec), "fingerprint": fingerprint(spec), "games": len(records), "level": spec.level,
+        "estimators": {}, "mutants": {},
+    }  # fmt: skip
     for name in spec.names:
         rows = [record["estimators"][name] for record in records]
         verdicts = [row["claim"] for row in rows]
@@ -285,10 +318,11 @@ def aggregate(spec: CampaignSpec, records: list[dict]) -> dict:
             "bias vs model S": _quantiles([row["bias vs model S"] for row in rows]),
             "bias vs model E": _quantiles([row["bias vs model E"] for row in rows]),
         }  # fmt: skip
-    out["failures"] = [
-        {"task": r["task"], "case": r["case"]["name"], "checks": r["failed"]} for r in records if r["failed"]
-    ]
-    return out
+    failing = [(r, [name for name, verdict in r["checks"].items() if verdict == "fail"]) for r in records]
+    out["failures"] = [{"task": r["task"], "case": r["case"]["name"], "checks": names} for r, names in failing if names]
+    out["checks"] = check_kinds(spec, records)
+    rules = exit_rules(out["checks"])
+    return out | {"exit": {"code": 1 if rules else 0, "rules": rules}}
 
 
 def _claim_text(claim: str | tuple | None) -> str | None:
@@ -296,6 +330,46 @@ def _claim_text(claim: str | tuple | None) -> str | None:
     if claim is None or isinstance(claim, str):
         return claim
     return "fingerprint " + " + ".join(f"{coefficient:g} {term}" for term, coefficient in claim)
+
+
+def check_kinds(spec: CampaignSpec, records: list[dict]) -> dict:
+    """Per check kind: the checks with a verdict (pass or fail), the failures, the level that bounds
+    its false alarms (the case's for a kind whose checks test at a level, 0 for an exact one), the
+    false alarms expected there, and the one-sided binomial p of at least that many failures."""
+    counts: dict[str, Counter] = {}
+    for record in records:
+        for name, verdict in record["checks"].items():
+            counts.setdefault(name.split(":")[0], Counter())[verdict] += 1
+    levelled = {kind for record in records for kind in record["levelled"]}
+    kinds = {}
+    for kind, count in sorted(counts.items()):
+        checks, failures = count["pass"] + count["fail"], count["fail"]
+        level = spec.level if kind in levelled else 0.0
+        p = stats.binomtest(failures, checks, level, alternative="greater").pvalue if checks else None
+        kinds[kind] = {
+            "checks": checks, "failures": failures, "level": level, "expected false alarms": level * checks,
+            "binomial p": None if p is None else float(p),
+        }  # fmt: skip
+    return kinds
+
+
+def exit_rules(kinds: dict) -> list[str]:
+    """Why the campaign exits 1, one line per rule that holds (none: exit 0): a claim failed, an
+    ``error`` check occurred, or a kind's failures are improbable (binomial p < :data:`ALARM_P`)
+    under its level; an exact kind's level is 0, so one failure is enough."""
+    rules = []
+    if kinds.get("claim", {}).get("failures"):
+        rules.append(f"claim: {kinds['claim']['failures']} of {kinds['claim']['checks']} claim checks failed")
+    if kinds.get("error", {}).get("failures"):
+        rules.append(f"error: {kinds['error']['failures']} games raised an error")
+    for kind, row in kinds.items():
+        if kind not in ("claim", "error") and row["binomial p"] is not None and row["binomial p"] < ALARM_P:
+            rules.append(
+                f"false alarms: {kind} failed {row['failures']} of {row['checks']} checks, "
+                f"{row['expected false alarms']:.2g} expected at level {row['level']:g} "
+                f"(binomial p = {row['binomial p']:.2g} < {ALARM_P:g})"
+            )
+    return rules
 
 
 def case_toml(document: dict) -> str:
