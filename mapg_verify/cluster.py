@@ -12,19 +12,22 @@ resumable. A worker that dies takes its running tasks with it; the scheduler giv
 other workers (Dask's ``allowed-failures``: a task that kills three workers is reported, and its
 game left to ``resume``). The aggregate, the report and the failing games' case files are
 written at the end, atomically, from the records alone, one per game: the same spec gives the
-same aggregate whatever the workers, their number or their losses (``timings`` aside).
+same aggregate whatever the workers, their number or their losses (``timings`` aside). Dask's
+own log (its warnings as workers shut down among them) goes to ``DIR/dask.log``, not the console.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask.config
 from distributed import Client, LocalCluster, as_completed
 
 from mapg_verify.campaign import (
@@ -44,6 +47,8 @@ from mapg_verify.results import canonical, digest, dumps, write_atomic
 STORE = "tasks.jsonl"
 DAMAGED = STORE + ".damaged"
 SPEC_FILE = "spec.json"
+DASK_LOG = "dask.log"
+DASK_LOGGERS = ("distributed", "tornado", "bokeh")  # those distributed sends to standard error
 
 
 @dataclass(frozen=True)
@@ -175,24 +180,59 @@ def _prepare(out: Path, spec: CampaignSpec, store: Store) -> None:
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, workers: int | None):
+def _dask_log(path: Path):
+    """Dask's log records go to ``path``, not the console: this process's (the nannies' "Worker
+    process still alive after 4.0 seconds, killing" among them) through a file handler on the
+    loggers distributed configures, and a local cluster's workers' through the logging config
+    they read from the environment as they start (``DASK_DISTRIBUTED__LOGGING``)."""
+    form = dask.config.get("distributed.admin.log-format")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(form))
+    saved = {name: (logging.getLogger(name).handlers, logging.getLogger(name).propagate) for name in DASK_LOGGERS}
+    for name in DASK_LOGGERS:
+        logging.getLogger(name).handlers, logging.getLogger(name).propagate = [handler], False
+    workers = {
+        "version": 1, "disable_existing_loggers": False, "formatters": {"dask": {"format": form}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(path), "formatter": "dask"}},
+        "loggers": {name: {"handlers": ["file"], "propagate": False} for name in DASK_LOGGERS},
+    }  # fmt: skip
+    before = os.environ.get("DASK_DISTRIBUTED__LOGGING")
+    os.environ["DASK_DISTRIBUTED__LOGGING"] = repr(workers)
+    try:
+        yield
+    finally:
+        for name, (handlers, propagate) in saved.items():
+            logging.getLogger(name).handlers, logging.getLogger(name).propagate = handlers, propagate
+        handler.close()
+        if before is None:
+            os.environ.pop("DASK_DISTRIBUTED__LOGGING", None)
+        else:
+            os.environ["DASK_DISTRIBUTED__LOGGING"] = before
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, workers: int | None, log: Path):
     """A client of the cluster at ``scheduler``, or of a new local one (one single-threaded
     worker process per core, or ``workers``; its dashboard, where bokeh is installed, on a free
-    port). Dask's nannies set ``OMP_NUM_THREADS=1`` and the like in this process's environment to
-    pass them to the workers, and leave them there; the environment is restored on the way out,
-    so later subprocesses get this process's BLAS threads, not the workers'."""
+    port), with Dask's log in file ``log`` (its folder made once the cluster answers). Dask's
+    nannies set ``OMP_NUM_THREADS=1`` and the like in this process's environment to pass them to
+    the workers, and leave them there; the environment is restored on the way out, so later
+    subprocesses get this process's BLAS threads, not the workers'."""
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as error:
             raise InputError("--scheduler", f"no Dask scheduler answered at {scheduler!r} ({error})") from None
-        with client:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with _dask_log(log), client:
             yield client
         return
     environment = dict(os.environ)
+    log.parent.mkdir(parents=True, exist_ok=True)
     try:
         cores = workers or os.cpu_count() or 1
         with (
+            _dask_log(log),
             LocalCluster(n_workers=cores, threads_per_worker=1, dashboard_address=":0") as cluster,
             Client(cluster) as client,
         ):
@@ -234,7 +274,7 @@ def run_campaign(
     for _ in records:
         bar.advance()
     try:
-        with _client(scheduler, workers) if todo else contextlib.nullcontext() as client:
+        with _client(scheduler, workers, out / DASK_LOG) if todo else contextlib.nullcontext() as client:
             with _stops_campaign(out):
                 _prepare(out, spec, store)
             if todo and progress and (link := dashboard(client)):

@@ -3,10 +3,11 @@ files, repeated estimators and bad fingerprint claims too), and the aggregate is
 worker, on two with one killed part-way, and after a resume. The store cannot lie: a resume
 refuses another spec's store, moves damaged lines aside and reruns their games; a record that
 cannot be written stops the campaign, resumably; a game without a record fails it. The exit code
-follows claims, errors and improbable false-alarm counts."""
+follows claims, errors and improbable false-alarm counts; Dask's log goes to a file."""
 
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
@@ -31,7 +32,7 @@ from mapg_verify.campaign import (
 )
 from mapg_verify.casefile.reader import load_case
 from mapg_verify.cli import main
-from mapg_verify.cluster import DAMAGED, SPEC_FILE, STORE, read_store, run_campaign, seal
+from mapg_verify.cluster import DAMAGED, DASK_LOG, SPEC_FILE, STORE, read_store, run_campaign, seal
 from mapg_verify.console import campaign_summary
 from mapg_verify.results import canonical
 
@@ -150,10 +151,18 @@ def environment():
     os.environ.update(saved)
 
 
-def test_run_campaign_leaves_the_environment_as_it_found_it(tmp_path):
+def test_a_local_campaign_logs_dask_to_a_file_and_leaves_the_environment_as_it_found_it(tmp_path, capfd):
+    def warn(client, finished):  # the nanny's shutdown warning, in this process, and a worker's
+        logging.getLogger("distributed.nanny").warning("Worker process still alive after 4.0 seconds, killing")
+        client.run(lambda: logging.getLogger("distributed.worker").warning("a worker's warning"))
+
     before = dict(os.environ)
-    run_campaign(_spec(SPEC.replace("games = 5", "games = 1")), tmp_path, workers=1, progress=False)
+    run_campaign(_spec(SMALL.replace("games = 3", "games = 1")), tmp_path, workers=1, after_each=warn, progress=False)
     assert dict(os.environ) == before
+    log = (tmp_path / DASK_LOG).read_text()
+    assert "Worker process still alive after 4.0 seconds, killing" in log and "a worker's warning" in log
+    error = capfd.readouterr().err
+    assert "still alive" not in error and "a worker's warning" not in error and "distributed." not in error, error
 
 
 def test_two_workers_one_killed_and_a_resumed_campaign_give_the_single_worker_aggregate(tmp_path, environment):
