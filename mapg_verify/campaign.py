@@ -6,9 +6,9 @@ drawn by ``numpy.random.default_rng([seed, j])``, and it is the built-in ``rando
 seed drawn there too, so every task is a small case file any user can rerun with ``run``. A
 task is one game with all its estimators (and, with ``mutants``, the planted bugs of
 ``MUTANTS``, each claiming to be ``meta-mapg``), verified by the same pipeline as ``run``; its
-record is plain JSON. :func:`aggregate` reads the records in task order, so the same seed gives
-the same aggregate whatever ran them and in what order; the driver is
-:mod:`mapg_verify.cluster`.
+record is plain JSON (stored sealed with the spec's :func:`fingerprint` and its own checksum).
+:func:`aggregate` reads the records in task order, so the same seed gives the same aggregate
+whatever ran them and in what order; the driver is :mod:`mapg_verify.cluster`.
 
 Aggregates, per estimator (intervals are Clopper-Pearson at 95%):
 
@@ -17,14 +17,18 @@ Aggregates, per estimator (intervals are Clopper-Pearson at 95%):
   built-in is right by construction, so a rejection is a false alarm; the rate beside the
   case's level (Holm over each game's estimators keeps it at or below the level);
 - relative bias against model S and model E across games (quantiles);
-- per planted bug, the power: the share of games whose claim check caught it.
+- per planted bug, the power: the share of games whose claim check caught it;
+- per check kind (the name before ``:``; planted bugs aside), the failures among the checks with
+  a verdict, the false alarms its level allows, and the campaign's verdict (:func:`exit_rules`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import tomllib
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +41,7 @@ from mapg_verify.estimators.plugins import plugin_path
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.pipeline import evaluate_safely
 from mapg_verify.problem.errors import InputError
+from mapg_verify.results import canonical, digest
 
 MAX_GAMES = 10**6
 KEYS = (
@@ -44,6 +49,11 @@ KEYS = (
     "samples", "seed", "batch", "steps", "level", "claim_mode",
 )  # fmt: skip
 MUTANT_CLAIM = "meta-mapg"  # each planted bug is a variant of it that still claims to be it
+ALARM_P = 0.001  # a check kind fails the campaign when its failures are this improbable under its level
+
+
+class CampaignError(Exception):
+    """A campaign that cannot give a true aggregate: games without a record, a record not stored."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,7 @@ class CampaignSpec:
     actions: tuple[int, int]
     horizon: tuple[int, int]
     estimators: tuple[str, ...]
-    claims: tuple[tuple[str, str], ...] = ()
+    claims: tuple[tuple[str, str | tuple[tuple[str, float], ...]], ...] = ()  # a fingerprint as (term, coefficient)
     mutants: bool = False
     samples: int = 2000
     seed: int = 0
@@ -100,10 +110,14 @@ def parse_spec(document: dict, path: str = "") -> CampaignSpec:
     if not isinstance(estimators, list) or not estimators or not all(isinstance(e, str) for e in estimators):
         raise InputError("campaign.estimators", f"must be a non-empty list of estimator names, got {estimators!r}")
     claims = table.get("claims", {})
-    if not isinstance(claims, dict) or not all(isinstance(v, str) for v in claims.values()):
-        raise InputError("campaign.claims", f"must be a table of estimator = claim (a string), got {claims!r}")
+    if not isinstance(claims, dict) or not all(isinstance(v, str | dict) for v in claims.values()):
+        raise InputError(
+            "campaign.claims",
+            f"must be a table of estimator = claim (a name, or a table of fingerprint coefficients), got {claims!r}",
+        )
     if not isinstance(table.get("mutants", False), bool):
         raise InputError("campaign.mutants", f"must be true or false, got {table['mutants']!r}")
+    _distinct(estimators, table.get("mutants", False))
     seed = table.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError("campaign.seed", f"must be an integer >= 0, got {seed!r}")
@@ -113,7 +127,7 @@ def parse_spec(document: dict, path: str = "") -> CampaignSpec:
         _range(table, "actions", (2, 3), 2),
         _range(table, "horizon", (1, 3), 1),
         tuple(estimators),
-        tuple(claims.items()),
+        tuple((name, claim if isinstance(claim, str) else tuple(claim.items())) for name, claim in claims.items()),
         table.get("mutants", False),
         path=path,
         **{key: table[key] for key in ("samples", "seed", "gamma", "policy", "batch", "steps", "level", "claim_mode")
@@ -128,6 +142,17 @@ def parse_spec(document: dict, path: str = "") -> CampaignSpec:
                 _campaign_key(error.key), f"{error.reason} (in the case of a game of the campaign)"
             ) from None
     return spec
+
+
+def _distinct(estimators: list[str], mutants: bool) -> None:
+    """Each estimator once, and no planted bug that ``mutants = true`` adds already."""
+    for index, name in enumerate(estimators):
+        if name in estimators[:index]:
+            raise InputError("campaign.estimators", f"lists {name!r} twice")
+        if mutants and name in MUTANTS:
+            raise InputError(
+                "campaign.estimators", f"lists the planted bug {name!r}, which mutants = true adds already"
+            )
 
 
 CASE_KEYS = {  # a task's case key -> the campaign key that set it
@@ -151,16 +176,30 @@ def load_spec(path: str | Path) -> CampaignSpec:
     """Read and validate a campaign file; an :class:`InputError` names the file."""
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("", "no such campaign file", str(path)) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise InputError("", f"is not valid TOML: {error}", str(path)) from None
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        raise InputError("file", f"cannot be read: {error.strerror}", str(path)) from None
+    except UnicodeDecodeError as error:
+        reason = f"is not UTF-8 text (byte {error.start}): a campaign file is TOML"
+        raise InputError("file", reason, str(path)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError("file", f"is not valid TOML: {error}", str(path)) from None
     plugin_path(str(path))
     try:
         return parse_spec(document, str(path.resolve()))
     except InputError as error:
         raise InputError(error.key, error.reason, str(path)) from None
+
+
+def settings(spec: CampaignSpec) -> dict:
+    """The spec's fields that change results, as JSON: every field but its path."""
+    return json.loads(canonical({key: value for key, value in asdict(spec).items() if key != "path"}))
+
+
+def fingerprint(spec: CampaignSpec) -> str:
+    """The sha256 of the spec's :func:`settings`: equal for specs that give equal results."""
+    return digest(settings(spec))
 
 
 def task_document(spec: CampaignSpec, index: int) -> dict:
@@ -174,7 +213,8 @@ def task_document(spec: CampaignSpec, index: int) -> dict:
 
 
 def _document(spec: CampaignSpec, name: str, states, actions, horizon, game_seed, params_seed) -> dict:
-    claims = dict(spec.claims) | ({bug: MUTANT_CLAIM for bug in MUTANTS} if spec.mutants else {})
+    claims = {name: claim if isinstance(claim, str) else dict(claim) for name, claim in spec.claims}
+    claims |= {bug: MUTANT_CLAIM for bug in MUTANTS} if spec.mutants else {}
     return {
         "name": name,
         "game": {"builtin": "random", "seed": game_seed, "states": states, "actions": actions,
@@ -188,7 +228,9 @@ def _document(spec: CampaignSpec, name: str, states, actions, horizon, game_seed
 
 
 def run_task(spec: CampaignSpec, index: int) -> dict:
-    """Verify game ``index``: its record, what :func:`aggregate` reads (JSON-ready)."""
+    """Verify game ``index``: its record, what :func:`aggregate` reads (JSON-ready). ``checks``
+    holds every check's verdict but the planted bugs'; ``levelled``, the kinds whose checks test
+    at the case's level."""
     started = time.perf_counter()
     if spec.path:  # on a worker of another machine too
         plugin_path(spec.path)
@@ -207,12 +249,13 @@ def run_task(spec: CampaignSpec, index: int) -> dict:
             "bias vs model E": bias.get("relative bias vs model E"),
         }
     mutants = set(MUTANTS) if spec.mutants else set()
-    failed = [c["name"] for c in result["checks"] if c["verdict"] == "fail" and c["name"].split(":")[-1] not in mutants]
+    own = [check for check in result["checks"] if check["name"].split(":")[-1] not in mutants]
     return {
         "task": index,
         "case": document,
         "estimators": estimators,
-        "failed": failed,
+        "checks": {check["name"]: check["verdict"] for check in own},
+        "levelled": sorted({check["name"].split(":")[0] for check in own if "level" in check["figures"]}),
         "seconds": time.perf_counter() - started,
     }
 
@@ -236,10 +279,20 @@ def _quantiles(values: list) -> dict | None:
 
 
 def aggregate(spec: CampaignSpec, records: list[dict]) -> dict:
-    """The campaign's figures from its task records (any order; read by task number)."""
+    """The campaign's figures from its task records, one per game (any order; read by task number)."""
     records = sorted(records, key=lambda record: record["task"])
-    settings = {key: value for key, value in asdict(spec).items() if key != "path"}  # the same spec anywhere
-    out: dict = {"spec": settings, "games": len(records), "level": spec.level, "estimators": {}, "mutants": {}}
+    tasks = [record["task"] for record in records]
+    if tasks != list(range(spec.games)):
+        missing = sorted(set(range(spec.games)) - set(tasks))
+        names = [task_document(spec, index)["name"] for index in missing[:10]] + ["..."] * (len(missing) > 10)
+        raise CampaignError(
+            f"an aggregate needs one record per game of the spec's {spec.games}, and there are {len(tasks)}: "
+            f"{len(missing)} games have none ({', '.join(names) or '-'}); --resume reruns them"
+        )
+    out: dict = {
+        "spec": settings(spec), "fingerprint": fingerprint(spec), "games": len(records), "level": spec.level,
+        "estimators": {}, "mutants": {},
+    }  # fmt: skip
     for name in spec.names:
         rows = [record["estimators"][name] for record in records]
         verdicts = [row["claim"] for row in rows]
@@ -254,7 +307,7 @@ def aggregate(spec: CampaignSpec, records: list[dict]) -> dict:
         implementation = [row["implementation"] for row in rows if row["implementation"] in ("pass", "fail")]
         alarms = implementation.count("fail")
         out["estimators"][name] = {
-            "claim": dict(spec.claims).get(name, "its own (built-in)" if name in ESTIMATORS else None),
+            "claim": _claim_text(dict(spec.claims).get(name, "its own (built-in)" if name in ESTIMATORS else None)),
             "held": held, "failed": failed, "untested": len(rows) - held - failed,
             "share held": held / (held + failed) if held + failed else None, "interval": interval(held, held + failed),
             "implementation": {
@@ -265,10 +318,58 @@ def aggregate(spec: CampaignSpec, records: list[dict]) -> dict:
             "bias vs model S": _quantiles([row["bias vs model S"] for row in rows]),
             "bias vs model E": _quantiles([row["bias vs model E"] for row in rows]),
         }  # fmt: skip
-    out["failures"] = [
-        {"task": r["task"], "case": r["case"]["name"], "checks": r["failed"]} for r in records if r["failed"]
-    ]
-    return out
+    failing = [(r, [name for name, verdict in r["checks"].items() if verdict == "fail"]) for r in records]
+    out["failures"] = [{"task": r["task"], "case": r["case"]["name"], "checks": names} for r, names in failing if names]
+    out["checks"] = check_kinds(spec, records)
+    rules = exit_rules(out["checks"])
+    return out | {"exit": {"code": 1 if rules else 0, "rules": rules}}
+
+
+def _claim_text(claim: str | tuple | None) -> str | None:
+    """A claim as the summaries name it: a model's or estimator's name, or ``fingerprint 1 current + ...``."""
+    if claim is None or isinstance(claim, str):
+        return claim
+    return "fingerprint " + " + ".join(f"{coefficient:g} {term}" for term, coefficient in claim)
+
+
+def check_kinds(spec: CampaignSpec, records: list[dict]) -> dict:
+    """Per check kind: the checks with a verdict (pass or fail), the failures, the level that bounds
+    its false alarms (the case's for a kind whose checks test at a level, 0 for an exact one), the
+    false alarms expected there, and the one-sided binomial p of at least that many failures."""
+    counts: dict[str, Counter] = {}
+    for record in records:
+        for name, verdict in record["checks"].items():
+            counts.setdefault(name.split(":")[0], Counter())[verdict] += 1
+    levelled = {kind for record in records for kind in record["levelled"]}
+    kinds = {}
+    for kind, count in sorted(counts.items()):
+        checks, failures = count["pass"] + count["fail"], count["fail"]
+        level = spec.level if kind in levelled else 0.0
+        p = stats.binomtest(failures, checks, level, alternative="greater").pvalue if checks else None
+        kinds[kind] = {
+            "checks": checks, "failures": failures, "level": level, "expected false alarms": level * checks,
+            "binomial p": None if p is None else float(p),
+        }  # fmt: skip
+    return kinds
+
+
+def exit_rules(kinds: dict) -> list[str]:
+    """Why the campaign exits 1, one line per rule that holds (none: exit 0): a claim failed, an
+    ``error`` check occurred, or a kind's failures are improbable (binomial p < :data:`ALARM_P`)
+    under its level; an exact kind's level is 0, so one failure is enough."""
+    rules = []
+    if kinds.get("claim", {}).get("failures"):
+        rules.append(f"claim: {kinds['claim']['failures']} of {kinds['claim']['checks']} claim checks failed")
+    if kinds.get("error", {}).get("failures"):
+        rules.append(f"error: {kinds['error']['failures']} games raised an error")
+    for kind, row in kinds.items():
+        if kind not in ("claim", "error") and row["binomial p"] is not None and row["binomial p"] < ALARM_P:
+            rules.append(
+                f"false alarms: {kind} failed {row['failures']} of {row['checks']} checks, "
+                f"{row['expected false alarms']:.2g} expected at level {row['level']:g} "
+                f"(binomial p = {row['binomial p']:.2g} < {ALARM_P:g})"
+            )
+    return rules
 
 
 def case_toml(document: dict) -> str:
@@ -282,6 +383,8 @@ def case_toml(document: dict) -> str:
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, list):
             return "[" + ", ".join(value(item) for item in v) + "]"
+        if isinstance(v, dict):  # a fingerprint claim
+            return "{ " + ", ".join(f"{value(key)} = {value(item)}" for key, item in v.items()) + " }"
         return repr(v)
 
     lines = [f"name = {value(document['name'])}"]

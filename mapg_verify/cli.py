@@ -1,9 +1,11 @@
-"""The command line (SPEC §8): ``list``, ``exact``, ``run``, ``report``; ``main(argv) -> int``.
+"""The command line (SPEC §8): ``list``, ``exact``, ``run``, ``campaign``, ``report``; ``main(argv) -> int``.
 
-Exit codes: 0 every check passed or informs, 1 a check failed, 2 bad input (one line naming the
-file, the key and the reason), 3 nothing failed but a claim was not tested (``untested``: out of
-reach of its mode or budget; the summary says what would make it testable), 130 interrupted
-(Ctrl-C), 143 terminated (SIGTERM). A CI script can tell "broken" (1) from "not checked" (3).
+Exit codes: 0 every check passed or informs, 1 a check failed (``campaign``: a claim failed, an
+``error`` check, a kind failed improbably often for its level by a binomial test at 0.001, or a
+game has no record), 2 bad input (one line naming the file, the key and the reason), 3 nothing
+failed but a claim was not tested (``untested``: out of reach of its mode or budget; the summary
+says what would make it testable), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). A CI
+script can tell "broken" (1) from "not checked" (3).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mapg_verify import console, pipeline
-from mapg_verify.campaign import load_spec
+from mapg_verify.campaign import CampaignError, load_spec
 from mapg_verify.casefile.reader import load_case, load_cases
 from mapg_verify.checks.result import exit_code
 from mapg_verify.cluster import run_campaign
@@ -91,13 +93,16 @@ def _list(_: argparse.Namespace) -> int:
 
 
 def _campaign(arguments: argparse.Namespace) -> int:
-    spec = load_spec(arguments.spec)
-    out = Path(arguments.out)
+    spec, out, options = load_spec(arguments.spec), Path(arguments.out), vars(arguments)
     writable(out / "aggregate.json", "--out")
-    result = run_campaign(spec, out, scheduler=arguments.scheduler, workers=arguments.workers, resume=arguments.resume)
+    try:
+        result = run_campaign(spec, out, **{key: options[key] for key in ("scheduler", "workers", "resume")})
+    except CampaignError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     console.campaign_summary(result)
     print(f"wrote {out / 'aggregate.json'} and {out / 'campaign.html'}")
-    return 1 if result["failures"] else 0
+    return result["exit"]["code"]
 
 
 def _exact(arguments: argparse.Namespace) -> int:

@@ -110,7 +110,8 @@ def catalogue() -> None:
 
 
 def campaign_summary(result: dict) -> None:
-    """A campaign in a few lines: claims held, false alarms, power, failing games."""
+    """A campaign in a few lines: claims held, false alarms, power, failing games, then each check
+    kind's failures against its level, and the exit code with the rules that made it 1."""
     rows = [
         (name, row["claim"] or "-", f"{row['held']}/{row['held'] + row['failed']}", row["untested"],
          f"{row['implementation']['false alarms']}/{row['implementation']['tested']}")
@@ -123,3 +124,12 @@ def campaign_summary(result: dict) -> None:
     if result["failures"]:
         rows = [(f["case"], ", ".join(f["checks"])) for f in result["failures"]]
         table("games with a failed check (case files in failures/)", rows, ("game", "failed checks"))
+    rows = [
+        (kind, f"{row['failures']}/{row['checks']}", f"{row['level']:g}", f"{row['expected false alarms']:.2f}",
+         "-" if row["binomial p"] is None else f"{row['binomial p']:.3g}")
+        for kind, row in result["checks"].items() if row["checks"]
+    ]  # fmt: skip
+    table("checks by kind (those that only report aside)", rows, ("kind", "failed", "level", "expected", "binomial p"))
+    rules = "".join(f"\n  {rule}" for rule in result["exit"]["rules"])
+    passed = " no claim failed, no error, no kind failed improbably often"
+    print(f"\nexit {result['exit']['code']}:" + (rules or passed))

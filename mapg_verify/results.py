@@ -14,6 +14,7 @@ exact expectation could be enumerated, ``expectation`` (flat over ``theta^i``) a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -174,13 +175,15 @@ def writable(path: str | Path, key: str) -> None:
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    """Write ``text`` to ``path`` through a synced temporary file and a rename: never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as stream:
             stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())  # on disk before the rename makes it the file
         os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the report from other readers
         os.replace(temporary, path)
     except BaseException:
@@ -191,6 +194,16 @@ def write_atomic(path: str | Path, text: str) -> None:
 def dumps(document: dict) -> str:
     """Stable JSON: sorted keys, numpy values as plain numbers; NaN and infinities are refused."""
     return json.dumps(document, indent=2, sort_keys=True, default=_plain, allow_nan=False) + "\n"
+
+
+def canonical(document) -> str:
+    """One line of stable JSON (sorted keys, no spaces, ASCII): what :func:`digest` hashes."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=_plain, allow_nan=False)
+
+
+def digest(document) -> str:
+    """The sha256, in hex, of a document's :func:`canonical` JSON."""
+    return hashlib.sha256(canonical(document).encode()).hexdigest()
 
 
 def _plain(value):
