@@ -1,11 +1,7 @@
 """The command line (SPEC §8): ``list``, ``exact``, ``run``, ``campaign``, ``report``; ``main(argv) -> int``.
 
-Exit codes: 0 every check passed or informs, 1 a check failed (``campaign``: a claim failed, an
-``error`` check, a kind failed improbably often for its level by a binomial test at 0.001, or a
-game has no record), 2 bad input (one line naming the file, the key and the reason), 3 nothing
-failed but a claim was not tested (``untested``: out of reach of its mode or budget; the summary
-says what would make it testable), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). A CI
-script can tell "broken" (1) from "not checked" (3).
+Exit codes: 0 all passed or inform; 1 a check failed (``campaign``: README, "Campaigns"); 2 bad input
+(file, key, reason); 3 nothing failed but a claim is ``untested``; 130 Ctrl-C; 143 SIGTERM.
 """
 
 from __future__ import annotations
