@@ -148,8 +148,8 @@ def _false_alarms(case, name, claim: Claim, seeds: int, samples: int) -> int:
         rng = rng_for(seed, case, "calibration")
         paired = None
         if callable(name):
-            partner, estimator = partner_of(case, claim)
-            draws = plugin_draws(case, compiled, name, samples, rng, estimator)
+            partner, estimator, weights = partner_of(case, claim)
+            draws = plugin_draws(case, compiled, name, samples, rng, estimator, weights)
             rows, paired = draws.rows, (partner, draws.partner)
         else:
             rows = draw_rows(case, compiled, name, samples, rng)

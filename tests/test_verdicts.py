@@ -149,3 +149,33 @@ def test_a_consistent_claim_after_holm_does_not_say_it_differs():
     assert text.startswith("consistent (Holm over 2: adjusted p = 0.0185 at level 0.01)")
     assert "differs" not in text and "rules out 0.013 or more" in text and "1e+60 samples" in text
     assert "this budget detects 0.013" in statistical_summary(figures, True)
+
+
+FULL = {"current": 1, "adapted": 1, "own-pathwise": 1, "own-dice": 1, "peer": 1}
+
+
+@pytest.mark.parametrize(("function", "verdict"), [(dice.meta_mapg, "pass"), (off_by_half, "fail")])
+def test_a_fingerprint_claim_out_of_enumeration_is_paired_with_the_basis_surrogates(function, verdict):
+    """Every basis term is a switch of the one DiCE surrogate: the claim's partner is that
+    combination on the plug-in's own batches, so a fingerprint claim is tested at any scale."""
+    result = check_estimator(function, _out_of_reach(), claim=FULL, samples=300, mode="auto")
+    claim = next(c for c in result.checks if c["name"].startswith("claim:"))
+    assert claim["figures"]["mode"] == "statistical" and "basis surrogates" in claim["figures"]["against"]
+    assert claim["verdict"] == verdict, claim["summary"]
+    if verdict == "pass":
+        assert "to rounding, on each of 300 batches" in claim["summary"]  # the port is the combination
+
+
+def test_basis_weights_span_the_terms():
+    from mapg_verify.estimators.table import basis_weights
+
+    assert basis_weights((0, 0, 0, 1, 0, 0, 0), 4) == (("frozen", "own", 1.0),)
+    assert dict(((k, p), w) for k, p, w in basis_weights((0, 0, 1, 0, 0, 0, 0), 4)) == {
+        ("dice", "current"): -0.25,
+        ("timestep", "current"): 1.0,
+    }
+    assert basis_weights((1, 1, 0, 1, 1, 1, 1), 2) == (
+        ("dice", "current", 1.0),
+        ("dice", "own", 1.0),
+        ("dice", "peer", 1.0),
+    )  # meta-mapg's declared fingerprint is meta-mapg with the batch pairing

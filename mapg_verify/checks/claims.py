@@ -18,7 +18,9 @@ Two modes (``[checks] claim_mode``), one verdict:
 - **statistical**: for a plug-in whose claim has a *partner*, a built-in whose inner loop draws the
   plug-in's batches and whose expectation is the reference by construction (the claimed built-in; ``sampled-exact`` for
   model S; the plain REINFORCE gradient at ``phi_L`` for the fingerprint of the ``adapted`` term
-  alone), a paired test: the partner is evaluated on the very batches the plug-in received and
+  alone; for any other fingerprint, the same combination of the basis surrogates' parts, each term
+  a switch of the one DiCE surrogate, all drawn on the plug-in's batches, so a fingerprint claim
+  is tested at any scale), a paired test: the partner is evaluated on the very batches the plug-in received and
   Hotelling's T-squared tests ``E[plug-in - partner] = 0`` on the differences, which cancel the
   noise the two share (a bug of a few percent is found at the default budget). Otherwise the
   Monte-Carlo rows against the reference's exact value, Hotelling's T-squared; where the reference
@@ -44,7 +46,14 @@ from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_fl
 from mapg_verify.checks.statistics import mean_test, two_sample_test
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation, rng_for
 from mapg_verify.estimators.plugins import count_text
-from mapg_verify.estimators.table import ESTIMATORS, FROZEN, UNBIASED_BASELINES, Estimator, declared_terms
+from mapg_verify.estimators.table import (
+    ESTIMATORS,
+    FROZEN,
+    UNBIASED_BASELINES,
+    Estimator,
+    basis_weights,
+    declared_terms,
+)
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.metagradient import expected_update, sampled_update
 from mapg_verify.problem.errors import InputError
@@ -95,15 +104,23 @@ def claim_of(case: Case, name: str) -> Claim | None:
 ADAPTED_ONLY = tuple(1.0 if term == "adapted" else 0.0 for term in BASIS)
 
 
-def partner_of(case: Case, claim: Claim) -> tuple[str, Estimator] | None:
-    """The built-in that a plug-in's claim is paired with (see the module's docstring), by name."""
+def partner_of(case: Case, claim: Claim) -> tuple[str, Estimator, tuple] | None:
+    """The built-in that a plug-in's claim is paired with (see the module's docstring): its name,
+    the estimator whose inner loop draws the plug-in's batches, and, for a fingerprint claim, the
+    weights of the basis surrogates' parts whose sum is the partner (:func:`basis_weights`)."""
     if claim.kind == "estimator":
         estimator = builtin_for(case, claim.target)
-        return (claim.target, estimator) if estimator.inner else None
+        return (claim.target, estimator, ()) if estimator.inner else None
     if claim.kind == "model" and default_claim(case, "sampled-exact") == claim:
-        return "sampled-exact", ESTIMATORS["sampled-exact"]
+        return "sampled-exact", ESTIMATORS["sampled-exact"], ()
     if claim.kind == "fingerprint" and claim.target == ADAPTED_ONLY:
-        return "REINFORCE at phi_L", FROZEN
+        return "REINFORCE at phi_L", FROZEN, ()
+    if claim.kind == "fingerprint":
+        weights = basis_weights(claim.target, case.inner.batch)
+        timestep = any(key == "timestep" for key, _, _ in weights) and case.inner.horizon > 1
+        if timestep and case.estimators.outer_batch != case.inner.batch:
+            return None  # the timestep pairing's outer batch is K: other batches than the plug-in's
+        return "the fingerprint's terms (basis surrogates)", FROZEN, weights
     return None
 
 

@@ -101,6 +101,7 @@ def verify_estimator(
                 case.estimators.samples,
                 rng_for(seed, case, name),
                 inner_loop_for(case, name) if partner is None else partner[1],
+                () if partner is None else partner[2],
             )
             rows, updates = draws.rows, inner_update(case, name, draws.inner_update)
             paired = None if partner is None else (partner[0], draws.partner)

@@ -17,23 +17,25 @@ from mapg_verify.estimators.dispatch import STATISTICAL_ONLY, estimator_of, exac
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.plugins import count_text, plugin_calls
 from mapg_verify.estimators.surrogate import plan
-from mapg_verify.estimators.table import ESTIMATORS, FROZEN
+from mapg_verify.estimators.table import BASIS_ESTIMATORS, basis_weights
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import BASIS, Case
 
 
 def basis(case: Case, compiled: CompiledValues) -> np.ndarray:
-    """The exact terms of :data:`BASIS` at the case's ``theta``, as columns ``(d, 7)``."""
-    pathwise = expectation(plan(case, compiled, ESTIMATORS["sampled-exact"]))
-    dice = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["meta-mapg"], pairing="batch")))
-    frozen = expectation(plan(case, compiled, FROZEN))
-    timestep = np.zeros_like(dice.current)  # one-step games: the timestep pairing is the trajectory one
-    if case.inner.horizon > 1:
-        stepwise = expectation(plan(case, compiled, dataclasses.replace(ESTIMATORS["meta-mapg"], pairing="timestep")))
-        timestep = stepwise.current - dice.current / case.inner.batch
-    own = (frozen.own, pathwise.own - frozen.own, dice.own - pathwise.own, dice.peer)
-    return np.stack((pathwise.current, dice.current - pathwise.current, timestep, *own), axis=1)
+    """The exact terms of :data:`BASIS` at the case's ``theta``, as columns ``(d, 7)``
+    (:func:`basis_weights` on each unit vector; one-step games have no timestep term)."""
+    needed = [key for key in BASIS_ESTIMATORS if key != "timestep" or case.inner.horizon > 1]
+    found = {key: expectation(plan(case, compiled, BASIS_ESTIMATORS[key])) for key in needed}
+    columns = []
+    for unit in np.eye(len(BASIS)):
+        weights = basis_weights(unit, case.inner.batch)
+        if all(key in found for key, _, _ in weights):
+            columns.append(sum(weight * getattr(found[key], part) for key, part, weight in weights))
+        else:  # the timestep term on a one-step game, where that pairing is the trajectory one
+            columns.append(np.zeros_like(found["dice"].current))
+    return np.stack(columns, axis=1)
 
 
 def parameter_draws(case: Case, count: int) -> list[Case]:

@@ -34,6 +34,7 @@ that raises, returns a non-finite value or the wrong shape fails its own checks;
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import itertools
@@ -50,7 +51,7 @@ from mapg_verify.estimators.frameworks import caller, require, split_framework
 from mapg_verify.estimators.montecarlo import chunk_size, draw_recorded
 from mapg_verify.estimators.records import Batch, Plugin, PluginError, as_plugin, settings_of
 from mapg_verify.estimators.surrogate import inner_step, plan
-from mapg_verify.estimators.table import FROZEN, Estimator, Parts, outer_of
+from mapg_verify.estimators.table import BASIS_ESTIMATORS, FROZEN, Estimator, Parts, outer_of
 from mapg_verify.exact.baselines import trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories, rewards_of
@@ -241,28 +242,56 @@ class PluginDraws:
 
 
 def plugin_draws(
-    case: Case, compiled: CompiledValues, plugin: Plugin | Callable, samples: int, rng, partner: Estimator = FROZEN
+    case: Case,
+    compiled: CompiledValues,
+    plugin: Plugin | Callable,
+    samples: int,
+    rng,
+    partner: Estimator = FROZEN,
+    weights: tuple[tuple[str, str, float], ...] = (),
 ) -> PluginDraws:
     """``samples`` estimates, one row each, on batches from the inner loop of ``partner`` (model S's
-    by default), beside the estimates of ``partner`` itself from the same batches."""
+    by default), beside the partner's estimates from the same batches: ``partner``'s own, or with
+    ``weights`` (:func:`~mapg_verify.estimators.table.basis_weights`) that combination of the basis
+    surrogates' parts, each drawn from the same generator state, hence on the very same batches."""
     plugin = as_plugin(plugin)
     surrogate = plan(case, compiled, partner)
+    others = {key: plan(case, compiled, BASIS_ESTIMATORS[key]) for key, _, _ in weights}
     rows, theirs, deviation = [], [], None
     meter = CallMeter(plugin.name, -(-samples // PER_CALL) if plugin.batched else samples, f"{samples:,} samples")
-    for start in range(0, samples, chunk_size(surrogate)):
-        count = min(chunk_size(surrogate), samples - start)
+    chunk = min([chunk_size(surrogate), *map(chunk_size, others.values())])
+    for start in range(0, samples, chunk):
+        count = min(chunk, samples - start)
+        snapshot = copy.deepcopy(rng)
         draws = draw_recorded(surrogate, count, rng)
-        phis = draws.phis
-        theirs.append(draws.parts.total)
+        theirs.append(draws.parts.total if not weights else _combined(others, weights, draws, count, snapshot))
         replicates = replicates_of(surrogate, draws, count)
         found, own = evaluate(plugin, replicates, count, case, surrogate.outer_batch, meter)
         rows.append(found)
         if own is not None and own.shape[1]:
-            drawn = np.stack(phis[1:], axis=1)  # (R, L, D)
+            drawn = np.stack(draws.phis[1:], axis=1)  # (R, L, D)
             gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
             deviation = gap if deviation is None else max(deviation, gap)
     meter.close()
     return PluginDraws(np.concatenate(rows), np.concatenate(theirs), deviation)
+
+
+def _combined(others: dict, weights, draws, count: int, snapshot: np.random.Generator) -> np.ndarray:
+    """The weighted parts of the basis surrogates on the batches of ``draws``: each replays a copy
+    of ``snapshot``, the generator as it was before them; one that would draw other batches is an error."""
+    parts = {}
+    for key, surrogate in others.items():
+        mine = draw_recorded(surrogate, count, copy.deepcopy(snapshot))
+        if not all(_same(a, b) for a, b in zip((*mine.inner, *mine.outer), (*draws.inner, *draws.outer), strict=True)):
+            raise RuntimeError(f"the fingerprint's {key} surrogate drew other batches than the plug-in's")
+        parts[key] = mine.parts
+    return sum(weight * getattr(parts[key], part) for key, part, weight in weights)
+
+
+def _same(a: Trajectories | None, b: Trajectories | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return np.array_equal(a.states, b.states) and np.array_equal(a.actions, b.actions)
 
 
 def replicates_of(surrogate, draws, count: int) -> Replicates:

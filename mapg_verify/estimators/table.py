@@ -100,6 +100,34 @@ FROZEN = Estimator("adapted gradient", "none", current=False, own=False, peers=F
 ``adapted`` term; its draws are the plain inner loop (what plug-ins receive)."""
 
 
+BASIS_ESTIMATORS: dict[str, Estimator] = {
+    "pathwise": ESTIMATORS["sampled-exact"],
+    "dice": dataclasses.replace(_FULL, pairing="batch"),
+    "timestep": dataclasses.replace(_FULL, pairing="timestep"),
+    "frozen": FROZEN,
+}
+"""The surrogates whose parts span the fingerprint's terms (:func:`basis_weights`)."""
+
+
+def basis_weights(coefficients, batch: int) -> tuple[tuple[str, str, float], ...]:
+    """``sum_j c_j term_j`` over :data:`mapg_verify.spec.case.BASIS` as a weighted sum of parts of
+    :data:`BASIS_ESTIMATORS`, ``(estimator, part, weight)``, zero weights left out:
+    ``current = C^path``, ``current-dice = C^dice - C^path``, ``current-timestep = C^step - C^dice / K``,
+    ``adapted = O^frozen``, ``own-pathwise = O^path - O^frozen``, ``own-dice = O^dice - O^path``,
+    ``peer = P^dice``. Holds for expectations and, sample by sample, for draws on the same batches."""
+    c = [float(x) for x in coefficients]
+    weights = (
+        ("pathwise", "current", c[0] - c[1]),
+        ("dice", "current", c[1] - c[2] / batch),
+        ("timestep", "current", c[2]),
+        ("frozen", "own", c[3] - c[4]),
+        ("pathwise", "own", c[4] - c[5]),
+        ("dice", "own", c[5]),
+        ("dice", "peer", c[6]),
+    )
+    return tuple(w for w in weights if w[2] != 0.0)
+
+
 MUTANTS: dict[str, Estimator] = {
     "meta-mapg/dropped-current": dataclasses.replace(_FULL, terms="meta-mapg without its current term", current=False),
     "meta-mapg/flipped-peer": dataclasses.replace(_FULL, terms="meta-mapg with the peer term negated", peer_sign=-1.0),
