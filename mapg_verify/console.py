@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from mapg_verify.checks.registry import CHECKS, ESTIMATOR_CHECKS
-from mapg_verify.checks.result import overall
+from mapg_verify.checks.result import estimator_verdict, overall
 from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
 from mapg_verify.estimators.frameworks import FRAMEWORKS, installed
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
@@ -69,6 +69,14 @@ def summary(documents: list[dict]) -> None:
         counts = "/".join(str(verdicts.count(v)) for v in ("pass", "info", "fail", "untested"))
         rows.append((d["case"]["name"], VERDICT_TEXT[overall(verdicts)], counts, ", ".join(failed)))
     table("summary", rows, ("case", "verdict", "pass/info/fail/untested", "failed or untested"))
+    estimators = [
+        (d["case"]["name"], name, VERDICT_TEXT[verdict], reason[:100])
+        for d in documents
+        for name, report in d.get("estimators", {}).items()
+        for verdict, reason in [estimator_verdict(report["checks"])]
+    ]
+    if estimators:
+        table("estimators", estimators, ("case", "estimator", "verdict", "why"))
     checks = [(d["case"]["name"], c) for d in documents for c in d["checks"]]
     for verdict, title, column in (
         ("fail", "failed checks", "key figure"),

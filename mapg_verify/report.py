@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 from mapg_verify import figures
-from mapg_verify.checks.result import overall
+from mapg_verify.checks.result import estimator_verdict, overall
 from mapg_verify.spec.case import BASIS
 
 PROVENANCE = (
@@ -292,7 +292,7 @@ def _estimator(name: str, report: dict, document: dict) -> dict:
         "needed": ", ".join(
             f"{k.split(' vs ')[-1]}: {number(math.inf if v is None else v)}" for k, v in needed.items()
         ),
-        "verdict": overall(check["verdict"] for check in report["checks"]),
+        **dict(zip(("verdict", "verdict_reason"), estimator_verdict(report["checks"]), strict=True)),
         "options": report.get("options", {}),
     }
 

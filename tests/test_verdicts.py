@@ -179,3 +179,19 @@ def test_basis_weights_span_the_terms():
         ("dice", "own", 1.0),
         ("dice", "peer", 1.0),
     )  # meta-mapg's declared fingerprint is meta-mapg with the batch pairing
+
+
+def test_one_verdict_per_estimator_says_what_differs():
+    from mapg_verify.checks.result import estimator_verdict
+
+    def check(name, verdict, summary="s", figures=None):
+        return {"name": f"{name}:p", "verdict": verdict, "summary": summary, "figures": figures or {}}
+
+    claim = check("claim", "pass", figures={"claim": "meta-mapg"})
+    inner = check("inner-update", "fail", "does not hold: its phi_l differ")
+    verdict, reason = estimator_verdict([check("implementation", "pass"), claim, inner])
+    assert verdict == "fail" and reason.startswith("its inner loop, not its outer term, differs")
+    assert estimator_verdict([check("implementation", "pass"), claim]) == ("pass", "its claim (meta-mapg) held")
+    untested_claim = check("claim", "untested", "not tested: exact mode, but ...")
+    assert estimator_verdict([untested_claim]) == ("untested", "not tested: exact mode, but ...")
+    assert estimator_verdict([check("bias", "info")])[0] == "pass"

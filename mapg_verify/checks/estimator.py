@@ -315,6 +315,9 @@ def bias(case: Case, compiled: CompiledValues, truth: dict, name: str, value, co
     spread = samples_needed(np.zeros_like(np.asarray(value)), covariance, own_scale, target) if own_scale else math.inf
     figures[f"samples for {target:g} relative spread"] = None if math.isinf(spread) else spread
     summary = "; ".join(parts) or "no model truth asked for"
+    estimator = builtin_for(case, name)
+    if estimator is not None and not estimator.self_learns:
+        summary = "against LOLA's objective (both models with the meta-agent's rate 0): " + summary
     return info(f"bias:{name}", figures, summary)  # a bias is judged only where it is claimed (claim:NAME)
 
 

@@ -54,6 +54,25 @@ def overall(verdicts) -> str:
     return next((v for v in ("fail", "untested") if v in verdicts), "pass")
 
 
+def estimator_verdict(checks: list[dict]) -> tuple[str, str]:
+    """One estimator's verdict from its check records (``name``, ``verdict``, ``summary``), and why:
+    a failed ``inner-update`` first (its own inner loop differs, so the rest was scored on batches
+    it would not draw), then a failed claim or other check, then an untested claim."""
+    kinds = {check["name"].split(":")[0]: check for check in checks}
+    verdict = overall(check["verdict"] for check in checks)
+    inner, claim = kinds.get("inner-update"), kinds.get("claim")
+    if inner and inner["verdict"] == "fail":
+        return verdict, "its inner loop, not its outer term, differs: " + inner["summary"]
+    failed = next((check for check in checks if check["verdict"] == "fail"), None)
+    if failed:
+        return verdict, f"{failed['name'].split(':')[0]}: {failed['summary']}"
+    if claim and claim["verdict"] == "untested":
+        return verdict, claim["summary"]
+    if claim:
+        return verdict, f"its claim ({claim['figures'].get('claim', '')}) held"
+    return verdict, "nothing claimed: its figures are information"
+
+
 def exit_code(verdicts) -> int:
     """A command's exit code from its checks' verdicts: 0 all held, 1 a check failed,
     :data:`UNTESTED_EXIT` nothing failed but a claim was not tested."""

@@ -13,14 +13,21 @@ from mapg_verify.checks.fingerprint import Design, design_for
 from mapg_verify.checks.result import relative_bias
 from mapg_verify.estimators.dispatch import builtin_for, exact_expectation
 from mapg_verify.exact.compiled import CompiledValues
-from mapg_verify.exact.metagradient import MetaGradient, expected_update, sampled_update
+from mapg_verify.exact.metagradient import MetaGradient, expected_update, meta_gradients, sampled_update
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import MODELS, Case
 
 
 def truth_for(case: Case, compiled: CompiledValues, truth: dict, name: str) -> dict:
     """The models' truth an estimator is compared with: model S's with the estimator's own inner
-    loop (:func:`inner_truth`)."""
+    loop (:func:`inner_truth`); for an estimator of a meta-agent that does not learn
+    (``lola-dice``), its own objective, LOLA's: both models with the meta-agent's rate 0."""
+    estimator = builtin_for(case, name)
+    if estimator is not None and not estimator.self_learns:
+        i = case.inner.meta_agent
+        alpha = tuple(0.0 if k == i else a for k, a in enumerate(case.inner.alpha))
+        case = dataclasses.replace(case, inner=dataclasses.replace(case.inner, alpha=alpha))
+        truth = meta_gradients(compiled, case)
     own = inner_truth(case, compiled, name) if "sampled" in truth else None
     return truth if own is None else {**truth, "sampled": own}
 
