@@ -84,3 +84,24 @@ def interrupts(inner, outer, theta, settings):
 
 def hangs(inner, outer, theta, settings):
     time.sleep(3600)
+
+
+def adapted_in_float32(inner, outer, theta, settings):
+    """:func:`adapted_with_phis` computed in float32: its estimate and phis come back as float32."""
+    estimate, phis = adapted_with_phis(inner, outer, theta, settings)
+    return np.float32(estimate), [[np.float32(p) for p in phi] for phi in phis]
+
+
+def adapted_with_a_float32_constant(inner, outer, theta, settings):
+    """:func:`adapted_with_phis` in float64, its phis rounded through a float32 constant (as the
+    official code's float32 ridge does): float64 arrays off by float32 rounding."""
+    estimate, phis = adapted_with_phis(inner, outer, theta, settings)
+    nudge = 1.0 + float(np.float32(1.0 + 1e-9)) - 1.0 + 3e-9  # what a float32 constant leaves behind
+    return estimate, [[p * nudge for p in phi] for phi in phis]
+
+
+def declared_float32(inner, outer, theta, settings):
+    return adapted_with_a_float32_constant(inner, outer, theta, settings)
+
+
+declared_float32.precision = "float32"

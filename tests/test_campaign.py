@@ -81,7 +81,10 @@ def _spec(text: str = SPEC):
             ('"meta-pg"]', '"meta-pg", "meta-mapg/flipped-peer"]'),
             "[campaign.estimators] lists the planted bug 'meta-mapg/flipped-peer', which mutants = true adds already",
         ),
-        (('"model-S" }', "{ bogus = 1 } }"), "[campaign.claims.meta-pg] a fingerprint claim has numbers for the terms"),
+        (
+            ('"model-S" }', "{ bogus = 1 } }"),
+            "[campaign.claims.meta-pg] a fingerprint claim has finite numbers for the terms",
+        ),
     ],
 )
 def test_a_bad_spec_exits_2_naming_the_file_and_key(tmp_path, capsys, change, message):

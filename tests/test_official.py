@@ -272,7 +272,7 @@ def test_gae_with_lambda_one_is_the_return_less_the_baseline():
         ({"returns": "from-one"}, "estimators.returns"),
         ({"baseline": "critic"}, "estimators.baseline"),
         ({"gae_lambda": 1.5}, "estimators.gae_lambda"),
-        ({"names": ["meta-mapg[baseline=critic]"]}, "estimators.names (meta-mapg[baseline=critic])"),
+        ({"names": ["meta-mapg[baseline=critic]"]}, "estimators.names"),  # the key as written; the name in the reason
         ({"names": ["meta-mapg[lambda=0.9]"]}, "estimators.names"),
         ({"names": ["meta-mapg[baseline=value"]}, "estimators.names"),
         ({"names": ["meta-mapg-oficial"]}, "estimators.names"),

@@ -195,3 +195,28 @@ def test_one_verdict_per_estimator_says_what_differs():
     untested_claim = check("claim", "untested", "not tested: exact mode, but ...")
     assert estimator_verdict([untested_claim]) == ("untested", "not tested: exact mode, but ...")
     assert estimator_verdict([check("bias", "info")])[0] == "pass"
+
+
+import plugins_for_tests as plugins  # noqa: E402
+
+
+def test_float32_plugins_are_judged_at_their_own_precision():
+    """Float32 returns: detected, the inner-update tolerance scaled to 256 of its epsilons; the
+    summary says so."""
+    result = check_estimator(plugins.adapted_in_float32, CLAIMS, claim={"adapted": 1}, samples=200)
+    inner = next(c for c in result.checks if c["name"].startswith("inner-update:"))
+    assert inner["verdict"] == "pass" and "it computes in float32" in inner["summary"], inner["summary"]
+    assert inner["figures"]["tolerance"] == pytest.approx(256 * np.finfo(np.float32).eps)
+    claim = next(c for c in result.checks if c["name"].startswith("claim:"))
+    assert claim["verdict"] == "pass", claim["summary"]
+
+
+def test_a_float32_constant_in_float64_code_is_named_and_can_be_declared():
+    found = check_estimator(plugins.adapted_with_a_float32_constant, CLAIMS, claim={"adapted": 1}, samples=200)
+    inner = next(c for c in found.checks if c["name"].startswith("inner-update:"))
+    assert inner["verdict"] == "fail" and "declare it with precision = 'float32'" in inner["summary"]
+    declared = check_estimator(plugins.declared_float32, CLAIMS, claim={"adapted": 1}, samples=200)
+    inner = next(c for c in declared.checks if c["name"].startswith("inner-update:"))
+    assert inner["verdict"] == "pass", inner["summary"]
+    wrong = check_estimator(plugins.adapted_with_wrong_phis, CLAIMS, claim={"adapted": 1}, samples=200)
+    assert wrong.verdicts["inner-update:python:adapted_with_wrong_phis"] == "fail"  # a real bug still fails

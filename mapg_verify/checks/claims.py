@@ -42,7 +42,15 @@ import numpy as np
 from scipy import optimize, stats
 
 from mapg_verify.checks.fingerprint import Design, draw_expectations
-from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, relative_error, untested
+from mapg_verify.checks.result import (
+    DOUBLE,
+    CheckResult,
+    case_floor,
+    precision_note,
+    precision_tolerance,
+    relative_error,
+    untested,
+)
 from mapg_verify.checks.statistics import mean_test, two_sample_test
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation, rng_for
 from mapg_verify.estimators.plugins import count_text
@@ -158,6 +166,7 @@ def check_claim(
     seed: int,
     design: Design,
     paired: tuple[str, np.ndarray] | None = None,
+    eps: float = DOUBLE,
 ) -> CheckResult:
     """``claim:NAME`` (see the module's docstring); ``exact`` the estimator's expectation (``Parts``
     or ``None``), ``rows`` its Monte-Carlo rows, ``paired`` the partner's name and rows on the
@@ -178,7 +187,7 @@ def check_claim(
             reason = f"{missing} expectation does not enumerate here"
             return untested(check, figures, f"exact mode, but {reason}; {EXACT_REMEDY}")
         try:
-            return _exact(case, compiled, name, claim, exact.total, reference, design, figures)
+            return _exact(case, compiled, name, claim, exact.total, reference, design, figures, eps)
         except InputError as error:  # a fingerprint's draws too costly to enumerate
             if case.checks.claim_mode == "exact":
                 return untested(check, figures, f"exact mode, but {error.reason}; {EXACT_REMEDY}")
@@ -186,6 +195,17 @@ def check_claim(
     if paired is not None:
         partner, theirs = paired
         differences = rows - theirs
+        gap = float(np.max(np.abs(differences)) / max(float(np.max(np.abs(theirs))), case_floor(case, compiled)))
+        if eps > DOUBLE and gap <= precision_tolerance(eps):  # equal batch by batch, to its own rounding
+            figures |= {
+                "against": f"{partner} on the same batches",
+                "largest relative gap": gap,
+                "machine epsilon": eps,
+            }
+            summary = (
+                f"consistent: equal to {partner} on each of {len(rows):,} batches to {gap:.2g}{precision_note(eps)}"
+            )
+            return CheckResult(check, True, figures, summary)
         test = mean_test(
             differences, np.zeros(rows.shape[1]), level=case.checks.level, scale=case_floor(case, compiled)
         )
@@ -213,7 +233,7 @@ def check_claim(
     return _statistical(case, check, claim, test, spread, size, len(rows), figures)
 
 
-def _exact(case, compiled, name, claim, value, reference, design: Design, figures: dict) -> CheckResult:
+def _exact(case, compiled, name, claim, value, reference, design: Design, figures: dict, eps: float) -> CheckResult:
     """Exact mode: on every draw of the design for a fingerprint claim, at ``theta`` otherwise."""
     scale = case_floor(case, compiled)
     if claim.kind == "fingerprint":  # an InputError where the draws cannot all be enumerated
@@ -222,12 +242,13 @@ def _exact(case, compiled, name, claim, value, reference, design: Design, figure
         where = f"over {len(design.draws)} parameter draws"
     else:
         error, where = relative_error(value, reference, scale), "at theta"
-    figures |= {"error": error, "tolerance": DEFINITION_TOLERANCE}
-    held = error <= DEFINITION_TOLERANCE
+    tolerance = precision_tolerance(eps)
+    figures |= {"error": error, "tolerance": tolerance}
+    held = error <= tolerance
     relation = "equals" if held else "differs from"
     verdict = "holds" if held else "does not hold"
     summary = f"{verdict}: exact expectation {relation} {claim.label} {'to' if held else 'by'} {error:.1e} {where} "
-    summary += "(tolerance 1e-10)"
+    summary += f"(tolerance {tolerance:.2g}{precision_note(eps)})"
     return CheckResult(f"claim:{name}", held, figures, summary)
 
 

@@ -31,7 +31,16 @@ import numpy as np
 
 from mapg_verify.checks.claims import check_claim, claim_of, partner_of, statistical_summary
 from mapg_verify.checks.fingerprint import fingerprint
-from mapg_verify.checks.result import DEFINITION_TOLERANCE, CheckResult, case_floor, info, relative_bias, untested
+from mapg_verify.checks.result import (
+    DOUBLE,
+    CheckResult,
+    case_floor,
+    info,
+    precision_note,
+    precision_tolerance,
+    relative_bias,
+    untested,
+)
 from mapg_verify.checks.statistics import holm_adjusted, mean_test
 from mapg_verify.checks.sweep import Shared, bias_sweep, shared, truth_for
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, inner_loop_for, resolve, rng_for
@@ -91,7 +100,7 @@ def verify_estimator(
         failed = CheckResult(f"implementation:{name}", False, {}, reason)
         return EstimatorReport(name, None, None, options, (failed, *_not_run(name, reason, claim)), skipped)
     partner = partner_of(case, claim) if claim is not None and builtin is None else None
-    paired, updates = None, None
+    paired, updates, eps = None, None, DOUBLE
     try:
         if builtin is None:
             draws = plugin_draws(
@@ -103,8 +112,9 @@ def verify_estimator(
                 inner_loop_for(case, name) if partner is None else partner[1],
                 () if partner is None else partner[2],
             )
-            rows, updates = draws.rows, inner_update(case, name, draws.inner_update)
+            rows, updates = draws.rows, inner_update(case, name, draws.inner_update, draws.precision)
             paired = None if partner is None else (partner[0], draws.partner)
+            eps = draws.precision
         else:
             rows = draw_rows(case, compiled, name, case.estimators.samples, rng_for(seed, case, name))
     except PluginError as error:
@@ -136,7 +146,7 @@ def verify_estimator(
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
     if claim is not None:
-        checks.append(check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design, paired))
+        checks.append(check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design, paired, eps))
     if updates is not None:
         checks.append(updates)
     sweep = bias_sweep(compiled, name, context) if builtin else ()
@@ -144,23 +154,33 @@ def verify_estimator(
     return EstimatorReport(name, _terms(exact), monte_carlo, options, tuple(checks), skipped, sweep, curve)
 
 
-def inner_update(case: Case, name: str, deviation: float | None) -> CheckResult | None:
+def inner_update(case: Case, name: str, deviation: float | None, eps: float = DOUBLE) -> CheckResult | None:
     """``inner-update:NAME`` for a plug-in: its own ``phi_1 .. phi_L`` against the parameters that
-    drew its batches, ``max |phi_hat - phi| / max(|phi|, 1) <= 1e-10`` over every replicate
-    (``info`` when it returns none; nothing at ``L = 0``)."""
+    drew its batches, ``max |phi_hat - phi| / max(|phi|, 1)`` over every replicate within
+    :func:`precision_tolerance` of the precision it computes in (1e-10 in float64) (``info`` when
+    it returns none; nothing at ``L = 0``)."""
     check = f"inner-update:{name}"
     if case.inner.steps == 0:
         return None
     if deviation is None:
         return info(check, {}, "not checked: the plug-in returns no phi_l (return (estimate, phis) to check them)")
-    held = deviation <= DEFINITION_TOLERANCE
-    figures = {"largest relative deviation": deviation, "tolerance": DEFINITION_TOLERANCE}
+    tolerance = precision_tolerance(eps)
+    held = deviation <= tolerance
+    figures = {"largest relative deviation": deviation, "tolerance": tolerance, "machine epsilon": eps}
+    note = precision_note(eps)
     if held:
-        return CheckResult(check, True, figures, f"holds: its phi_l are the batches' parameters to {deviation:.1e}")
+        summary = f"holds: its phi_l are the batches' parameters to {deviation:.1e}{note}"
+        return CheckResult(check, True, figures, summary)
     summary = (
         f"does not hold: its phi_l differ from the parameters that drew its batches by up to {deviation:.2g} "
-        "(relative): its estimate was scored on batches its own inner update would not draw"
+        f"(relative, tolerance {tolerance:.2g}{note}): its estimate was scored on batches its own inner update "
+        "would not draw"
     )
+    if eps <= DOUBLE and deviation <= precision_tolerance(float(np.finfo(np.float32).eps)):
+        summary += (
+            "; the deviation is at float32's level: if the code computes in float32 somewhere (a float32 "
+            "constant), declare it with precision = 'float32' on the function"
+        )
     return CheckResult(check, False, figures, summary)
 
 

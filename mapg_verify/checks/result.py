@@ -11,6 +11,8 @@ from mapg_verify.problem.game import DifferentiableGame, Game
 from mapg_verify.spec.case import Case
 
 DEFINITION_TOLERANCE = 1e-10  # an estimator against what it equals by definition, or as declared
+ROUNDING_FACTOR = 256  # rounding in a plug-in's arithmetic: this many machine epsilons of its precision
+DOUBLE = float(np.finfo(float).eps)
 VERDICTS = ("pass", "fail", "untested", "info")
 UNTESTED_EXIT = 3  # `run` and `exact`: no check failed, but something claimed was not tested
 
@@ -40,6 +42,20 @@ class CheckResult:
 def info(name: str, figures: dict, summary: str) -> CheckResult:
     """A check that reports, or that could not run (the summary says why): neither pass nor fail."""
     return CheckResult(name, True, figures, summary, "info")
+
+
+def precision_tolerance(eps: float) -> float:
+    """The definition tolerance for a plug-in that computes with machine epsilon ``eps``:
+    ``max(1e-10, 256 eps)`` (1e-10 in float64; 3.1e-5 in float32)."""
+    return max(DEFINITION_TOLERANCE, ROUNDING_FACTOR * eps)
+
+
+def precision_note(eps: float) -> str:
+    """What a summary says of a plug-in computing in less than float64 (nothing for float64)."""
+    if eps <= DOUBLE:
+        return ""
+    name = next(n for n in ("float16", "float32", "float64") if eps >= np.finfo(n).eps)
+    return f"; it computes in {name}, so the tolerance is {precision_tolerance(eps):.2g} (256 of its epsilons)"
 
 
 def untested(name: str, figures: dict, reason: str) -> CheckResult:

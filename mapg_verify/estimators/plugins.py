@@ -121,11 +121,13 @@ def _rows(phi: tuple, rows) -> tuple:
 
 def evaluate(
     plugin: Plugin, replicates: Replicates, count: int, case: Case, outer_batch: int, meter: CallMeter | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None, float]:
     """The plug-in's estimates ``(R, D_i)`` on ``count`` replicates whose outer batches hold
-    ``outer_batch`` trajectories, and its own ``phi_1 .. phi_L`` flattened ``(R, L, D)`` where it
-    returns them (else ``None``); ``meter`` counts the calls."""
+    ``outer_batch`` trajectories, its own ``phi_1 .. phi_L`` flattened ``(R, L, D)`` where it
+    returns them (else ``None``), and the machine epsilon of the precision it computes in (the
+    coarsest of its declared ``precision`` and the floats it returned); ``meter`` counts the calls."""
     tick = meter.tick if meter is not None else lambda: None
+    eps = plugin.declared_precision
     settings, theta = dataclasses.replace(settings_of(case), outer_batch=outer_batch), case.theta
     shape, size = theta[settings.meta_agent].shape, sum(np.size(t) for t in theta)
     if plugin.batched:
@@ -136,17 +138,27 @@ def evaluate(
             picked = replicates.take(np.minimum(np.arange(start, start + PER_CALL), stop - 1))
             value, phis = _call(call, picked, tiled, case.estimators.plugin_timeout)
             tick()
+            eps = max(eps, _epsilon(value), _epsilon(phis))
             rows.append(_checked(value, (PER_CALL, *shape)).reshape(PER_CALL, -1)[: stop - start])
             own.append(None if phis is None else _flat_phis(phis, settings.steps, size, PER_CALL)[: stop - start])
-        return np.concatenate(rows), None if own[0] is None else np.concatenate(own)
+        return np.concatenate(rows), None if own[0] is None else np.concatenate(own), eps
     call, rows, own = caller(plugin.framework, plugin.function, settings, ()), [], []
     for r in range(count):
         value, phis = _call(call, replicates.take(r), theta, case.estimators.plugin_timeout)
         tick()
+        eps = max(eps, _epsilon(value), _epsilon(phis))
         rows.append(_checked(value, shape).reshape(-1))
         own.append(None if phis is None else _flat_phis(phis, settings.steps, size))
     found = None if any(phis is None for phis in own) else np.array(own).reshape(count, settings.steps, size)
-    return np.array(rows).reshape(count, -1), found
+    return np.array(rows).reshape(count, -1), found, eps
+
+
+def _epsilon(value) -> float:
+    """The largest machine epsilon among the floating arrays in ``value`` (nested tuples and lists); 0 if none."""
+    if isinstance(value, (tuple, list)):
+        return max((_epsilon(v) for v in value), default=0.0)
+    dtype = getattr(value, "dtype", None)
+    return float(np.finfo(dtype).eps) if dtype is not None and np.issubdtype(dtype, np.floating) else 0.0
 
 
 def _call(call, replicates: Replicates, theta, timeout: float):
@@ -234,11 +246,13 @@ def _flat_phis(phis, steps: int, size: int, count: int | None = None) -> np.ndar
 class PluginDraws:
     """A plug-in's Monte-Carlo rows, the partner estimator's rows on the very same batches, and the
     largest deviation of the plug-in's own ``phi_l`` from the parameters that drew ``B_l``
-    (relative to ``max(|phi_l|, 1)``, over replicates and levels; ``None`` when it returns none)."""
+    (relative to ``max(|phi_l|, 1)``, over replicates and levels; ``None`` when it returns none),
+    and the machine epsilon of the precision it computes in."""
 
     rows: np.ndarray
     partner: np.ndarray
     inner_update: float | None
+    precision: float
 
 
 def plugin_draws(
@@ -257,7 +271,7 @@ def plugin_draws(
     plugin = as_plugin(plugin)
     surrogate = plan(case, compiled, partner)
     others = {key: plan(case, compiled, BASIS_ESTIMATORS[key]) for key, _, _ in weights}
-    rows, theirs, deviation = [], [], None
+    rows, theirs, deviation, eps = [], [], None, plugin.declared_precision
     meter = CallMeter(plugin.name, -(-samples // PER_CALL) if plugin.batched else samples, f"{samples:,} samples")
     chunk = min([chunk_size(surrogate), *map(chunk_size, others.values())])
     for start in range(0, samples, chunk):
@@ -266,14 +280,15 @@ def plugin_draws(
         draws = draw_recorded(surrogate, count, rng)
         theirs.append(draws.parts.total if not weights else _combined(others, weights, draws, count, snapshot))
         replicates = replicates_of(surrogate, draws, count)
-        found, own = evaluate(plugin, replicates, count, case, surrogate.outer_batch, meter)
+        found, own, precision = evaluate(plugin, replicates, count, case, surrogate.outer_batch, meter)
         rows.append(found)
+        eps = max(eps, precision)
         if own is not None and own.shape[1]:
             drawn = np.stack(draws.phis[1:], axis=1)  # (R, L, D)
             gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
             deviation = gap if deviation is None else max(deviation, gap)
     meter.close()
-    return PluginDraws(np.concatenate(rows), np.concatenate(theirs), deviation)
+    return PluginDraws(np.concatenate(rows), np.concatenate(theirs), deviation, eps)
 
 
 def _combined(others: dict, weights, draws, count: int, snapshot: np.random.Generator) -> np.ndarray:

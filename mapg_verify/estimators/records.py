@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case
 
@@ -59,6 +61,15 @@ class Plugin:
     @property
     def batched(self) -> bool:
         return getattr(self.function, "batched", False) is True
+
+    @property
+    def declared_precision(self) -> float:
+        """The machine epsilon of the precision the plug-in declares it computes in (its
+        ``precision`` attribute, ``"float32"`` or ``"float64"``, the default)."""
+        declared = getattr(self.function, "precision", "float64")
+        if declared not in ("float32", "float64"):
+            raise PluginError(f"declares precision = {declared!r}; use 'float32' or 'float64'")
+        return float(np.finfo(declared).eps)
 
 
 def as_plugin(target: Plugin | Callable, framework: str = "numpy") -> Plugin:
