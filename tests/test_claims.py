@@ -12,7 +12,7 @@ from test_cli import INLINE, ROOT, write
 
 from mapg_verify import check_estimator
 from mapg_verify.casefile.reader import load_case
-from mapg_verify.checks.claims import ADAPTED_ONLY, check_claim, partner_of
+from mapg_verify.checks.claims import ADAPTED_ONLY, check_claim, partner_controls, partner_of
 from mapg_verify.checks.fingerprint import design_for
 from mapg_verify.cli import main
 from mapg_verify.estimators.dispatch import draw_rows, rng_for
@@ -148,9 +148,10 @@ def _false_alarms(case, name, claim: Claim, seeds: int, samples: int) -> int:
         rng = rng_for(seed, case, "calibration")
         paired = None
         if callable(name):
-            partner, estimator, weights = partner_of(case, claim)
-            draws = plugin_draws(case, compiled, name, samples, rng, estimator, weights)
-            rows, paired = draws.rows, (partner, draws.partner)
+            partner = partner_of(case, claim)
+            draws = plugin_draws(case, compiled, name, samples, rng, partner[1], partner[2])
+            controls = partner_controls(case, compiled, partner, draws)
+            rows, paired = draws.rows, (partner[0], draws.partner, controls)
         else:
             rows = draw_rows(case, compiled, name, samples, rng)
         count += check_claim(case, compiled, truth, "x", claim, None, rows, seed, design, paired).verdict == "fail"

@@ -220,3 +220,15 @@ def test_a_float32_constant_in_float64_code_is_named_and_can_be_declared():
     assert inner["verdict"] == "pass", inner["summary"]
     wrong = check_estimator(plugins.adapted_with_wrong_phis, CLAIMS, claim={"adapted": 1}, samples=200)
     assert wrong.verdicts["inner-update:python:adapted_with_wrong_phis"] == "fail"  # a real bug still fails
+
+
+def test_control_variates_catch_what_the_plain_paired_test_misses():
+    """Rewards in place of returns on the 2-step IPD at 2,000 samples: the plain paired test
+    passes it (p = 0.065), the test adjusted on zero-mean controls (the batches' scores, the
+    partner's parts less their exact expectations) rejects it; a correct port still passes."""
+    case = ROOT / "tests" / "claims" / "ipd_two_steps.toml"
+    found = check_estimator(dice.reward_target, case, claim="meta-mapg", samples=2000, mode="statistical")
+    claim = next(c for c in found.checks if c["name"].startswith("claim:"))
+    assert claim["verdict"] == "fail" and "control variates of zero mean" in claim["figures"]["against"]
+    right = check_estimator(dice.meta_mapg_loo, case, claim="meta-mapg", samples=2000, mode="statistical")
+    assert right.passed, right.summary

@@ -51,10 +51,13 @@ from mapg_verify.checks.result import (
     relative_error,
     untested,
 )
-from mapg_verify.checks.statistics import mean_test, two_sample_test
+from mapg_verify.checks.statistics import adjusted_mean_test, mean_test, two_sample_test
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation, rng_for
+from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.plugins import count_text
+from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import (
+    BASIS_ESTIMATORS,
     ESTIMATORS,
     FROZEN,
     UNBIASED_BASELINES,
@@ -132,6 +135,24 @@ def partner_of(case: Case, claim: Claim) -> tuple[str, Estimator, tuple] | None:
     return None
 
 
+def partner_controls(case: Case, compiled: CompiledValues, partner: tuple, draws) -> np.ndarray:
+    """Control variates of exactly zero mean for the paired test, row by row: every batch's summed
+    score at the parameters that drew it, and the partner's parts (its current, own and peer
+    parts; for a fingerprint, each weighted term) less their exact expectations where those
+    enumerate."""
+    _, loop, weights = partner
+    try:
+        if weights:
+            found = {key: expectation(plan(case, compiled, BASIS_ESTIMATORS[key])) for key, _, _ in weights}
+            means = np.concatenate([getattr(found[key], part) for key, part, _ in weights])
+        else:
+            found = expectation(plan(case, compiled, loop))
+            means = np.concatenate([found.current, found.own, found.peer])
+    except InputError:
+        return draws.scores
+    return np.hstack([draws.scores, draws.components - means])
+
+
 def reference_value(case: Case, compiled: CompiledValues, truth: dict, claim: Claim, design: Design):
     """The claim's exact value at the case's ``theta``, or ``None`` where it cannot be enumerated."""
     x, inner = case.flat_theta, case.inner
@@ -193,7 +214,7 @@ def check_claim(
                 return untested(check, figures, f"exact mode, but {error.reason}; {EXACT_REMEDY}")
             figures |= {"mode": "statistical", "exact mode": f"not testable: {error.reason}"}
     if paired is not None:
-        partner, theirs = paired
+        partner, theirs, controls = paired
         differences = rows - theirs
         gap = float(np.max(np.abs(differences)) / max(float(np.max(np.abs(theirs))), case_floor(case, compiled)))
         if eps > DOUBLE and gap <= precision_tolerance(eps):  # equal batch by batch, to its own rounding
@@ -206,13 +227,17 @@ def check_claim(
                 f"consistent: equal to {partner} on each of {len(rows):,} batches to {gap:.2g}{precision_note(eps)}"
             )
             return CheckResult(check, True, figures, summary)
-        test = mean_test(
-            differences, np.zeros(rows.shape[1]), level=case.checks.level, scale=case_floor(case, compiled)
-        )
-        spread = np.atleast_2d(np.cov(differences, rowvar=False))
+        scale = case_floor(case, compiled)
+        if controls is None or not controls.shape[1]:
+            test = mean_test(differences, np.zeros(rows.shape[1]), level=case.checks.level, scale=scale)
+            spread = np.atleast_2d(np.cov(differences, rowvar=False))
+            method = "paired Hotelling T^2 on the differences"
+        else:
+            test, spread = adjusted_mean_test(differences, controls, level=case.checks.level, scale=scale)
+            method = f"paired, regression-adjusted on {controls.shape[1]} control variates of zero mean"
         size = float(np.linalg.norm(reference if reference is not None else theirs.mean(axis=0)))
-        figures["against"] = f"{partner} on the same batches (paired Hotelling T^2 on the differences)"
-        difference = differences.mean(axis=0)
+        figures["against"] = f"{partner} on the same batches ({method})"
+        difference = test.mean
     elif reference is not None:
         test = mean_test(rows, reference, level=case.checks.level, scale=case_floor(case, compiled))
         spread, size = np.atleast_2d(np.cov(rows, rowvar=False)), float(np.linalg.norm(reference))
@@ -282,7 +307,8 @@ def statistical_summary(figures: dict, rejected: bool, holm: tuple[int, float] |
     detectable = figures["smallest relative difference detected (99% power)"]
     summary = (
         f"{verdict}: claim {figures['claim']}, tested against {against}, T^2 {_g(figures['T-squared'])}, "
-        f"p = {_g(figures['p-value'])} at level {figures['level']:g} ({figures['samples']:,} samples); "
+        f"p = {'0' if figures['p-value'] is None else format(figures['p-value'], '.3g')} at level "
+        f"{figures['level']:g} ({figures['samples']:,} samples); "
         f"relative difference measured {measured:.3g}, "
     )
     if rejected:

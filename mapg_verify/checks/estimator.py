@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mapg_verify.checks.claims import check_claim, claim_of, partner_of, statistical_summary
+from mapg_verify.checks.claims import check_claim, claim_of, partner_controls, partner_of, statistical_summary
 from mapg_verify.checks.fingerprint import fingerprint
 from mapg_verify.checks.result import (
     DOUBLE,
@@ -113,7 +113,8 @@ def verify_estimator(
                 () if partner is None else partner[2],
             )
             rows, updates = draws.rows, inner_update(case, name, draws.inner_update, draws.precision)
-            paired = None if partner is None else (partner[0], draws.partner)
+            if partner is not None:
+                paired = (partner[0], draws.partner, partner_controls(case, compiled, partner, draws))
             eps = draws.precision
         else:
             rows = draw_rows(case, compiled, name, case.estimators.samples, rng_for(seed, case, name))

@@ -97,6 +97,52 @@ def mean_test(samples: np.ndarray, null_mean: np.ndarray, *, level: float = 0.01
     )
 
 
+def adjusted_mean_test(
+    samples: np.ndarray, controls: np.ndarray, *, level: float = 0.01, scale: float = 0.0
+) -> tuple[MeanTest, np.ndarray]:
+    """Test ``E[samples] = 0`` with control variates: ``controls`` ``(N, p)`` have mean exactly 0,
+    so the intercept ``a = ybar - B^T cbar`` of the least-squares regression of the rows on them
+    estimates ``E[samples]`` with the noise they explain removed. With ``q`` independent controls,
+    residual covariance ``S_e`` (``N - q - 1`` degrees of freedom) and
+    ``f = 1/N + cbar^T (C_c^T C_c)^{-1} cbar``, ``Cov(a) = f S_e`` and
+    ``T^2 = a^T Cov(a)^+ a``, ``(nu - r + 1) / (nu r) T^2 ~ F(r, nu - r + 1)`` with ``nu = N - q - 1``
+    under the null (the regression-adjusted Hotelling test). Also returns the per-row covariance
+    ``N f S_e``, what the budget's detectable difference is computed from."""
+    samples, _ = _validate(samples, np.zeros(np.shape(samples)[-1]), level)
+    n, cbar = len(samples), controls.mean(axis=0)
+    u, singular, vt = np.linalg.svd(controls - cbar, full_matrices=False)
+    kept = singular > max(singular.max(initial=0.0) * 1e-10, 1e-300)
+    u, singular, vt = u[:, kept], singular[kept], vt[kept]  # C_c = U S V^T on independent directions
+    q = len(singular)
+    mean = samples.mean(axis=0)
+    explained = u.T @ (samples - mean)  # (q, d): the rows' least-squares loadings on U
+    residuals = samples - mean - u @ explained
+    g = (vt @ cbar) / singular  # S^-1 V^T cbar: a = ybar - g^T U^T Y_c, cbar^T (C_c^T C_c)^+ cbar = |g|^2
+    intercept = mean - g @ explained
+    inflation = 1.0 / n + float(g @ g)
+    nu = n - q - 1
+    covariance = np.atleast_2d(residuals.T @ residuals / max(nu, 1))
+    values, vectors = np.linalg.eigh(covariance)
+    scale = max(np.max(np.abs(samples), initial=0.0), scale)
+    keep = values > max(values.max(initial=0.0) * 1e-12, (1e-10 * scale) ** 2)
+    rank = int(keep.sum())
+    projected = vectors.T @ intercept
+    unvaried = int(np.sum(np.abs(projected[~keep]) > 1e-12 * max(scale, 1e-300)))
+    if unvaried or nu - rank + 1 <= 0:
+        statistic, p_value = np.inf, 0.0
+    elif rank == 0:
+        statistic, p_value = 0.0, 1.0
+    else:
+        statistic = float(np.sum(projected[keep] ** 2 / values[keep]) / inflation)
+        p_value = float(stats.f.sf((nu - rank + 1) / (nu * rank) * statistic, rank, nu - rank + 1))
+    error = np.sqrt(np.diag(covariance) * inflation)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(error > 0, intercept / error, np.where(intercept == 0, 0.0, np.inf))
+    component = 2 * stats.norm.sf(np.abs(z))
+    test = MeanTest(statistic, p_value, rank, unvaried, 0.0, intercept, error, component, holm(component, level), level)
+    return test, covariance * n * inflation
+
+
 def _validate(samples, null_mean, level) -> tuple[np.ndarray, np.ndarray]:
     samples = np.asarray(samples, dtype=float)
     if samples.ndim == 1:

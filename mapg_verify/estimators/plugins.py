@@ -247,12 +247,16 @@ class PluginDraws:
     """A plug-in's Monte-Carlo rows, the partner estimator's rows on the very same batches, and the
     largest deviation of the plug-in's own ``phi_l`` from the parameters that drew ``B_l``
     (relative to ``max(|phi_l|, 1)``, over replicates and levels; ``None`` when it returns none),
-    and the machine epsilon of the precision it computes in."""
+    the machine epsilon of the precision it computes in, the partner's parts row by row
+    (control variates, once centred by their exact expectations), and every batch's score
+    ``sum_b grad log P(tau_b; phi_l)`` (control variates of mean exactly 0)."""
 
     rows: np.ndarray
     partner: np.ndarray
     inner_update: float | None
     precision: float
+    components: np.ndarray  # the partner's parts, row by row (its current, own, peer; or each weighted term's)
+    scores: np.ndarray  # each batch's summed score at the parameters that drew it, row by row: mean exactly 0
 
 
 def plugin_draws(
@@ -271,14 +275,20 @@ def plugin_draws(
     plugin = as_plugin(plugin)
     surrogate = plan(case, compiled, partner)
     others = {key: plan(case, compiled, BASIS_ESTIMATORS[key]) for key, _, _ in weights}
-    rows, theirs, deviation, eps = [], [], None, plugin.declared_precision
+    rows, theirs, parts, scores, deviation, eps = [], [], [], [], None, plugin.declared_precision
     meter = CallMeter(plugin.name, -(-samples // PER_CALL) if plugin.batched else samples, f"{samples:,} samples")
     chunk = min([chunk_size(surrogate), *map(chunk_size, others.values())])
     for start in range(0, samples, chunk):
         count = min(chunk, samples - start)
         snapshot = copy.deepcopy(rng)
         draws = draw_recorded(surrogate, count, rng)
-        theirs.append(draws.parts.total if not weights else _combined(others, weights, draws, count, snapshot))
+        if weights:
+            total, components = _combined(others, weights, draws, count, snapshot)
+        else:
+            total, components = draws.parts.total, np.hstack([draws.parts.current, draws.parts.own, draws.parts.peer])
+        theirs.append(total)
+        parts.append(components)
+        scores.append(batch_scores(surrogate, draws, count))
         replicates = replicates_of(surrogate, draws, count)
         found, own, precision = evaluate(plugin, replicates, count, case, surrogate.outer_batch, meter)
         rows.append(found)
@@ -288,19 +298,36 @@ def plugin_draws(
             gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
             deviation = gap if deviation is None else max(deviation, gap)
     meter.close()
-    return PluginDraws(np.concatenate(rows), np.concatenate(theirs), deviation, eps)
+    return PluginDraws(
+        np.concatenate(rows), np.concatenate(theirs), deviation, eps, np.concatenate(parts), np.concatenate(scores)
+    )
 
 
-def _combined(others: dict, weights, draws, count: int, snapshot: np.random.Generator) -> np.ndarray:
-    """The weighted parts of the basis surrogates on the batches of ``draws``: each replays a copy
-    of ``snapshot``, the generator as it was before them; one that would draw other batches is an error."""
+def batch_scores(surrogate, draws, count: int) -> np.ndarray:
+    """``(R, m)``: each recorded batch's score summed over its trajectories, at the parameters that
+    drew it, inner and outer batches side by side; each has mean 0 given those parameters."""
+    case, layout = surrogate.case, surrogate.compiled.layout
+    found = []
+    drawn = [*zip(draws.inner, draws.phis, strict=False), *zip(draws.outer, draws.phis, strict=True)]
+    for batch, phi in drawn:
+        if batch is not None:
+            terms = trajectory_terms(case.game, case.policy, layout, batch, phi, second_order=False)
+            found.append(terms.score.reshape(count, -1, layout.size).sum(axis=1))
+    return np.hstack(found) if found else np.zeros((count, 0))
+
+
+def _combined(others: dict, weights, draws, count: int, snapshot: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted sum of the basis surrogates' parts on the batches of ``draws``, and those parts
+    side by side: each surrogate replays a copy of ``snapshot``, the generator as it was before
+    them; one that would draw other batches is an error."""
     parts = {}
     for key, surrogate in others.items():
         mine = draw_recorded(surrogate, count, copy.deepcopy(snapshot))
         if not all(_same(a, b) for a, b in zip((*mine.inner, *mine.outer), (*draws.inner, *draws.outer), strict=True)):
             raise RuntimeError(f"the fingerprint's {key} surrogate drew other batches than the plug-in's")
         parts[key] = mine.parts
-    return sum(weight * getattr(parts[key], part) for key, part, weight in weights)
+    terms = [getattr(parts[key], part) for key, part, _ in weights]
+    return sum(w * term for (_, _, w), term in zip(weights, terms, strict=True)), np.hstack(terms)
 
 
 def _same(a: Trajectories | None, b: Trajectories | None) -> bool:
