@@ -12,7 +12,7 @@ from scipy import stats
 from mapg_verify.casefile.reader import load_case, parse_case
 from mapg_verify.checks.audit import TrainingLog, metric_moments, residuals, search, simulate_returns
 from mapg_verify.cli import main
-from mapg_verify.estimators.dispatch import exact_expectation
+from mapg_verify.estimators.dispatch import draw_rows, exact_expectation
 from mapg_verify.exact.backend import case_values, exact_values
 from mapg_verify.exact.enumeration import discounted_to_go, enumerate_trajectories
 from mapg_verify.exact.moments import return_moments
@@ -216,6 +216,27 @@ def test_updates_equal_to_the_expected_update_project_to_one(tmp_path):
         assert len(steps) == 4
         for step in steps:
             assert abs(step["projection"] - 1) < 1e-9 and step["relative difference"] < 1e-9 and abs(step["z"]) < 1e-6
+
+
+def test_sampled_updates_have_z_scores_of_unit_spread(tmp_path):
+    """Updates that are one Monte-Carlo draw of lr * lola-dice each: the z-scores of their
+    differences from the expected update scatter with mean square about 1 (20 of them)."""
+    (tmp_path / "case.toml").write_text(PD_CASE)
+    case = load_case(tmp_path / "case.toml")
+    compiled, params, rng = case_values(case), [np.array([[0.3], [-0.2]])], np.random.default_rng(5)
+    for _ in range(10):
+        step = []
+        for k in range(2):
+            inner = dataclasses.replace(case.inner, meta_agent=k)
+            at = dataclasses.replace(case, theta=tuple(params[-1]), inner=inner)
+            step.append(0.5 * draw_rows(at, compiled, "lola-dice", 1, rng)[0])
+        params.append(params[-1] + np.array(step))
+    log = _log(case, np.array(params), rng, batch=64, horizon=1, metric="discounted")
+    np.savez(tmp_path / "log.npz", **log, lr=0.5, estimator="lola-dice")
+    assert main(["audit", str(tmp_path / "case.toml"), str(tmp_path / "log.npz"), "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "audit.json").read_text())["updates"]["summary"]
+    z2 = np.mean([row["mean z^2"] for row in summary])
+    assert 0.3 < z2 < 2.5, z2
 
 
 def test_updates_that_cannot_be_enumerated_say_why(tmp_path):
