@@ -118,19 +118,16 @@ def _updates(case: Case, log: TrainingLog) -> dict | None:
 
 def _update_summary(agent: int, steps: list[dict]) -> dict:
     """An agent's updates at a glance: medians of the projection and relative difference, and the
-    mean of z^2 (about 1 when the updates scatter as the estimator's do)."""
-
-    def figures(key: str) -> np.ndarray:
-        return np.array([step[key] for step in steps if step[key] is not None], dtype=float)
-
-    z = figures("z")
+    mean of z^2 (about 1 when the updates scatter as the estimator's do); ``None`` where no step has one."""
+    known = {key: [step[key] for step in steps if step[key] is not None] for key in steps[0]} if steps else {}
+    projection, difference, z = (
+        np.array(known.get(key, []), dtype=float) for key in ("projection", "relative difference", "z")
+    )
     return {
         "agent": agent,
         "steps": len(steps),
-        "median projection": float(np.median(figures("projection"))) if len(figures("projection")) else None,
-        "median relative difference": float(np.median(figures("relative difference")))
-        if len(figures("relative difference"))
-        else None,
+        "median projection": float(np.median(projection)) if len(projection) else None,
+        "median relative difference": float(np.median(difference)) if len(difference) else None,
         "mean z^2": float(np.mean(z**2)) if len(z) else None,
     }
 
