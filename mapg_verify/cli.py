@@ -1,7 +1,8 @@
-"""The command line (SPEC §8): ``list``, ``exact``, ``run``, ``campaign``, ``report``; ``main(argv) -> int``.
+"""The command line (SPEC §8): ``list``, ``exact``, ``run``, ``campaign``, ``report``, ``audit``; ``main(argv) -> int``.
 
-Exit codes: 0 all passed or inform; 1 a check failed (``campaign``: README, "Campaigns"); 2 bad input
-(file, key, reason); 3 nothing failed but a claim is ``untested``; 130 Ctrl-C; 143 SIGTERM.
+Exit codes: 0 all passed or inform (``audit``: consistent); 1 a check failed (``campaign``: README, "Campaigns";
+``audit``: not consistent); 2 bad input (file, key, reason); 3 nothing failed but a claim is ``untested``;
+130 Ctrl-C; 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mapg_verify import console, pipeline
+from mapg_verify import audit, console, pipeline
 from mapg_verify.campaign import CampaignError, load_spec
 from mapg_verify.casefile.reader import load_case, load_cases
 from mapg_verify.checks.result import exit_code
 from mapg_verify.cluster import run_campaign
 from mapg_verify.problem.errors import InputError
-from mapg_verify.report import render
-from mapg_verify.results import dumps, load_results, results_document, writable, write_atomic
+from mapg_verify.report import rebuild, render
+from mapg_verify.results import dumps, results_document, writable, write_atomic
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild the HTML report from a results file")
     report.add_argument("results")
     report.add_argument("--out", help="folder of index.html (default: the results file's folder)")
+    checked = commands.add_parser("audit", help="check a logged training run (LOG.npz) against the exact truth")
+    checked.add_argument("case")
+    checked.add_argument("log")
+    checked.add_argument("--out", default="reports/audit", help="output folder (default: reports/audit)")
     return parser
 
 
@@ -71,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     try:
         commands = {"list": _list, "exact": _exact, "run": _run, "campaign": _campaign, "report": _report}
+        commands["audit"] = lambda a: audit.run(a.case, a.log, a.out)
         return commands[arguments.command](arguments)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -136,15 +142,5 @@ def _run(arguments: argparse.Namespace) -> int:
 
 
 def _report(arguments: argparse.Namespace) -> int:
-    source = Path(arguments.results)
-    results = load_results(source)
-    target = Path(arguments.out or source.parent) / "index.html"
-    writable(target, "--out")
-    try:
-        page = render(results)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        reason = f"is not a results file written by run ({type(error).__name__}: {error})"
-        raise InputError("cases", reason, str(source)) from None
-    write_atomic(target, page)
-    print(f"wrote {target}")
+    print(f"wrote {rebuild(Path(arguments.results), arguments.out)}")
     return 0

@@ -257,3 +257,28 @@ def adaptation(curves: dict) -> str:
         axis.set_ylabel("average reward per step")
         axis.legend(frameon=False, fontsize=7)
         return _svg(figure)
+
+
+def audit(series: dict) -> str:
+    """Per agent (columns): the logged figures and the exact expectation with its band of two
+    standard deviations of a batch mean (top), and the residuals with the same band (bottom)."""
+    logged, exact, sd = (np.asarray(series[key], dtype=float) for key in ("logged", "exact", "sd"))
+    points = np.arange(len(logged))
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(
+            2, logged.shape[1], figsize=(3.8 * logged.shape[1], 4.6), squeeze=False, sharex=True, layout="constrained"
+        )
+        for k in range(logged.shape[1]):
+            top, bottom = axes[0][k], axes[1][k]
+            top.fill_between(points, exact[:, k] - 2 * sd[:, k], exact[:, k] + 2 * sd[:, k], color="0.85", linewidth=0)
+            top.plot(points, exact[:, k], color="k", linewidth=1.0, label="exact")
+            top.plot(points, logged[:, k], ".", color=COLOURS[0], markersize=2.5, label="logged")
+            top.set_title(f"agent {k}")
+            bottom.fill_between(points, -2 * sd[:, k], 2 * sd[:, k], color="0.85", linewidth=0)
+            bottom.axhline(0, color="k", linewidth=0.6)
+            bottom.plot(points, logged[:, k] - exact[:, k], ".", color=COLOURS[3], markersize=2.5)
+            bottom.set_xlabel("logged point")
+        axes[0][0].set_ylabel("metric")
+        axes[1][0].set_ylabel("logged - exact")
+        axes[0][0].legend(frameon=False, fontsize=7)
+        return _svg(figure)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import jinja2
 import numpy as np
@@ -17,6 +18,8 @@ from scipy import stats
 
 from mapg_verify import figures
 from mapg_verify.checks.result import estimator_verdict, overall
+from mapg_verify.problem.errors import InputError
+from mapg_verify.results import load_results, writable, write_atomic
 from mapg_verify.spec.case import BASIS
 
 PROVENANCE = (
@@ -344,8 +347,28 @@ def render(results: dict, cases: list[dict] | None = None) -> str:
     return _template("report.html").render(**records(results, cases))
 
 
+def rebuild(source: Path, out: str | None) -> Path:
+    """``report RESULTS.json``: the page rebuilt from a results file, written to ``out`` (default:
+    the file's folder) as ``index.html``; its path."""
+    results = load_results(source)
+    target = Path(out or source.parent) / "index.html"
+    writable(target, "--out")
+    try:
+        page = render(results)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        reason = f"is not a results file written by run ({type(error).__name__}: {error})"
+        raise InputError("cases", reason, str(source)) from None
+    write_atomic(target, page)
+    return target
+
+
 def render_campaign(result: dict) -> str:
     """The campaign page for an aggregate (:func:`mapg_verify.campaign.aggregate`)."""
     biases = {name: row for name, row in result["estimators"].items() if row["bias vs model S"]}
     figure = figures.campaign_bias(biases) if biases else None
     return _template("campaign.html").render(result=result, figure=figure)
+
+
+def render_audit(document: dict) -> str:
+    """The audit page for an audit document (:func:`mapg_verify.audit.audit`)."""
+    return _template("audit.html").render(audit=document, figure=figures.audit(document["series"]))

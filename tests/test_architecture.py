@@ -21,6 +21,7 @@ LAYERS = {  # lowest first; a top-level module or subpackage -> its layer
     "strategies": 7,
     "console": 7,
     "pipeline": 8,
+    "audit": 8,
     "plugins": 9,
     "verify": 9,
     "campaign": 9,
