@@ -22,7 +22,7 @@ from mapg_verify.checks.result import exit_code
 from mapg_verify.cluster import run_campaign
 from mapg_verify.problem.errors import InputError
 from mapg_verify.report import rebuild, render
-from mapg_verify.results import dumps, results_document, writable, write_atomic
+from mapg_verify.results import dumps, output_folder, publish, results_document, writable, write_atomic
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,20 +124,17 @@ def _exact(arguments: argparse.Namespace) -> int:
 
 def _run(arguments: argparse.Namespace) -> int:
     cases = load_cases(arguments.paths)  # all input is checked before anything runs
-    target = Path(arguments.out) / "results.json"
-    writable(target, "--out")
-    writable(target.with_name("index.html"), "--out")
-    console.note_compile_time(cases)
-    if arguments.quick:
-        cases = [pipeline.quick(case) for case in cases]
-    started = time.perf_counter()
-    documents, drawn = pipeline.run_cases(cases, arguments.seed, arguments.jobs)
-    console.summary(documents)
-    text = dumps(results_document(documents, arguments.seed, arguments.quick, time.perf_counter() - started))
-    page = render(json.loads(text), drawn)  # from the file's content, as `report` does
-    write_atomic(target, text)
-    write_atomic(target.with_name("index.html"), page)
-    print(f"wrote {target} and {target.with_name('index.html')}")
+    out = Path(arguments.out)
+    with output_folder(out, len(cases)):
+        console.note_compile_time(cases)
+        if arguments.quick:
+            cases = [pipeline.quick(case) for case in cases]
+        started = time.perf_counter()
+        documents, drawn = pipeline.run_cases(cases, arguments.seed, arguments.jobs)
+        console.summary(documents)
+        text = dumps(results_document(documents, arguments.seed, arguments.quick, time.perf_counter() - started))
+        publish(out, {"results.json": text, "index.html": render(json.loads(text), drawn)})  # as `report` draws
+    print(f"wrote {out / 'results.json'} and {out / 'index.html'}")
     return exit_code(c["verdict"] for d in documents for c in d["checks"])
 
 

@@ -14,9 +14,13 @@ import functools
 import json
 import math
 import multiprocessing
+import os
 import signal
 import sys
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 
 import numpy as np
@@ -65,7 +69,11 @@ def quick(case: Case) -> Case:
 def evaluate_and_draw(case: Case, seed: int, progress: bool) -> tuple[dict, dict]:
     """The case's document and its report record, drawn from the document's JSON form (so that
     ``report`` rebuilds the same page), in the process that ran the case."""
-    document = evaluate_safely(case, seed, progress)
+    return drawn_with(evaluate_safely(case, seed, progress))
+
+
+def drawn_with(document: dict) -> tuple[dict, dict]:
+    """A document and its report record, drawn from its JSON form (timings aside)."""
     content = {key: value for key, value in document.items() if key != "timings"}
     return document, case_record(json.loads(dumps(content)))
 
@@ -79,14 +87,19 @@ def evaluate_safely(case: Case, seed: int | None, progress: bool, mpmath_gradien
         dumps(document)  # a value JSON cannot hold fails this case, not the run
         return document
     except Exception as error:  # a bug in one case must not cost the others their results
-        check = CheckResult("error", False, {"type": type(error).__name__}, f"{type(error).__name__}: {error}")
-        return {
-            "case": header(case),
-            "exact": {"values": [], "per_step": [], "truth": {}, "lola": {}, "skipped": {}, "estimators": {}},
-            "estimators": {},
-            "checks": [asdict(check)],
-            "timings": {"seconds": time.perf_counter() - started},
-        }
+        return failed(case, type(error).__name__, f"{type(error).__name__}: {error}", time.perf_counter() - started)
+
+
+def failed(case: Case, kind: str, summary: str, seconds: float = 0.0) -> dict:
+    """The document of a case that could not be evaluated: one failed check ``error``."""
+    check = CheckResult("error", False, {"type": kind}, summary)
+    return {
+        "case": header(case),
+        "exact": {"values": [], "per_step": [], "truth": {}, "lola": {}, "skipped": {}, "estimators": {}},
+        "estimators": {},
+        "checks": [asdict(check)],
+        "timings": {"seconds": seconds},
+    }
 
 
 def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None, progress: bool = False) -> dict:
@@ -172,33 +185,71 @@ def _terminate(signum, frame) -> None:
     raise Terminated
 
 
-def _quiet_worker() -> None:
-    """Pool workers leave Ctrl-C to the parent, which stops them (one message, not one per worker)."""
+def _worker(parent: int) -> None:
+    """A pool worker: Ctrl-C is the parent's to handle (one message, not one per worker), and it
+    ends within a second of its parent's death (a thread watching the parent's pid)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's stop ends a worker at once
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list[dict]]:
     """Every case's document and report record, in order, over ``jobs`` processes; a progress line
-    per finished case. On an interruption every worker is stopped before the exception goes on."""
+    per finished case. Cases with plug-ins always run in worker processes, so that a plug-in that
+    ends its process (``os._exit``, a crash) fails its own case, not the run: after a worker
+    dies, the cases still to come run one process each, and the one whose process dies again
+    fails with check ``error``. On an interruption every worker is stopped before the exception
+    goes on."""
     jobs = min(jobs, len(cases))
+    contained = jobs > 1 or any(":" in name for case in cases for name in case.estimators.names)
     # JAX's threads do not survive a fork: once a JAX plug-in has run in this process, workers are spawned
     context = multiprocessing.get_context("spawn" if "jax" in sys.modules else None)
-    pool = context.Pool(jobs, initializer=_quiet_worker) if jobs > 1 else None
+    work = functools.partial(evaluate_and_draw, seed=seed, progress=jobs == 1)
+    pools = []
+
+    def pool(size: int) -> ProcessPoolExecutor:
+        pools.append(ProcessPoolExecutor(size, mp_context=context, initializer=_worker, initargs=(os.getpid(),)))
+        return pools[-1]
+
     bar = Progress(len(cases), "cases", delay=0.0)
-    # SIGTERM stops the run as Ctrl-C does (its one line, exit 143), and the workers with it
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    documents, drawn = [], []
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops the run as Ctrl-C does (exit 143)
+    documents, drawn, finished = [], [], False
     try:
-        work = functools.partial(evaluate_and_draw, seed=seed, progress=jobs == 1)
-        for document, record in (pool.imap if pool else map)(work, cases):
+        futures = [pool(jobs).submit(work, case) for case in cases] if contained else None
+        for index, case in enumerate(cases):
+            if futures is None:
+                document, record = work(case)
+            else:
+                try:
+                    document, record = futures[index].result()
+                except BrokenProcessPool:
+                    document, record = _alone(case, work, pool)
             verdict = console.VERDICT_TEXT[overall(c["verdict"] for c in document["checks"])]
             bar.advance(f"{document['case']['name']}: {verdict}")
             documents.append(document)
             drawn.append(record)
         bar.close()
+        finished = True
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if pool:  # on an interruption too: no worker is left running
-            pool.terminate()
-            pool.join()
+        for executor in pools:  # on an interruption too: no worker is left running
+            for process in [] if finished else list((getattr(executor, "_processes", None) or {}).values()):
+                process.terminate()
+            executor.shutdown(wait=True, cancel_futures=True)
     return documents, drawn
+
+
+def _alone(case: Case, work, pool) -> tuple[dict, dict]:
+    """``case`` in a process of its own, after a worker died: its document, or, if its process dies
+    too, a failed check ``error`` naming the cause."""
+    try:
+        return pool(1).submit(work, case).result()
+    except BrokenProcessPool:
+        summary = "its worker process died (a plug-in that called os._exit, crashed or was killed)"
+        return drawn_with(failed(case, "WorkerDied", summary))
