@@ -23,6 +23,10 @@ per agent, or flat): the toolkit then checks them against the parameters that dr
 (check ``inner-update:NAME``), so that an estimator whose inner update differs from model S's is
 not scored, unsaid, on batches its own update would not draw.
 
+A plug-in written in another code's conventions (its function's ``conventions``, or the case's
+``[estimators.conventions]``) receives its batches and ``theta`` in them and hands back its
+estimate and phis in them (:mod:`mapg_verify.estimators.conventions`).
+
 A plug-in whose function has ``batched = True`` is called with :data:`PER_CALL` replicates at a
 time (the last call padded with copies of the last replicate, so that a compiled plug-in sees one
 shape), every array with a leading replicate axis (:mod:`mapg_verify.estimators.records`),
@@ -46,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mapg_verify.estimators.conventions import adapted, convention_for
 from mapg_verify.estimators.frameworks import caller, require, split_framework
 from mapg_verify.estimators.montecarlo import chunk_size, draw_recorded
 from mapg_verify.estimators.records import Batch, Plugin, PluginError, as_plugin, settings_of
@@ -127,9 +132,15 @@ def evaluate(
     tick = meter.tick if meter is not None else lambda: None
     settings, theta = dataclasses.replace(settings_of(case), outer_batch=outer_batch), case.theta
     shape, size = theta[settings.meta_agent].shape, sum(np.size(t) for t in theta)
+    convention = convention_for(dict(case.estimators.conventions), plugin)
+
+    def calling(surrogate_shape: tuple[int, ...]):
+        call = caller(plugin.framework, plugin.function, settings, surrogate_shape)
+        return adapted(call, convention, case.game, settings.meta_agent, settings.policy == "softmax")
+
     if plugin.batched:
         tiled = tuple(np.broadcast_to(t, (PER_CALL, *np.shape(t))).copy() for t in theta)
-        call, rows, own = caller(plugin.framework, plugin.function, settings, (PER_CALL,)), [], []
+        call, rows, own = calling((PER_CALL,)), [], []
         for start in range(0, count, PER_CALL):
             stop = min(start + PER_CALL, count)
             picked = replicates.take(np.minimum(np.arange(start, start + PER_CALL), stop - 1))
@@ -138,7 +149,7 @@ def evaluate(
             rows.append(_checked(value, (PER_CALL, *shape)).reshape(PER_CALL, -1)[: stop - start])
             own.append(None if phis is None else _flat_phis(phis, settings.steps, size, PER_CALL)[: stop - start])
         return np.concatenate(rows), None if own[0] is None else np.concatenate(own)
-    call, rows, own = caller(plugin.framework, plugin.function, settings, ()), [], []
+    call, rows, own = calling(()), [], []
     for r in range(count):
         value, phis = _call(call, replicates.take(r), theta, case.estimators.plugin_timeout)
         tick()

@@ -84,7 +84,8 @@ class EstimatorSettings:
     bounds the calls a plug-in's exact expectation may make (its enumeration, in ``exact`` and
     ``auto`` claim modes; never in ``statistical``); model S's enumeration has its own cap,
     ``[inner] enumeration_cap``. ``plugin_timeout`` is the seconds one call of a plug-in may take
-    before it fails its estimator (a call that hangs)."""
+    before it fails its estimator (a call that hangs). ``conventions`` maps a plug-in's name to the
+    conventions its code uses (:mod:`mapg_verify.estimators.conventions`)."""
 
     names: tuple[str, ...]
     samples: int
@@ -98,6 +99,7 @@ class EstimatorSettings:
     dice_lambda: float | None = None
     plugin_calls: int = DEFAULT_PLUGIN_CALLS
     plugin_timeout: float = DEFAULT_PLUGIN_TIMEOUT
+    conventions: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
