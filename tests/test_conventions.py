@@ -2,14 +2,18 @@
 written here by hand from that code's environment: LOLA_DiCE's ``envs/prisoners_dilemma.py`` and
 ``act``, meta-mapg's ``gym_env/ipd``, pax's ``iterated_matrix_game.py``, M-FOS's ``ipd_batched``."""
 
+import dataclasses
 import warnings
+from pathlib import Path
 
 import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from mapg_verify.casefile.reader import parse_case
+from examples import lola_dice_style
+from mapg_verify import pipeline
+from mapg_verify.casefile.reader import load_case, parse_case
 from mapg_verify.estimators.conventions import (
     CONVENTIONS,
     adapted,
@@ -24,6 +28,7 @@ from mapg_verify.estimators.records import Batch, settings_of
 from mapg_verify.exact.enumeration import enumerate_trajectories, rewards_of
 from mapg_verify.problem.catalog import ipd_finite
 from mapg_verify.problem.errors import InputError
+from mapg_verify.spec.case import Claim
 
 GAME = ipd_finite(horizon=2, gamma=0.9)
 THETA = np.array([0.5, 1.0, -0.5, 0.8, -1.3])
@@ -188,3 +193,45 @@ def test_a_case_declares_a_plugins_conventions_and_they_must_fit_the_game():
     with pytest.raises(InputError) as error:
         parse_case(document, "pd")
     assert error.value.key == "estimators.conventions.examples.dice_meta_mapg:meta_mapg"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _verdicts(path: Path, claims: dict | None = None) -> dict:
+    pytest.importorskip("torch")
+    case = load_case(path)
+    if claims is not None:
+        case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, claims=tuple(claims.items())))
+    return {c["name"]: c["verdict"] for c in pipeline.evaluate(case, seed=0)["checks"]}
+
+
+def test_the_lola_dice_style_port_passes_in_its_own_conventions_and_fails_in_ours(monkeypatch):
+    """``examples/lola_dice_style.py``, an exact critic: its claim lola-dice[baseline=value] holds
+    exactly, and in any consistent relabelling (M-FOS's: the code hard-codes no game fact); declared
+    with its state order and labels but not its sign, it fails."""
+    name = "torch:examples.lola_dice_style:lola_dice"
+    verdicts = _verdicts(ROOT / "examples/lola_dice_style.toml")
+    assert {verdicts[f"claim:{name}"], verdicts[f"inner-update:{name}"]} == {"pass"}
+    monkeypatch.setattr(lola_dice_style.lola_dice, "conventions", "m-fos")
+    assert _verdicts(ROOT / "examples/lola_dice_style.toml")[f"claim:{name}"] == "pass"
+    monkeypatch.setattr(
+        lola_dice_style.lola_dice, "conventions", {"states": [0, 4, 3, 2, 1], "actions": [[1, 0], [1, 0]]}
+    )
+    assert _verdicts(ROOT / "examples/lola_dice_style.toml")[f"claim:{name}"] == "fail"
+
+
+def test_the_official_style_ports_pass_their_own_fit_and_fail_the_other():
+    """``examples/official_style.py`` in meta-mapg's conventions: as shipped passes meta-mapg-official,
+    aligned passes its [baseline_fit=aligned]; each claimed the other way, its inner update differs."""
+    shipped, aligned = (f"torch:examples.official_style:{name}" for name in ("official", "official_aligned"))
+    verdicts = _verdicts(ROOT / "examples/official_style.toml")
+    assert all(
+        verdicts[f"{check}:{name}"] == "pass" for check in ("claim", "inner-update") for name in (shipped, aligned)
+    )
+    swapped = {
+        shipped: Claim("estimator", "meta-mapg-official[baseline_fit=aligned]"),
+        aligned: Claim("estimator", "meta-mapg-official"),
+    }
+    verdicts = _verdicts(ROOT / "examples/official_style.toml", swapped)
+    assert verdicts[f"inner-update:{shipped}"] == verdicts[f"inner-update:{aligned}"] == "fail"
