@@ -6,7 +6,7 @@ vocabulary (``magic_box``, ``get_return``, ``get_gae``, a linear feature baselin
 - inner step, every agent ``k``: ``phi^k <- phi^k - alpha^k grad_{phi^k} dice_loss^k`` with
   ``dice_loss^k = -(1/K) sum_b sum_t [box(sum_{t' <= t} sum_j log pi^j_t') gamma^t r^k_t
   + (1 - box(sum_j log pi^j_t)) gamma^t b^k_t]``, ``b^k`` the linear baseline fitted on the
-  batch's from-t returns (a constant);
+  batch's from-t returns as the code fits it, rows misaligned (a constant);
 - outer surrogate: every step's log-probability, the meta-agent's on ``B_0`` and both agents' on
   ``B_1 .. B_{L-1}`` and on the last batch at ``phi_L``, times the last batch's GAE(0.95) advantage
   at the same ``(b, t)``, from exact state values (``Batch.values``: the code's value network, made
@@ -69,16 +69,18 @@ def get_gae(value, reward, gamma, lam):
 
 
 def linear_baseline(batch, reward, settings):
-    """The linear feature baseline, fitted on this batch's from-t returns (least squares, ridge
-    ``RIDGE``) on one-hot states, their squares, ``t / 100`` to the third power and 1."""
+    """The linear feature baseline as ``meta/linear_baseline.py`` fits it: ridge (``RIDGE``) on one-hot
+    states, their squares, ``t / 100`` to the third power and 1, the features flattened time-major
+    (``_feature`` transposes to ``(H, K)``) but the from-t returns batch-major (``return_.view(-1, 1)``),
+    so a row's features meet another trajectory's return unless ``K`` or ``H`` is 1; predicted in order."""
     onehot = F.one_hot(batch.states, settings.game.n_states).to(torch.float64)  # (..., K, H, S)
     step = (torch.arange(batch.states.shape[-1], dtype=torch.float64) / 100.0).expand(batch.states.shape)[..., None]
     features = torch.cat([onehot, onehot**2, step, step**2, step**3, torch.ones_like(step)], dim=-1)
-    flat = features.flatten(-3, -2)  # (..., K H, F)
-    target = get_return(reward, settings.gamma).flatten(-2)[..., None]
+    flat = features.transpose(-3, -2).flatten(-3, -2)  # (..., H K, F), row t K + b
+    target = get_return(reward, settings.gamma).flatten(-2)[..., None]  # (..., K H, 1), row b H + t
     gram = flat.transpose(-1, -2) @ flat + RIDGE * torch.eye(flat.shape[-1], dtype=torch.float64)
     weights = torch.linalg.solve(gram, flat.transpose(-1, -2) @ target)
-    return (flat @ weights).reshape(reward.shape)
+    return (features @ weights[..., None, :, :])[..., 0]  # weights broadcast over K
 
 
 def get_dice_loss(params, batch, settings, agent, causal=True):

@@ -274,17 +274,21 @@ def _meta_gradient(case: Case, task, theta, alpha, method: str, agent: int, rng)
     """Agent ``agent``'s meta-gradient on one task: exact (model E; Meta-PG without its peer
     term), or with ``meta_gradient = "sampled"`` the Monte-Carlo mean of the ``meta-mapg`` or
     ``meta-pg`` estimator over ``[estimators] samples`` replicates of the case's inner loop
-    (``official``: ``meta-mapg-official`` or ``meta-pg-official``, with their baselines)."""
+    (``official``: ``meta-mapg-official`` or ``meta-pg-official``, with their baselines;
+    ``official-aligned``: with ``baseline_fit = "aligned"``)."""
     game, compiled = task
     if case.paper.meta_gradient == "exact":
         gradient = expected_update(compiled, theta, alpha, case.inner.steps, agent)
         return gradient.total - (gradient.peer if method == "Meta-PG" else 0.0)
     inner = dataclasses.replace(case.inner, alpha=alpha, meta_agent=agent)
     task_case = dataclasses.replace(case, game=game, theta=compiled.layout.unflatten(theta), inner=inner)
-    name = "meta-mapg" if method == "Meta-MAPG" else "meta-pg"
-    surrogate = plan(
-        task_case, compiled, ESTIMATORS[name + ("-official" if case.paper.meta_gradient == "official" else "")]
+    name = ("meta-mapg" if method == "Meta-MAPG" else "meta-pg") + (
+        "" if case.paper.meta_gradient == "sampled" else "-official"
     )
+    estimator = ESTIMATORS[name]
+    if case.paper.meta_gradient == "official-aligned":
+        estimator = dataclasses.replace(estimator, baseline_fit="aligned")
+    surrogate = plan(task_case, compiled, estimator)
     return draw(surrogate, case.estimators.samples, rng).total.mean(axis=0)
 
 

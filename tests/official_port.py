@@ -55,14 +55,17 @@ def get_gae(value, reward, gamma, lam):
     return np.stack(out, axis=1)
 
 
-def linear_baseline(obs, reward, n_states, gamma):
-    """``LinearFeatureBaseline.forward``: fit on this batch's returns, predict them."""
+def linear_baseline(obs, reward, n_states, gamma, aligned: bool = False):
+    """``LinearFeatureBaseline.forward``: fit on this batch's returns, predict them. As the code
+    ships it, ``fit`` flattens the features time-major (``_feature`` transposes to ``(H, K)``) and
+    ``return_.view(-1, 1)`` the returns batch-major; ``aligned`` transposes the returns too."""
     size, horizon = obs.shape
     onehot = np.eye(n_states)[obs.T]  # (H, K, S): the code's sequence-major layout
     step = (np.arange(horizon)[:, None, None] * np.ones((horizon, size, 1))) / 100.0
     features = np.concatenate([onehot, onehot**2, step, step**2, step**3, np.ones((horizon, size, 1))], axis=2)
     flat = features.reshape(-1, features.shape[-1])
-    returns = get_return(reward, gamma).T.reshape(-1, 1)
+    return_ = get_return(reward, gamma)  # (K, H)
+    returns = (return_.T if aligned else return_).reshape(-1, 1)
     weights = np.linalg.solve(flat.T @ flat + RIDGE * np.eye(flat.shape[1]), flat.T @ returns)
     return (flat @ weights).reshape(horizon, size).T
 
@@ -83,7 +86,7 @@ def get_dice_loss(logprobs, reward, value, gamma, opponent_shaping: bool, i_agen
     return -(dice_loss + baseline_term)
 
 
-def inner_loop(case, layout, phi, batches, baseline: bool, opponent_shaping: bool):
+def inner_loop(case, layout, phi, batches, baseline: bool, opponent_shaping: bool, aligned: bool = False):
     """``Base.inner_update`` for every agent on ``B_0 .. B_{L-1}``: the memories and ``phi_L``."""
     game, memories = case.game, []
     for batch in batches:
@@ -95,7 +98,8 @@ def inner_loop(case, layout, phi, batches, baseline: bool, opponent_shaping: boo
             def actor_loss(part, k=k, block=block, batch=batch, phi=phi):
                 record = memory(case, layout, anp.concatenate([phi[: block.start], part, phi[block.stop :]]), batch)
                 reward = record["rewards"][k]
-                value = linear_baseline(record["obs"], reward, game.n_states, game.gamma) if baseline else None
+                obs = record["obs"]
+                value = linear_baseline(obs, reward, game.n_states, game.gamma, aligned) if baseline else None
                 return get_dice_loss(record["logprobs"], reward, value, game.gamma, opponent_shaping, k)
 
             parts.append(phi[block] - case.inner.alpha[k] * autograd.grad(actor_loss)(phi[block]))
@@ -104,11 +108,19 @@ def inner_loop(case, layout, phi, batches, baseline: bool, opponent_shaping: boo
 
 
 def official_gradient(
-    case, layout, batches, outer_values=None, baseline: bool = False, opponent_shaping: bool = True, lam=0.95
+    case,
+    layout,
+    batches,
+    outer_values=None,
+    baseline: bool = False,
+    opponent_shaping: bool = True,
+    lam=0.95,
+    aligned: bool = False,
 ):
     """The meta-agent's ``d/dtheta (base + self-shaping + opponent-shaping)`` on ``batches``
     (``B_0 .. B_{L-1}`` then the last batch, at ``phi_L``); ``outer_values(phi_L)`` gives the value
-    baseline ``(K, H)`` of the last batch for GAE (``None``: the advantage is ``get_return``)."""
+    baseline ``(K, H)`` of the last batch for GAE (``None``: the advantage is ``get_return``);
+    ``aligned`` fits the linear baseline on aligned rows (as shipped otherwise)."""
     game, i = case.game, case.inner.meta_agent
     theta, own = case.flat_theta, layout.slice(i)
     *inner, last = batches
@@ -116,12 +128,12 @@ def official_gradient(
     if outer_values is None:
         advantage = get_return(reward, game.gamma)
     else:
-        _, adapted = inner_loop(case, layout, theta, inner, baseline, opponent_shaping)
+        _, adapted = inner_loop(case, layout, theta, inner, baseline, opponent_shaping, aligned)
         advantage = get_gae(outer_values(np.asarray(adapted)), reward, game.gamma, lam)
 
     def loss(own_part):
         phi = anp.concatenate([theta[: own.start], own_part, theta[own.stop :]])
-        memories, adapted = inner_loop(case, layout, phi, inner, baseline, opponent_shaping)
+        memories, adapted = inner_loop(case, layout, phi, inner, baseline, opponent_shaping, aligned)
         memories.append(memory(case, layout, adapted, last))
         total = anp.mean(anp.sum(memories[0]["logprobs"][i] * advantage, axis=1))
         agents = [i, 1 - i] if opponent_shaping else [i]  # the code assumes two agents

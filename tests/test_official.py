@@ -9,9 +9,10 @@ from pathlib import Path
 import autograd
 import numpy as np
 import pytest
-from official_port import official_gradient
+from official_port import linear_baseline, official_gradient
 
-from mapg_verify.casefile.reader import parse_case
+from mapg_verify.casefile.reader import load_case, parse_case
+from mapg_verify.checks.claims import default_claim
 from mapg_verify.checks.statistics import mean_test
 from mapg_verify.estimators.dispatch import builtin_for, split_name
 from mapg_verify.estimators.expectations import expectation
@@ -19,7 +20,7 @@ from mapg_verify.estimators.montecarlo import Draws, draw, draw_recorded
 from mapg_verify.estimators.reference import _batch, _inner_step, reference
 from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import ESTIMATORS
-from mapg_verify.exact.baselines import gae, returns_from_t, state_values
+from mapg_verify.exact.baselines import batch_baseline, gae, returns_from_t, state_values
 from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories
 from mapg_verify.exact.metagradient import sampled_update
@@ -61,11 +62,16 @@ def test_official_loss_without_baseline_equals_the_port(name, steps):
         np.testing.assert_allclose(draws.parts.total[r], port, rtol=1e-10, atol=1e-12)
 
 
-def test_official_defaults_equal_the_port_with_its_baselines():
-    """The code's defaults: the linear baseline in the inner DiCE, GAE(0.95) on exact state values."""
+@pytest.mark.parametrize(
+    ("name", "fit"), [("meta-mapg-official", "as-shipped"), ("meta-mapg-official[baseline_fit=aligned]", "aligned")]
+)
+def test_official_defaults_equal_the_port_with_its_baselines(name, fit):
+    """The code's defaults: the linear baseline in the inner DiCE (fitted as shipped, or aligned),
+    GAE(0.95) on exact state values; K = H = 2, where the two fits differ."""
     case, compiled = ipd(steps=1)
-    estimator = configured(case, "meta-mapg-official")
+    estimator = configured(case, name)
     assert (estimator.inner_baseline, estimator.baseline, estimator.gae_lambda) == ("linear", "value", 0.95)
+    assert estimator.baseline_fit == fit
     run = plan(case, compiled, estimator)
     draws = draw_recorded(run, 3, np.random.default_rng(4))
     i, horizon = case.inner.meta_agent, case.inner.horizon
@@ -78,8 +84,28 @@ def test_official_defaults_equal_the_port_with_its_baselines():
             return table[np.arange(horizon)[None, :], last.states, i]
 
         batches = [_replicate(t, r, case.inner.batch) for t in draws.inner] + [last]
-        port = official_gradient(case, compiled.layout, batches, values, baseline=True)
+        port = official_gradient(case, compiled.layout, batches, values, baseline=True, aligned=fit == "aligned")
         np.testing.assert_allclose(draws.parts.total[r], port, rtol=1e-10, atol=1e-12)
+
+
+def test_the_shipped_fit_is_the_codes_and_misaligned_only_when_k_and_h_exceed_one():
+    """``batch_baseline`` against the port's ``LinearFeatureBaseline.forward`` on random batches:
+    equal fit by fit; the shipped fit is the aligned one exactly when ``K = 1`` or ``H = 1``."""
+    case, _ = ipd()
+    rng = np.random.default_rng(11)
+    for size, horizon in [(3, 4), (2, 2), (1, 5), (4, 1)]:
+        states = rng.integers(0, case.game.n_states, size=(size, horizon))
+        rewards = rng.normal(size=(size, horizon))
+        returns = returns_from_t(case.game, rewards[..., None])[None]
+        found = {
+            fit: batch_baseline("linear", case.game, states[None], returns, fit)[0, ..., 0]
+            for fit in ("as-shipped", "aligned")
+        }
+        for fit, value in found.items():
+            port = linear_baseline(states, rewards, case.game.n_states, case.game.gamma, fit == "aligned")
+            np.testing.assert_allclose(value, port, rtol=1e-10, atol=1e-12)
+        apart = np.abs(found["as-shipped"] - found["aligned"]).max()
+        assert (apart < 1e-12) == (size == 1 or horizon == 1)
 
 
 def test_the_official_loss_differs_from_meta_mapg_where_the_issue_found_it():
@@ -98,6 +124,7 @@ def test_the_official_loss_differs_from_meta_mapg_where_the_issue_found_it():
 
 VARIANTS = [
     "meta-mapg-official",
+    "meta-mapg-official[baseline_fit=aligned]",
     "meta-mapg-official[baseline=none]",
     "meta-mapg[baseline=value]",
     "meta-mapg[baseline=batch-mean]",
@@ -144,6 +171,8 @@ BRUTE = [(one_shot, {}, name) for name in VARIANTS] + [
     ),
     (ipd, {"batch": 1}, "meta-mapg-official"),
     (ipd, {"batch": 1}, "meta-mapg-official[inner_baseline=value]"),
+    (ipd, {"outer": "exact"}, "meta-mapg[inner_baseline=linear, baseline=none, baseline_fit=as-shipped]"),
+    (ipd, {"outer": "exact"}, "meta-mapg[inner_baseline=linear, baseline=none]"),
 ]
 
 
@@ -157,8 +186,9 @@ def test_expectations_match_brute_force_through_the_reference(build, options, na
 
 
 def brute_force(run) -> np.ndarray:
-    """``E`` of a one-step estimator over every ordered inner batch and outer batch, each drawn with
-    the reference's own inner update (its baseline included) and estimated by the reference."""
+    """``E`` of a one-step estimator over every ordered inner batch and outer batch (none with an
+    exact outer term), each drawn with the reference's own inner update (its baseline included,
+    fitted on the batch in its order) and estimated by the reference."""
     case, layout = run.case, run.compiled.layout
     trajectories = enumerate_trajectories(case.game, case.inner.horizon)
     theta = case.flat_theta
@@ -170,6 +200,9 @@ def brute_force(run) -> np.ndarray:
     for inner in itertools.product(range(len(first)), repeat=run.batch):
         batch = trajectories.take(np.array(inner))
         adapted = np.asarray(_inner_step(run, theta, _batch(run, batch, 0, run.batch, theta, outer=False)))
+        if run.outer == "exact":
+            total = total + np.prod(first[list(inner)]) * reference(run, Draws(None, (batch,), (None, None)), 0)
+            continue
         second = probabilities(adapted)
         for outer in itertools.product(range(len(second)), repeat=run.outer_batch):
             draws = Draws(None, (batch,), (None, trajectories.take(np.array(outer))))
@@ -181,27 +214,51 @@ def brute_force(run) -> np.ndarray:
     "name",
     [
         "meta-mapg-official",
+        "meta-mapg-official[baseline_fit=aligned]",
         "meta-mapg[baseline=linear]",
         "sampled-exact[baseline=value]",
         "meta-mapg[baseline=batch-mean, gae_lambda=0.5, returns=from-t]",
     ],
 )
 def test_monte_carlo_means_match_the_expectations(name):
-    """Fixed seed, level 0.001 for each (four tests: 0.4% false alarms in all); on the 2-step
-    game, K = 2: the outer baselines fitted on the batch are enumerated over outer multisets."""
+    """Fixed seed, level 0.001 for each (five tests: 0.5% false alarms in all); on the 2-step
+    game, K = 2: the outer baselines fitted on the batch are enumerated over outer multisets, the
+    inner baseline fitted as shipped over ordered inner batches."""
     case, compiled = ipd(steps=1)
     run = plan(case, compiled, configured(case, name))
     rows = draw(run, 6000, np.random.default_rng(7)).total
     assert not mean_test(rows, expectation(run).total, level=0.001).rejected
 
 
-@pytest.mark.parametrize("baseline", ["none", "value", "linear", "batch-mean", "leave-one-out"])
-def test_model_s_with_a_baseline_matches_its_autograd_oracle(baseline):
+@pytest.mark.parametrize(
+    ("baseline", "fit"),
+    [(b, "aligned") for b in ("none", "value", "linear", "batch-mean", "leave-one-out")] + [("linear", "as-shipped")],
+)
+def test_model_s_with_a_baseline_matches_its_autograd_oracle(baseline, fit):
     case, compiled = ipd(steps=1)
     x, own = case.flat_theta, compiled.layout.slice(0)
-    ours = sampled_update(compiled, case.game, case.policy, x, case.inner, baseline=baseline).total
-    oracle = autograd.grad(autograd_sampled_objective(case.game, case.policy, x, case.inner, baseline))(x[own])
+    ours = sampled_update(compiled, case.game, case.policy, x, case.inner, baseline=baseline, fit=fit).total
+    oracle = autograd.grad(autograd_sampled_objective(case.game, case.policy, x, case.inner, baseline, fit))(x[own])
     np.testing.assert_allclose(ours, oracle, rtol=1e-11, atol=1e-14)
+
+
+def test_model_s_with_the_shipped_fit_averages_the_fit_over_the_batch_order():
+    """Model S with the shipped fit differs from the aligned one at K = H = 2 (by 1-20% here) and
+    equals it at K = 1; a batch's two orders give two inner updates, each of probability
+    ``p_a p_b``: enumerating ordered batches is the truth, multisets would not be."""
+    case, compiled = ipd(steps=1)
+    x = case.flat_theta
+    shipped, aligned = (
+        sampled_update(compiled, case.game, case.policy, x, case.inner, baseline="linear", fit=fit).total
+        for fit in ("as-shipped", "aligned")
+    )
+    assert 1e-3 < np.linalg.norm(shipped - aligned) / np.linalg.norm(aligned) < 0.3
+    single = dataclasses.replace(case.inner, batch=1)
+    shipped, aligned = (
+        sampled_update(compiled, case.game, case.policy, x, single, baseline="linear", fit=fit).total
+        for fit in ("as-shipped", "aligned")
+    )
+    np.testing.assert_allclose(shipped, aligned, rtol=1e-13)
 
 
 def test_sampled_exact_with_an_inner_baseline_is_model_s_with_it():
@@ -209,9 +266,10 @@ def test_sampled_exact_with_an_inner_baseline_is_model_s_with_it():
     baselines; the value baseline moves with phi, which the estimator holds fixed, and differs)."""
     case, compiled = ipd(steps=1, outer="exact")
     x = case.flat_theta
-    for baseline in ("batch-mean", "leave-one-out", "linear"):
-        run = plan(case, compiled, configured(case, f"sampled-exact[inner_baseline={baseline}]"))
-        truth = sampled_update(compiled, case.game, case.policy, x, case.inner, baseline=baseline).total
+    fitted = [("batch-mean", "aligned"), ("leave-one-out", "aligned"), ("linear", "as-shipped"), ("linear", "aligned")]
+    for baseline, fit in fitted:
+        run = plan(case, compiled, configured(case, f"sampled-exact[inner_baseline={baseline}, baseline_fit={fit}]"))
+        truth = sampled_update(compiled, case.game, case.policy, x, case.inner, baseline=baseline, fit=fit).total
         np.testing.assert_allclose(expectation(run).total, truth, rtol=1e-11)
     plain = sampled_update(compiled, case.game, case.policy, x, case.inner).total
     assert np.linalg.norm(truth - plain) > 1e-3  # the baseline changed the inner loop's law
@@ -277,6 +335,8 @@ def test_gae_with_lambda_one_is_the_return_less_the_baseline():
         ({"names": ["meta-mapg[baseline=value"]}, "estimators.names"),
         ({"names": ["meta-mapg-oficial"]}, "estimators.names"),
         ({"inner_baseline": "value"}, "estimators.inner_baseline"),
+        ({"names": ["meta-mapg-official[baseline_fit=transposed]"]}, "estimators.names"),
+        ({"names": ["meta-mapg-official[baseline_fit=aligned, baseline_fit=aligned]"]}, "estimators.names"),
     ],
 )
 def test_bad_options_are_input_errors(options, key):
@@ -301,3 +361,16 @@ def test_name_options_override_the_case():
 
 def _replicate(trajectories: Trajectories, replicate: int, size: int) -> Trajectories:
     return trajectories.take(slice(replicate * size, (replicate + 1) * size))
+
+
+def test_the_fit_is_kept_where_a_claim_or_a_case_names_it():
+    """A built-in's own claim without its outer baseline keeps its linear fit; Figure 3 runs both fits."""
+    case, _ = ipd(names=["meta-mapg[baseline=value, inner_baseline=linear, baseline_fit=as-shipped]"])
+    claim = default_claim(case, case.estimators.names[0])
+    assert claim.target == "meta-mapg[baseline=none, inner_baseline=linear, baseline_fit=as-shipped]"
+    assert builtin_for(case, claim.target).baseline_fit == "as-shipped"
+    fits = [
+        load_case(CASES / "paper" / f"figure3_{name}.toml").paper.meta_gradient
+        for name in ("official", "official_aligned")
+    ]
+    assert fits == ["official", "official-aligned"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 
 from mapg_verify.casefile.values import positive_integer
+from mapg_verify.estimators.conventions import check_fits, convention_for, parse_convention
 from mapg_verify.estimators.dispatch import check_names, option_value, split_name
+from mapg_verify.estimators.plugins import resolve_plugin
 from mapg_verify.estimators.table import ESTIMATORS
 from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import DifferentiableGame
@@ -65,6 +67,7 @@ def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
         raise InputError("estimators.plugin_timeout", f"must be a positive number of seconds, got {timeout!r}")
     claims = parse_claims(table.get("claims", {}), names)
+    conventions = parse_conventions(table.get("conventions", {}), names, game)
     options = {key: option_value(key, table[key], f"estimators.{key}") for key in CASE_OPTIONS if key in table}
     chosen = [options.get("baseline")] + [
         split_name(n)[1].get(k) for n in names for k in ("baseline", "inner_baseline")
@@ -88,7 +91,27 @@ def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings
         options.get("dice_lambda"),
         plugin_calls,
         float(timeout),
+        conventions,
     )
+
+
+def parse_conventions(table: object, names: list[str], game) -> tuple[tuple[str, object], ...]:
+    """``[estimators.conventions]``: plug-in name -> a named convention or one spelled out
+    (:func:`mapg_verify.estimators.conventions.parse_convention`); each plug-in's convention, this
+    or its function's ``conventions``, must fit the game."""
+    if not isinstance(table, dict):
+        raise InputError("estimators.conventions", f"must be a table of plug-in = convention, got {table!r}")
+    found = []
+    for name, value in table.items():
+        key = f"estimators.conventions.{name}"
+        if name not in names or ":" not in name:
+            raise InputError(key, f"declares the conventions of {name!r}, which is not a plug-in in [estimators] names")
+        found.append((name, parse_convention(value, key)))
+    for name in (n for n in names if ":" in n):
+        convention = convention_for(dict(found), resolve_plugin(name))
+        if convention is not None:
+            check_fits(convention, game, f"estimators.conventions.{name}")
+    return tuple(found)
 
 
 def parse_claims(table: object, names: list[str]) -> tuple[tuple[str, Claim], ...]:

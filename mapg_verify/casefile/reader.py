@@ -66,6 +66,7 @@ SECTIONS = {
         "plugin_calls",
         "plugin_timeout",
         "claims",
+        "conventions",
         "returns",
         "baseline",
         "gae_lambda",

@@ -103,7 +103,8 @@ def default_claim(case: Case, name: str) -> Claim | None:
     outer_baseline = estimator.baseline != "none" and estimator.baseline in UNBIASED_BASELINES
     if estimator.convention == "from-zero" and outer_baseline and not estimator.current_advantage:
         # of zero mean given phi_L, it changes no expectation
-        return Claim("estimator", f"{base}[baseline=none, inner_baseline={estimator.inner_baseline}]")
+        fit = f", baseline_fit={estimator.baseline_fit}" if estimator.inner_baseline == "linear" else ""
+        return Claim("estimator", f"{base}[baseline=none, inner_baseline={estimator.inner_baseline}{fit}]")
     return None
 
 

@@ -246,6 +246,8 @@ def _options(case: Case, name: str, seed: int) -> dict:
                 ),
             }
         )
+        if "linear" in (estimator.baseline, estimator.inner_baseline):
+            options["baseline_fit"] = estimator.baseline_fit  # as-shipped: dkkim93/meta-mapg's misaligned rows
     else:
         plugin, claims = resolve(name), dict(case.estimators.claims)
         loop = "model S" if inner_loop_for(case, name) is FROZEN else claims[name].target

@@ -39,7 +39,9 @@ def inner_truth(case: Case, compiled: CompiledValues, name: str) -> MetaGradient
     if estimator is None or estimator.inner_baseline == "none":
         return None
     x, inner = case.flat_theta, case.inner
-    return sampled_update(compiled, case.game, case.policy, x, inner, baseline=estimator.inner_baseline)
+    return sampled_update(
+        compiled, case.game, case.policy, x, inner, baseline=estimator.inner_baseline, fit=estimator.baseline_fit
+    )
 
 
 SWEEP_BATCHES = (1, 2, 4, 8)

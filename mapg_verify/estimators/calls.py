@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mapg_verify.estimators.conventions import adapted, convention_for
 from mapg_verify.estimators.frameworks import caller
 from mapg_verify.estimators.records import Batch, Plugin, PluginError, settings_of
 from mapg_verify.progress import CallMeter
@@ -54,9 +55,15 @@ def evaluate(
     eps = plugin.declared_precision
     settings, theta = dataclasses.replace(settings_of(case), outer_batch=outer_batch), case.theta
     shape, size = theta[settings.meta_agent].shape, sum(np.size(t) for t in theta)
+    convention = convention_for(dict(case.estimators.conventions), plugin)
+
+    def calling(surrogate_shape: tuple[int, ...]):
+        call = caller(plugin.framework, plugin.function, settings, surrogate_shape)
+        return adapted(call, convention, case.game, settings.meta_agent, settings.policy == "softmax")
+
     if plugin.batched:
         tiled = tuple(np.broadcast_to(t, (PER_CALL, *np.shape(t))).copy() for t in theta)
-        call, rows, own = caller(plugin.framework, plugin.function, settings, (PER_CALL,)), [], []
+        call, rows, own = calling((PER_CALL,)), [], []
         for start in range(0, count, PER_CALL):
             stop = min(start + PER_CALL, count)
             picked = replicates.take(np.minimum(np.arange(start, start + PER_CALL), stop - 1))
@@ -66,7 +73,7 @@ def evaluate(
             rows.append(_checked(value, (PER_CALL, *shape)).reshape(PER_CALL, -1)[: stop - start])
             own.append(None if phis is None else _flat_phis(phis, settings.steps, size, PER_CALL)[: stop - start])
         return np.concatenate(rows), None if own[0] is None else np.concatenate(own), eps
-    call, rows, own = caller(plugin.framework, plugin.function, settings, ()), [], []
+    call, rows, own = calling(()), [], []
     for r in range(count):
         value, phis = _call(call, replicates.take(r), theta, case.estimators.plugin_timeout)
         tick()

@@ -16,7 +16,7 @@ from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import ESTIMATORS, FROZEN, MUTANTS, OPTION_FIELDS, Estimator, Parts, configured
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.errors import InputError
-from mapg_verify.spec.case import BASELINES, RETURNS, Case
+from mapg_verify.spec.case import BASELINE_FITS, BASELINES, RETURNS, Case
 
 REGISTERED: dict[str, Plugin] = {}  # plug-ins handed over as functions (check_estimator), by name
 
@@ -45,7 +45,8 @@ def check_names(names: tuple[str, ...]) -> None:
 def split_name(name: str, key: str = "estimators.names") -> tuple[str, dict]:
     """``"meta-mapg[baseline=value, gae_lambda=0.9]"`` to ``("meta-mapg", {"baseline": "value",
     "gae_lambda": 0.9})``; options ``returns``, ``baseline``, ``inner_baseline``, ``gae_lambda``
-    and ``dice_lambda`` as in ``[estimators]``, each once; an input error (at ``key``) for anything else."""
+    and ``dice_lambda`` as in ``[estimators]``, and ``baseline_fit``, each once; an input error (at
+    ``key``) for anything else."""
     if "[" not in name:
         return name, {}
     base, _, rest = name.partition("[")
@@ -64,8 +65,9 @@ def split_name(name: str, key: str = "estimators.names") -> tuple[str, dict]:
 
 def option_value(key: str, value, where: str, name: str = ""):
     """One estimator option, validated: ``returns`` in :data:`RETURNS`, baselines in
-    :data:`BASELINES`, ``gae_lambda`` and ``dice_lambda`` numbers in [0, 1] (a number in a case
-    file's table, a numeral in a name's options); ``name`` the estimator name it came from, if any."""
+    :data:`BASELINES`, ``baseline_fit`` in :data:`BASELINE_FITS`, ``gae_lambda`` and ``dice_lambda``
+    numbers in [0, 1] (a number in a case file's table, a numeral in a name's options); ``name`` the
+    estimator name it came from, if any."""
     source = f"{name!r}: " if name else ""
     if key in ("gae_lambda", "dice_lambda"):
         if name and isinstance(value, str):
@@ -74,7 +76,7 @@ def option_value(key: str, value, where: str, name: str = ""):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
             raise InputError(where, f"{source}{key} must be a number in [0, 1], got {value!r}")
         return float(value)
-    allowed = RETURNS if key == "returns" else BASELINES
+    allowed = {"returns": RETURNS, "baseline_fit": BASELINE_FITS}.get(key, BASELINES)
     if value not in allowed:
         raise InputError(where, f"{source}{key} must be one of {', '.join(allowed)}, got {value!r}")
     return value

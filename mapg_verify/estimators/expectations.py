@@ -1,7 +1,8 @@
 """Exact expectations of the estimators, by enumerating every inner batch (SPEC §4).
 
 Depth first over batch sequences ``B_0 .. B_{L-1}`` (multisets with multinomial weights, as
-model S's truth does), each level vectorised over its multisets. At every evaluated level the
+model S's truth does; ordered batches where a baseline's fit depends on the order), each level
+vectorised over its multisets. At every evaluated level the
 outer batch is not enumerated: each outer term is an average over the outer trajectories, so
 its conditional expectation given ``phi_l`` is the same sum over every trajectory weighted by
 its probability under ``pi(phi_l)``, whatever ``K_out``. For pairings that match inner
@@ -13,7 +14,6 @@ implementation check compares two computations of the same estimator.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +30,11 @@ from mapg_verify.estimators.surrogate import (
     with_returns,
 )
 from mapg_verify.estimators.table import Parts, current_weight
-from mapg_verify.exact.baselines import BATCH_BASELINES
+from mapg_verify.exact.baselines import BATCH_BASELINES, ordered_fit
 from mapg_verify.exact.enumeration import (
     Trajectories,
     check_enumerable,
+    count_batches,
     count_trajectories,
     enumerate_batches,
     enumerate_trajectories,
@@ -51,13 +52,14 @@ def expectation(surrogate: Plan) -> Parts:
     trajectories) against the cap times :data:`EVALUATIONS_PER_BATCH`."""
     case = surrogate.case
     inner, game = case.inner, case.game
+    ordered = _ordered(surrogate, surrogate.estimator.inner_baseline, surrogate.batch)
     batches = (
-        check_enumerable(game, inner.horizon, inner.batch, surrogate.steps, inner.enumeration_cap)
+        check_enumerable(game, inner.horizon, inner.batch, surrogate.steps, inner.enumeration_cap, ordered)
         if surrogate.steps
         else 0
     )
     trajectories = count_trajectories(game, inner.horizon)
-    multisets = math.comb(trajectories + surrogate.batch - 1, surrogate.batch)
+    multisets = count_batches(trajectories, surrogate.batch, 1, ordered)
     leaves = batches + 1 if inner.objective == "chain" else multisets**surrogate.steps
     limit = inner.enumeration_cap * EVALUATIONS_PER_BATCH
     if leaves * trajectories > limit:
@@ -69,7 +71,7 @@ def expectation(surrogate: Plan) -> Parts:
         )
     drawn = enumerate_trajectories(game, inner.horizon)
     trajectories = with_returns(game, drawn, surrogate.estimator.returns)
-    batches = enumerate_batches(len(drawn.states), surrogate.batch) if surrogate.steps else None
+    batches = enumerate_batches(len(drawn.states), surrogate.batch, ordered) if surrogate.steps else None
     fitted_inner = _fitted_inner(surrogate, trajectories, batches)
     fitted_outer = _fitted_outer(surrogate, drawn, leaves)
     totals = np.zeros((3, surrogate.width))
@@ -106,6 +108,11 @@ def expectation(surrogate: Plan) -> Parts:
     return Parts(current if surrogate.estimator.current else np.zeros_like(current), own, peer)
 
 
+def _ordered(surrogate: Plan, kind: str, size: int) -> bool:
+    """Whether a baseline of ``kind`` fitted on batches of ``size`` needs them enumerated in order."""
+    return ordered_fit(kind, surrogate.estimator.baseline_fit, size, surrogate.case.inner.horizon)
+
+
 def _fitted_inner(surrogate: Plan, trajectories: Trajectories, batches) -> tuple[tuple, ...] | None:
     """For an inner baseline fitted on the batch: every multiset's trajectories, in chunks, with
     their ``gamma^t b_t`` (fixed by the batch's returns, whatever ``phi``); else ``None``."""
@@ -135,9 +142,10 @@ def _fitted_update(surrogate: Plan, phi, pieces) -> tuple[np.ndarray, np.ndarray
 
 @dataclass(frozen=True, eq=False)
 class _FittedOuter:
-    """An outer baseline fitted on the outer batch, enumerated: the multisets of ``K_out`` as
-    counts with their log-coefficients, and ``spread[m, j, t]``, ``1/K_out`` times the advantage at
-    ``t`` summed over the copies of trajectory ``j`` in multiset ``m`` (fixed by the batch's returns)."""
+    """An outer baseline fitted on the outer batch, enumerated: the multisets (or ordered batches)
+    of ``K_out`` as counts with their log-coefficients, and ``spread[m, j, t]``, ``1/K_out`` times
+    the advantage at ``t`` summed over the copies of trajectory ``j`` in batch ``m`` (fixed by the
+    batch's returns)."""
 
     counts: np.ndarray
     log_coefficients: np.ndarray
@@ -151,7 +159,8 @@ def _fitted_outer(surrogate: Plan, drawn: Trajectories, leaves: int) -> _FittedO
     if surrogate.outer == "exact" or surrogate.estimator.baseline not in BATCH_BASELINES:
         return None
     n, size = len(drawn.states), surrogate.outer_batch
-    multisets = math.comb(n + size - 1, size)
+    ordered = _ordered(surrogate, surrogate.estimator.baseline, size)
+    multisets = count_batches(n, size, 1, ordered)
     limit = case.inner.enumeration_cap * EVALUATIONS_PER_BATCH
     if multisets * max(leaves, 1) > limit:
         raise InputError(
@@ -160,7 +169,7 @@ def _fitted_outer(surrogate: Plan, drawn: Trajectories, leaves: int) -> _FittedO
             f"{leaves:,} inner-batch sequences, above {limit:,} "
             f"([inner] enumeration_cap times {EVALUATIONS_PER_BATCH})",
         )
-    batches = enumerate_batches(n, size)
+    batches = enumerate_batches(n, size, ordered)
     members = batches.members()
     gathered = drawn.take(members.ravel())
     returns = outer_returns(surrogate, gathered)

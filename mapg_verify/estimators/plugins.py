@@ -23,6 +23,10 @@ per agent, or flat): the toolkit then checks them against the parameters that dr
 (check ``inner-update:NAME``), so that an estimator whose inner update differs from model S's is
 not scored, unsaid, on batches its own update would not draw.
 
+A plug-in written in another code's conventions (its function's ``conventions``, or the case's
+``[estimators.conventions]``) receives its batches and ``theta`` in them and hands back its
+estimate and phis in them (:mod:`mapg_verify.estimators.conventions`).
+
 A plug-in whose function has ``batched = True`` is called with :data:`PER_CALL` replicates at a
 time (the last call padded with copies of the last replicate, so that a compiled plug-in sees one
 shape), every array with a leading replicate axis (:mod:`mapg_verify.estimators.records`),

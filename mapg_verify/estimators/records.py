@@ -12,6 +12,8 @@ framework says; states and actions are 64-bit integers, the rest 64-bit floats.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,7 +88,7 @@ class PluginError(Exception):
 def settings_of(case: Case) -> Settings:
     inner = case.inner
     return Settings(
-        case.game,
+        shown_game(case.game),
         case.policy.name,
         inner.alpha,
         inner.steps,
@@ -97,3 +99,10 @@ def settings_of(case: Case) -> Settings:
         inner.meta_agent,
         inner.objective,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def shown_game(game: Game) -> Game:
+    """The game as plug-ins see it: ``views`` a writable copy (torch warns about read-only arrays),
+    one per game, so that a JAX plug-in's compiled call is reused."""
+    return dataclasses.replace(game, views=np.array(game.views))

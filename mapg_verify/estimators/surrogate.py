@@ -21,7 +21,8 @@ differ in how ``d phi_{l+1} / d phi_l`` is taken and which terms they keep:
   returns are discounted from ``t``, which ``meta-mapg-official`` and ``returns = "from-t"`` use);
 - returns: "from zero" (``G_t = sum_{t' >= t} gamma^t' r_t'``, the theorem's, every built-in's
   default but the official ones) or "from t" (``R_t = sum_{t' >= t} gamma^(t'-t) r_t'``) in every
-  outer score-function term; a baseline (:mod:`mapg_verify.exact.baselines`) enters the inner
+  outer score-function term; a baseline (:mod:`mapg_verify.exact.baselines`, the linear one
+  fitted ``aligned`` or ``as-shipped``, the official code's misaligned fit) enters the inner
   DiCE objective as ``(1 - box(log pi_t)) gamma^t b_t`` and the outer REINFORCE term as the
   advantage; the current term keeps the return, except where the estimator takes the advantage
   there too (``current_advantage``, the official code);
@@ -120,7 +121,7 @@ def baseline_values(surrogate: Plan, kind: str, trajectories: Trajectories, phi,
     case = surrogate.case
     if kind == "value":
         return trajectory_values(case.game, case.policy, surrogate.compiled.layout, trajectories, phi)
-    return fitted_values(kind, case.game, trajectories, size)
+    return fitted_values(kind, case.game, trajectories, size, surrogate.estimator.baseline_fit)
 
 
 def inner_baseline(surrogate: Plan, trajectories: Trajectories, phi) -> np.ndarray | None:

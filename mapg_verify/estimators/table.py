@@ -39,6 +39,7 @@ class Estimator:
     gae_lambda: float = 1.0  # GAE's lambda for the outer advantage (with a baseline)
     current_advantage: bool = False  # the current term takes the outer advantage, not the return
     dice_lambda: float = 1.0  # Loaded DiCE's discount of the dependencies (jacobian = "loaded-dice")
+    baseline_fit: str = "aligned"  # the linear baseline's fit, or "as-shipped" (mapg_verify.exact.baselines)
 
     @property
     def partial(self) -> bool:
@@ -81,6 +82,7 @@ ESTIMATORS: dict[str, Estimator] = {
         inner_baseline="linear",
         gae_lambda=0.95,
         current_advantage=True,
+        baseline_fit="as-shipped",
     ),
 }
 
@@ -194,6 +196,7 @@ OPTION_FIELDS = {
     "inner_baseline": "inner_baseline",
     "gae_lambda": "gae_lambda",
     "dice_lambda": "dice_lambda",
+    "baseline_fit": "baseline_fit",
 }
 """A name's options (``meta-mapg[baseline=value]``) and the fields they set."""
 

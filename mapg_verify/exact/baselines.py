@@ -7,9 +7,15 @@ a baseline ``b^k_t``:
 - ``none``: 0;
 - ``value``: the exact state value ``V^k_t(s_t) = E[R^k_t | s_t]`` of the policy that drew the batch
   (finite horizon ``H``, by backward recursion), the ideal of the official code's value network;
-- ``linear``: a ridge fit of ``R^k_t`` on the official ``LinearFeatureBaseline``'s features
-  ``(onehot(s_t), onehot(s_t)^2, t/100, (t/100)^2, (t/100)^3, 1)`` over the batch's ``(b, t)``,
-  regularised by ``1e-5`` (Duan et al. 2016, as the official code fits it);
+- ``linear``: a ridge fit on the official ``LinearFeatureBaseline``'s features
+  ``x(b, t) = (onehot(s_t), onehot(s_t)^2, t/100, (t/100)^2, (t/100)^3, 1)`` over the batch's
+  ``(b, t)``, regularised by ``1e-5`` (Duan et al. 2016), predicting ``x(b, t) . w``. Fit
+  ``aligned``: ``w`` regresses ``R^k_t(b)`` on ``x(b, t)``. Fit ``as-shipped`` (the official
+  ``meta/linear_baseline.py``, whose features are flattened time-major, row ``t K + b``, and its
+  returns batch-major, row ``b H + t``): ``x(b, t)`` is regressed on the return at flat index
+  ``t K + b`` of the batch-major returns, another trajectory's and step's unless ``K = 1`` or
+  ``H = 1``; the prediction is ordered correctly. That fit depends on the batch's order, so exact
+  expectations enumerate ordered batches (:func:`ordered_fit`);
 - ``batch-mean``: ``mean_b' R^k_t(b')``; ``leave-one-out``: ``mean_{b' != b} R^k_t(b')``.
 
 The advantage is GAE (Schulman et al. 2016) with these values,
@@ -30,6 +36,21 @@ from mapg_verify.problem.policies import Policy
 
 BATCH_BASELINES = ("linear", "batch-mean", "leave-one-out")  # functions of the batch's returns
 RIDGE = 1e-5  # the official LinearFeatureBaseline's reg_coeff
+
+
+def ordered_fit(kind: str, fit: str, size: int, horizon: int) -> bool:
+    """Whether a baseline fitted on batches of ``size`` trajectories of ``horizon`` steps depends on
+    their order (the as-shipped linear fit with ``K, H >= 2``); the others depend on the multiset."""
+    return kind == "linear" and fit == "as-shipped" and size > 1 and horizon > 1
+
+
+def shipped_targets(returns: np.ndarray) -> np.ndarray:
+    """The as-shipped fit's targets ``(G, K H, n)`` of returns ``(G, K, H, n)``: at feature row
+    ``b H + t``, the batch-major flat return at index ``t K + b``."""
+    groups, size, horizon = returns.shape[:3]
+    flat = returns.reshape(groups, size * horizon, -1)
+    index = np.arange(horizon)[None, :] * size + np.arange(size)[:, None]  # (K, H): t K + b
+    return flat[:, index.ravel()]
 
 
 def discounts(game: Game, horizon: int) -> np.ndarray:
@@ -59,13 +80,14 @@ def gae(game: Game, rewards: np.ndarray, values: np.ndarray, lam: float) -> np.n
     return out
 
 
-def fitted_values(kind: str, game: Game, trajectories: Trajectories, size: int) -> np.ndarray:
-    """The baseline ``b_t`` ``(N, H, n)`` of each trajectory, fitted on consecutive batches of ``size``."""
+def fitted_values(kind: str, game: Game, trajectories: Trajectories, size: int, fit: str = "aligned") -> np.ndarray:
+    """The baseline ``b_t`` ``(N, H, n)`` of each trajectory, fitted on consecutive batches of ``size``
+    (the linear baseline's ``fit``: ``aligned`` or ``as-shipped``)."""
     n, horizon = trajectories.states.shape
     returns = returns_from_t(game, rewards_of(game, trajectories.states, trajectories.actions))
     groups = n // size
     fitted = batch_baseline(
-        kind, game, trajectories.states.reshape(groups, size, horizon), returns.reshape(groups, size, horizon, -1)
+        kind, game, trajectories.states.reshape(groups, size, horizon), returns.reshape(groups, size, horizon, -1), fit
     )
     return fitted.reshape(returns.shape)
 
@@ -86,16 +108,16 @@ def trajectory_values(
     return values[at, steps, trajectories.states], derivatives[at, steps, trajectories.states]
 
 
-def batch_baseline(kind: str, game: Game, states: np.ndarray, returns: np.ndarray) -> np.ndarray:
+def batch_baseline(kind: str, game: Game, states: np.ndarray, returns: np.ndarray, fit: str = "aligned") -> np.ndarray:
     """A baseline fitted on each batch: ``states (G, K, H)`` and returns ``(G, K, H, n)`` to values
-    of the same shape, for ``kind`` in :data:`BATCH_BASELINES`."""
+    of the same shape, for ``kind`` in :data:`BATCH_BASELINES` (``fit``: the linear one's)."""
     if kind == "batch-mean":
         return np.broadcast_to(returns.mean(axis=1, keepdims=True), returns.shape).copy()
     if kind == "leave-one-out":
         size = returns.shape[1]
         return (returns.sum(axis=1, keepdims=True) - returns) / (size - 1)
     features = linear_features(game.n_states, states)  # (G, K*H, F)
-    flat = returns.reshape(len(returns), -1, returns.shape[-1])  # (G, K*H, n)
+    flat = shipped_targets(returns) if fit == "as-shipped" else returns.reshape(len(returns), -1, returns.shape[-1])
     gram = np.swapaxes(features, 1, 2) @ features + RIDGE * np.eye(features.shape[-1])
     weights = np.linalg.solve(gram, np.swapaxes(features, 1, 2) @ flat)  # (G, F, n)
     return (features @ weights).reshape(returns.shape)

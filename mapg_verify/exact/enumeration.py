@@ -6,7 +6,9 @@ every action positive probability, so these are exactly the trajectories of
 positive probability. An inner batch is a multiset of ``K`` trajectories
 drawn i.i.d.: with counts ``m_j`` its probability is the multinomial
 ``K! / prod_j m_j! * prod_j p_j^{m_j}``. ``L`` inner steps visit
-``M + M^2 + .. + M^L`` batches, ``M = C(N + K - 1, K)``.
+``M + M^2 + .. + M^L`` batches, ``M = C(N + K - 1, K)``. Where an estimate depends on the batch's
+order (a baseline fitted as the official code ships it), every ordered batch is visited instead:
+``M = N^K``, each with probability ``prod_b p_b``.
 """
 
 from __future__ import annotations
@@ -47,17 +49,22 @@ class Trajectories:
 
 @dataclass(frozen=True, eq=False)
 class Batches:
-    """All multisets of ``K`` out of ``N`` trajectories: ``counts (M, N)`` and ``log K!/prod m_j!``."""
+    """All multisets of ``K`` out of ``N`` trajectories: ``counts (M, N)`` and ``log K!/prod m_j!``;
+    or, with ``order`` ``(M, K)``, all ordered batches (log-coefficients 0)."""
 
     counts: np.ndarray
     log_coefficients: np.ndarray
+    order: np.ndarray | None = None
 
     @property
     def size(self) -> int:
         return int(self.counts.sum(axis=1)[0])
 
     def members(self) -> np.ndarray:
-        """Each multiset's trajectories in index order, ``(M, K)`` (for baselines fitted on a batch)."""
+        """Each batch's trajectories, ``(M, K)``: a multiset's in index order, an ordered batch's in
+        its order (for baselines fitted on a batch)."""
+        if self.order is not None:
+            return self.order
         counts = self.counts.astype(int)
         return np.repeat(np.tile(np.arange(counts.shape[1]), len(counts)), counts.ravel()).reshape(len(counts), -1)
 
@@ -72,20 +79,23 @@ def count_trajectories(game: Game, horizon: int) -> int:
     return int(paths.sum()) * joint
 
 
-def count_batches(n_trajectories: int, batch: int, steps: int) -> int:
-    """Inner batches visited: ``M + M^2 + .. + M^L`` with ``M = C(N + K - 1, K)``."""
-    multisets = math.comb(n_trajectories + batch - 1, batch)
+def count_batches(n_trajectories: int, batch: int, steps: int, ordered: bool = False) -> int:
+    """Inner batches visited: ``M + M^2 + .. + M^L`` with ``M = C(N + K - 1, K)`` (``N^K`` ``ordered``)."""
+    multisets = n_trajectories**batch if ordered else math.comb(n_trajectories + batch - 1, batch)
     return sum(multisets**level for level in range(1, steps + 1))
 
 
-def check_enumerable(game: Game, horizon: int, batch: int, steps: int, cap: int = DEFAULT_CAP) -> int:
-    """The number of inner batches to enumerate; an input error above ``cap``."""
+def check_enumerable(
+    game: Game, horizon: int, batch: int, steps: int, cap: int = DEFAULT_CAP, ordered: bool = False
+) -> int:
+    """The number of inner batches to enumerate (``ordered`` ones, if so); an input error above ``cap``."""
     n = count_trajectories(game, horizon)
-    total = count_batches(n, batch, steps)
+    total = count_batches(n, batch, steps, ordered)
     if total > cap:
         raise InputError(
             "inner.batch",
-            f"model S would enumerate {total:,} inner batches ({n:,} trajectories of {horizon} steps, "
+            f"model S would enumerate {total:,} {'ordered ' if ordered else ''}inner batches "
+            f"({n:,} trajectories of {horizon} steps, "
             f"K = {batch}, L = {steps}), above the cap of {cap:,}: lower [inner] batch, steps or horizon, "
             'raise [inner] enumeration_cap, or drop "sampled" from [inner] model',
         )
@@ -134,14 +144,19 @@ def step_rewards(to_go: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def enumerate_batches(n_trajectories: int, batch: int) -> Batches:
-    """Every multiset of ``batch`` trajectories out of ``n_trajectories``, as counts (cached; the
-    arrays are read-only)."""
-    combos = np.array(list(itertools.combinations_with_replacement(range(n_trajectories), batch)), dtype=int)
+def enumerate_batches(n_trajectories: int, batch: int, ordered: bool = False) -> Batches:
+    """Every multiset of ``batch`` trajectories out of ``n_trajectories``, as counts, or every
+    ``ordered`` batch with its order (cached; the arrays are read-only)."""
+    choose = (
+        itertools.product(range(n_trajectories), repeat=batch)
+        if ordered
+        else (itertools.combinations_with_replacement(range(n_trajectories), batch))
+    )
+    combos = np.array(list(choose), dtype=int).reshape(-1, batch)
     rows = np.repeat(np.arange(len(combos)), batch)
     counts = np.bincount(rows * n_trajectories + combos.ravel(), minlength=len(combos) * n_trajectories)
     counts = counts.reshape(len(combos), n_trajectories).astype(float)
-    log_coefficients = gammaln(batch + 1) - gammaln(counts + 1).sum(axis=1)
-    counts.flags.writeable = False
-    log_coefficients.flags.writeable = False
-    return Batches(counts, log_coefficients)
+    log_coefficients = np.zeros(len(combos)) if ordered else gammaln(batch + 1) - gammaln(counts + 1).sum(axis=1)
+    for array in (counts, log_coefficients, combos):
+        array.flags.writeable = False
+    return Batches(counts, log_coefficients, combos if ordered else None)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mapg_verify.exact.baselines import BATCH_BASELINES, discounts, fitted_values, trajectory_values
+from mapg_verify.exact.baselines import BATCH_BASELINES, discounts, fitted_values, ordered_fit, trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, check_enumerable, enumerate_batches, enumerate_trajectories
 from mapg_verify.exact.reinforce import trajectory_terms
@@ -152,6 +152,7 @@ def sampled_update(
     inner: InnerLoop,
     batch: int | None = None,
     baseline: str = "none",
+    fit: str = "aligned",
 ) -> MetaGradient:
     """The exact model-S meta-gradient of agent ``inner.meta_agent``, by enumerating inner batches.
 
@@ -166,12 +167,14 @@ def sampled_update(
     ``g = (1/K) sum_b sum_t grad log pi_t (G_t - gamma^t b_t)``, a function of ``phi`` and the
     batch, and ``dg/dphi`` is its whole derivative: for ``value``, ``b_t = V_t(s_t; phi)`` moves
     with ``phi`` too (``- (1/K) sum_b sum_t gamma^t grad log pi_t dV_t(s_t)^T``); baselines fitted
-    on the batch are fixed by it.
+    on the batch are fixed by it (the linear one's ``fit``, ``aligned`` or ``as-shipped``; ordered
+    batches are enumerated where the fit depends on the order).
     """
     batch = batch or inner.batch
-    check_enumerable(game, inner.horizon, batch, inner.steps, inner.enumeration_cap)
+    ordered = ordered_fit(baseline, fit, batch, inner.horizon)
+    check_enumerable(game, inner.horizon, batch, inner.steps, inner.enumeration_cap, ordered)
     trajectories = enumerate_trajectories(game, inner.horizon)
-    batches = enumerate_batches(len(trajectories.states), batch)
+    batches = enumerate_batches(len(trajectories.states), batch, ordered)
     rates = inner_rates(compiled, inner.alpha)
     i = inner.meta_agent
     own_rows, peer_rows = compiled.layout.slice(i), compiled.layout.others(i)
@@ -185,7 +188,7 @@ def sampled_update(
         totals[1] += weights @ own
         totals[2] += weights @ peer
 
-    fitted = _fitted_batches(game, trajectories, batches, baseline, compiled.layout.size)
+    fitted = _fitted_batches(game, trajectories, batches, baseline, compiled.layout.size, fit)
 
     def visit(level: int, weight: float, phi, tangent, score) -> None:
         terms = trajectory_terms(game, policy, compiled.layout, trajectories, phi)
@@ -222,9 +225,9 @@ FITTED_FLOATS = 4_000_000  # gathered trajectories' per-step Hessians held at on
 
 
 def _fitted_batches(
-    game: Game, trajectories: Trajectories, batches, baseline: str, width: int
+    game: Game, trajectories: Trajectories, batches, baseline: str, width: int, fit: str
 ) -> list[Trajectories] | None:
-    """For a baseline fitted on the batch: each multiset's trajectories (in chunks), their
+    """For a baseline fitted on the batch: each batch's trajectories (in chunks), their
     rewards-to-go less ``gamma^t b_t``; else ``None``."""
     if baseline not in BATCH_BASELINES:
         return None
@@ -235,7 +238,7 @@ def _fitted_batches(
     for start in range(0, len(members), chunk):
         gathered = trajectories.take(members[start : start + chunk].ravel())
         scaled = discounts(game, gathered.states.shape[1])[None, :, None] * fitted_values(
-            baseline, game, gathered, size
+            baseline, game, gathered, size, fit
         )
         pieces.append(dataclasses.replace(gathered, to_go=gathered.to_go - scaled))
     return pieces

@@ -15,7 +15,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 
-from mapg_verify.exact.baselines import BATCH_BASELINES, discounts, fitted_values
+from mapg_verify.exact.baselines import BATCH_BASELINES, discounts, fitted_values, ordered_fit
 from mapg_verify.exact.enumeration import enumerate_batches, enumerate_trajectories
 from mapg_verify.problem.game import DifferentiableGame, Game
 from mapg_verify.problem.params import layout_of
@@ -137,7 +137,9 @@ def _discounted_state_values(game: Game, policy: Policy, layout, trajectories, p
     return (game.gamma ** np.arange(horizon))[None, :, None] * along
 
 
-def autograd_sampled_objective(game: Game, policy: Policy, x, inner, baseline: str = "none") -> Callable:
+def autograd_sampled_objective(
+    game: Game, policy: Policy, x, inner, baseline: str = "none", fit: str = "aligned"
+) -> Callable:
     """``theta^i -> J^i`` of model S written directly in autograd over the enumerated batches.
 
     The REINFORCE update is autograd's gradient of the surrogate
@@ -147,13 +149,15 @@ def autograd_sampled_objective(game: Game, policy: Policy, x, inner, baseline: s
     trajectories and multisets with the closed-form path. With a ``baseline``, ``G_t`` less
     ``gamma^t b_t``: exact state values by their own autograd recursion (differentiated with
     ``phi``), or fitted on each multiset (:func:`mapg_verify.exact.baselines.fitted_values`, fixed
-    by the batch).
+    by the batch; on each ordered batch where the ``fit`` depends on the order).
     """
     layout = layout_of(game, policy)
     own = layout.slice(inner.meta_agent)
     rates = layout.per_parameter(inner.alpha)
     trajectories = enumerate_trajectories(game, inner.horizon)
-    batches = enumerate_batches(len(trajectories.states), inner.batch)
+    batches = enumerate_batches(
+        len(trajectories.states), inner.batch, ordered_fit(baseline, fit, inner.batch, inner.horizon)
+    )
     log_prob, updates = _reinforce_pieces(game, policy, layout, trajectories)
     if baseline == "value":
         _, updates = _reinforce_pieces(
@@ -165,7 +169,9 @@ def autograd_sampled_objective(game: Game, policy: Policy, x, inner, baseline: s
         )
     if baseline in BATCH_BASELINES:
         gathered = trajectories.take(batches.members().ravel())
-        fitted = discounts(game, inner.horizon)[None, :, None] * fitted_values(baseline, game, gathered, inner.batch)
+        fitted = discounts(game, inner.horizon)[None, :, None] * fitted_values(
+            baseline, game, gathered, inner.batch, fit
+        )
         _, member_updates = _reinforce_pieces(game, policy, layout, gathered, lambda phi: fitted)
 
         def mean_updates(phi):

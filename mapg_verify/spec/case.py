@@ -12,13 +12,14 @@ from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import Policy
 
 EXPERIMENTS = ("figure-1", "table-1", "figure-3")
-META_GRADIENTS = ("exact", "sampled", "official")  # Figure 3's: model E, the theorem's estimators, the code's
+META_GRADIENTS = ("exact", "sampled", "official", "official-aligned")  # model E, the theorem's estimators, the code's
 MODELS = ("expected", "sampled")
 OBJECTIVES = ("terminal", "chain")
 OUTERS = ("sampled", "exact")
 PAIRINGS = ("trajectory", "batch", "timestep")
 RETURNS = ("from-zero", "from-t")
 BASELINES = ("none", "value", "linear", "batch-mean", "leave-one-out")
+BASELINE_FITS = ("as-shipped", "aligned")  # the linear baseline's: as dkkim93/meta-mapg fits it, or aligned
 DEFAULT_CAP = 200_000
 DEFAULT_PLUGIN_CALLS = 20_000  # calls a plug-in's exact enumeration may make ([estimators] plugin_calls)
 DEFAULT_PLUGIN_TIMEOUT = 300.0  # seconds one call of a plug-in may take ([estimators] plugin_timeout)
@@ -83,7 +84,8 @@ class EstimatorSettings:
     bounds the calls a plug-in's exact expectation may make (its enumeration, in ``exact`` and
     ``auto`` claim modes; never in ``statistical``); model S's enumeration has its own cap,
     ``[inner] enumeration_cap``. ``plugin_timeout`` is the seconds one call of a plug-in may take
-    before it fails its estimator (a call that hangs)."""
+    before it fails its estimator (a call that hangs). ``conventions`` maps a plug-in's name to the
+    conventions its code uses (:mod:`mapg_verify.estimators.conventions`)."""
 
     names: tuple[str, ...]
     samples: int
@@ -97,6 +99,7 @@ class EstimatorSettings:
     dice_lambda: float | None = None
     plugin_calls: int = DEFAULT_PLUGIN_CALLS
     plugin_timeout: float = DEFAULT_PLUGIN_TIMEOUT
+    conventions: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,8 @@ class PaperSettings:
     initial parameters, the inner-rate factors of the sensitivity study, and the half-width of
     the noisy-IPD task distribution's payoff noise; ``meta_gradient`` is ``exact`` (model E) or
     ``sampled`` (the estimators, with the case's inner loop and ``[estimators] samples``) or
-    ``official`` (likewise, with the official code's losses and baselines)."""
+    ``official`` (likewise, with the official code's losses and baselines, its linear baseline fitted
+    as shipped) or ``official-aligned`` (the same, that fit aligned)."""
 
     experiment: str
     iterations: int = 200
