@@ -1,10 +1,11 @@
 """Verifying an estimator written in JAX or PyTorch: seconds at the default budget, beside the built-in.
 
-Run: ``cd benchmarks && python bench_frameworks.py [samples]``. Prints, in one run, on the
-one-shot prisoner's dilemma (``tests/gold/tiny.toml``: sigmoid, K = K_out = 2, L = 1), the seconds
-taken by the whole verification (truth, every check, the claim ``= "meta-mapg"`` in the case's own
-mode, exact here, and in statistical mode, paired) at ``samples`` replicates (default 20000, the
-default budget) of:
+Run: ``cd benchmarks && python bench_frameworks.py [samples] [case]``. Prints, in one run, on the
+case (default the one-shot prisoner's dilemma, ``tests/gold/tiny.toml``: sigmoid, K = K_out = 2,
+L = 1; ``../tests/claims/ipd_two_steps.toml`` is the 2-step IPD with K = 2 of issue 29, whose
+plug-ins' expectations are out of enumeration), the seconds taken by the whole verification
+(truth, every check, the claim ``= "meta-mapg"`` in the case's own mode and in statistical mode,
+paired and regression-adjusted) at ``samples`` replicates (default 20000, the default budget) of:
 
 - the built-in ``meta-mapg`` (its claim, its fingerprint, judged exactly; no bias sweep, which
   plug-ins do not have);
@@ -67,8 +68,8 @@ PLUG_INS = (
 )
 
 
-def built_in_seconds(samples: int, mode: str | None) -> float:
-    case = load_case(CASE)
+def built_in_seconds(path: Path, samples: int, mode: str | None) -> float:
+    case = load_case(path)
     settings = dataclasses.replace(case.estimators, names=("meta-mapg",), samples=samples)
     # no bias sweep: plug-ins have none, so the two verifications run the same checks
     checks = dataclasses.replace(case.checks, claim_mode=mode or case.checks.claim_mode, seeds=0, sweep=False)
@@ -93,21 +94,21 @@ def estimates_alone(case, samples: int) -> float:
     return time.perf_counter() - started
 
 
-def main(samples: int) -> None:
-    print(f"one-shot PD (tests/gold/tiny.toml), claim = meta-mapg, {samples:,} samples; seconds (x built-in)")
-    print(f"{'estimator':<36}{'exact claim':>20}{'statistical claim':>22}")
-    reference = {mode: built_in_seconds(samples, mode) for mode in (None, "statistical")}
+def main(samples: int, path: Path = CASE) -> None:
+    print(f"{path.relative_to(ROOT)}, claim = meta-mapg, {samples:,} samples; seconds (x built-in)")
+    print(f"{'estimator':<36}{'own mode claim':>20}{'statistical claim':>22}")
+    reference = {mode: built_in_seconds(path, samples, mode) for mode in (None, "statistical")}
     print(f"{'meta-mapg (built-in)':<36}{reference[None]:>10.2f} (  1.0x){reference['statistical']:>13.2f} (  1.0x)")
     for label, function, framework in PLUG_INS:
         cells = []
         for mode in (None, "statistical"):
             started = time.perf_counter()
-            result = check_estimator(function, CASE, "meta-mapg", samples=samples, mode=mode, framework=framework)
+            result = check_estimator(function, path, "meta-mapg", samples=samples, mode=mode, framework=framework)
             seconds = time.perf_counter() - started
             assert result.passed, result.summary
             cells.append(f"{seconds:>10.2f} ({seconds / reference[mode]:>5.1f}x)")
         print(f"{label:<36}{cells[0]:>20}{cells[1]:>22}", flush=True)
-    print(f"{'JAX jit(vmap), the estimates alone':<36}{estimates_alone(load_case(CASE), samples):>10.2f}")
+    print(f"{'JAX jit(vmap), the estimates alone':<36}{estimates_alone(load_case(path), samples):>10.2f}")
 
 
 def ipd_throughput(samples: int = 2000) -> None:
@@ -128,5 +129,5 @@ def ipd_throughput(samples: int = 2000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000, Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else CASE)
     ipd_throughput()
