@@ -182,20 +182,21 @@ def variance(rows: dict) -> str:
 
 def fingerprints(fits: dict, basis: tuple[str, ...]) -> str:
     """Each estimator's fitted coefficients on the exact terms, with 95% intervals."""
-    with plt.rc_context(STYLE):
-        figure, axis = plt.subplots(figsize=(5.6, 3.0), layout="constrained")
+    with plt.rc_context(STYLE):  # horizontal bars: the terms' names read along the axis, the legend beside
+        figure, axis = plt.subplots(figsize=(6.4, 0.6 + 0.45 * len(basis)), layout="constrained")
         step = 0.8 / max(len(fits), 1)
         for offset, ((name, fit), colour) in enumerate(zip(fits.items(), COLOURS * 4, strict=False)):
             values = [np.nan if fit[f"coefficient {t}"] is None else fit[f"coefficient {t}"] for t in basis]
             half = [0.0 if fit[f"95% half-width {t}"] is None else fit[f"95% half-width {t}"] for t in basis]
             half = [h if math.isfinite(h) else 0.0 for h in half]
             position = np.arange(len(basis)) - 0.4 + step * (offset + 0.5)
-            axis.bar(position, values, step, yerr=half, color=colour, label=name, capsize=2)
-        axis.axhline(0, color="0.6", linewidth=0.6)
-        axis.axhline(1, color="0.6", linewidth=0.6, linestyle=":")
-        axis.set_xticks(np.arange(len(basis)), basis)
-        axis.set_ylabel("coefficient")
-        axis.legend(frameon=False, fontsize=7, ncol=2)
+            axis.barh(position, values, step, xerr=half, color=colour, label=name, capsize=2)
+        axis.axvline(0, color="0.6", linewidth=0.6)
+        axis.axvline(1, color="0.6", linewidth=0.6, linestyle=":")
+        axis.set_yticks(np.arange(len(basis)), basis)
+        axis.invert_yaxis()
+        axis.set_xlabel("coefficient")
+        axis.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         return _svg(figure)
 
 
