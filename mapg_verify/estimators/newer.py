@@ -1,0 +1,33 @@
+"""The field's newer estimators, which are not switches on the DiCE surrogate: each with its exact
+expectation (where it lives), its published claim and its source, for ``list`` and the findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NewerEstimator:
+    """One row of ``list``'s section: what is computed exactly, the claim published for it, its source."""
+
+    computes: str
+    claim: str
+    source: str
+    exact: str
+
+
+NEWER_ESTIMATORS: dict[str, NewerEstimator] = {
+    "loqa": NewerEstimator(
+        "LOQA's opponent-shaping gradient: log softmax(Q/tau) of the taken action, only its Q differentiable, "
+        "with the opponent's exact Q and dQ/dtheta",
+        "the loss differentiates the opponent modelled as softmax(Q/tau) (the agent shapes that opponent)",
+        "Aghajohari et al., LOQA, ICLR 2024; MiladInk/loqa ipd.py agent_policy_loss",
+        "mapg_verify.exact.opponent_model (taken); oracle mapg_verify.oracles.opponent_model",
+    ),
+    "loqa-ideal": NewerEstimator(
+        "d/dtheta V^i(pi^i, softmax(Q^j(theta)/tau)) by the chain rule: sum_b p_b G_b (A_b - mean A) / tau",
+        "the reference LOQA's loss is read against",
+        "chain rule through LOQA's opponent model",
+        "mapg_verify.exact.opponent_model (ideal); oracle mapg_verify.oracles.opponent_model",
+    ),
+}
