@@ -30,4 +30,10 @@ NEWER_ESTIMATORS: dict[str, NewerEstimator] = {
         "chain rule through LOQA's opponent model",
         "mapg_verify.exact.opponent_model (ideal); oracle mapg_verify.oracles.opponent_model",
     ),
+    "mamaml": NewerEstimator(
+        "Meta-MAPG with exact gradients through S inner steps, the agent's values summed at every step",
+        "an improved Meta-MAPG (M-FOS): its meta-gradient is model E's with the chain objective over L = S - 1",
+        "Lu et al., M-FOS, ICML 2022; luchris429/model-free-opponent-shaping src/environments.py generate_mamaml",
+        "mapg_verify.exact.metagradient.expected_update (objective chain); test tests/test_newer.py",
+    ),
 }
