@@ -6,10 +6,12 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
+from mapg_verify.checks.newer import invariance_claim
 from mapg_verify.checks.result import relative_error
 from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.metagradient import expected_update
 from mapg_verify.exact.opponent_model import opponent_model_gradients
+from mapg_verify.exact.proximal import identity, inner_solution, lookahead, scaled, two_logit
 from mapg_verify.oracles.opponent_model import autograd_ideal, autograd_taken
 from mapg_verify.problem.catalog import imp, ipd, prisoners_dilemma
 from mapg_verify.problem.params import layout_of
@@ -97,3 +99,32 @@ def test_mamaml_is_model_e_with_the_chain_objective(steps):
     if steps > 1:
         longer = expected_update(compiled, x, (inner_lr, alpha), steps, meta_agent=1, objective="chain")
         assert relative_error(longer.total, mamaml) > 1e-3
+
+
+def test_pola_inner_response_by_the_implicit_function_theorem_matches_differences():
+    game, policy = ipd(), POLICIES["sigmoid"]
+    compiled = compile_game(game, policy)
+    x = 0.5 * np.random.default_rng(0).standard_normal(10)
+    problem = lookahead(compiled, policy, identity(compiled.layout), x)
+    _, response = inner_solution(problem, x, 1, 0.5)
+    step = 1e-5
+
+    def solved(k, sign):
+        moved = x.copy()
+        moved[k] += sign * step
+        return inner_solution(lookahead(compiled, policy, identity(compiled.layout), moved), moved, 1, 0.5)[0][5:]
+
+    differences = np.array([(solved(k, 1) - solved(k, -1)) / (2 * step) for k in range(5)]).T
+    assert relative_error(response[:, :5], differences) <= 1e-7  # differences' own error, O(step^2)
+
+
+@pytest.mark.parametrize("kind", ["scale", "two-logit"])
+def test_pola_is_parameterisation_invariant_and_lola_is_not(kind):
+    game, policy = ipd(), POLICIES["sigmoid"]
+    compiled = compile_game(game, policy)
+    x = 0.5 * np.random.default_rng(0).standard_normal(10)
+    scales = (np.linspace(0.5, 2.0, 5), np.linspace(2.0, 0.7, 5))
+    other = scaled(compiled.layout, scales) if kind == "scale" else two_logit(compiled.layout)
+    pola, lola = invariance_claim(compiled, policy, x, other)
+    assert pola.passed, pola.summary
+    assert not lola.passed and lola.figures["policy gap"] > 0.1, lola.summary

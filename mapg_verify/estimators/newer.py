@@ -36,4 +36,11 @@ NEWER_ESTIMATORS: dict[str, NewerEstimator] = {
         "Lu et al., M-FOS, ICML 2022; luchris429/model-free-opponent-shaping src/environments.py generate_mamaml",
         "mapg_verify.exact.metagradient.expected_update (objective chain); test tests/test_newer.py",
     ),
+    "pola": NewerEstimator(
+        "POLA's exact update: the opponent's and then the agent's proximal maximisers (KL to the old policy, "
+        "summed over states), solved by trust-region Newton, differentiated by the implicit function theorem",
+        "POLA updates are parameterization invariant (LOLA's are not)",
+        "Zhao et al., Proximal Learning With Opponent-Learning Awareness, NeurIPS 2022; Silent-Zebra/POLA",
+        "mapg_verify.exact.proximal; claim mapg_verify.checks.newer.invariance_claim",
+    ),
 }
