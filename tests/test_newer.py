@@ -1,8 +1,6 @@
 """The field's newer estimators (README, "The field's newer estimators"): each exact expectation
 against an autograd oracle written from its definition, to 1e-10, and the published claims settled."""
 
-import autograd
-import autograd.numpy as anp
 import numpy as np
 import pytest
 
@@ -12,6 +10,7 @@ from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.metagradient import expected_update
 from mapg_verify.exact.opponent_model import opponent_model_gradients
 from mapg_verify.exact.proximal import identity, inner_solution, lookahead, scaled, two_logit
+from mapg_verify.oracles.mamaml import mamaml_gradient, mfos_ipd_losses
 from mapg_verify.oracles.opponent_model import autograd_ideal, autograd_taken
 from mapg_verify.problem.catalog import imp, ipd, prisoners_dilemma
 from mapg_verify.problem.params import layout_of
@@ -52,37 +51,6 @@ def test_loqa_differs_from_the_chain_rule_on_the_ipd():
     assert gap > 1.0  # not a rounding matter: several times the ideal shaping term's size
 
 
-def _mfos_ipd_losses(opp, agent, gamma=0.96):
-    """M-FOS's ``ipd_batched`` (``src/environments.py``) for one pair, rewritten in autograd numpy
-    from its definition: ``p = sigmoid`` is the probability of cooperating, the agent's four memory
-    entries read CC, DC, CD, DD (its own view), ``L = -p0 (I - gamma P)^-1 payoffs``."""
-    payoffs = anp.array([[-1.0, -3.0], [0.0, -2.0]])
-    p1, p2 = 1 / (1 + anp.exp(-opp)), 1 / (1 + anp.exp(-agent[anp.array([0, 1, 3, 2, 4])]))
-
-    def outcomes(a, b):
-        return anp.stack([a * b, a * (1 - b), (1 - a) * b, (1 - a) * (1 - b)], axis=-1)
-
-    start, moves = outcomes(p1[0], p2[0]), outcomes(p1[1:], p2[1:])
-    visits = anp.dot(start, anp.linalg.inv(anp.eye(4) - gamma * moves))
-    return -anp.dot(visits, payoffs.reshape(-1)), -anp.dot(visits, payoffs.T.reshape(-1))
-
-
-def _mamaml_gradient(opp, agent, steps: int, inner_lr: float, alpha: float):
-    """``generate_mamaml``'s meta-gradient: ``steps`` exact gradient steps, the agent's loss summed
-    at every step before its update, differentiated through all of them (descent on the losses)."""
-
-    def total(initial):
-        o, a, loss = opp, initial, 0.0
-        for _ in range(steps):
-            loss = loss + _mfos_ipd_losses(o, a)[1]
-            opp_grad = autograd.grad(lambda v, a=a: _mfos_ipd_losses(v, a)[0])(o)
-            agent_grad = autograd.grad(lambda v, o=o: _mfos_ipd_losses(o, v)[1])(a)
-            o, a = o - inner_lr * opp_grad, a - alpha * agent_grad
-        return loss
-
-    return -autograd.grad(total)(agent)
-
-
 @pytest.mark.parametrize("steps", [1, 2, 4])
 def test_mamaml_is_model_e_with_the_chain_objective(steps):
     """M-FOS's MAMAML over ``S`` inner steps is model E's chain meta-gradient over ``L = S - 1``:
@@ -91,9 +59,9 @@ def test_mamaml_is_model_e_with_the_chain_objective(steps):
     rng = np.random.default_rng(steps)
     opp, agent = rng.standard_normal(5), rng.standard_normal(5)
     x = np.concatenate([opp, agent])
-    assert np.allclose(-np.array(_mfos_ipd_losses(opp, agent)), compiled.value(x), rtol=1e-13, atol=0)
+    assert np.allclose(-np.array(mfos_ipd_losses(opp, agent)), compiled.value(x), rtol=1e-13, atol=0)
     inner_lr, alpha = 1.0, 0.37
-    mamaml = _mamaml_gradient(opp, agent, steps, inner_lr, alpha)
+    mamaml = mamaml_gradient(opp, agent, steps, inner_lr, alpha)
     chain = expected_update(compiled, x, (inner_lr, alpha), steps - 1, meta_agent=1, objective="chain")
     assert relative_error(chain.total, mamaml) <= TOLERANCE
     if steps > 1:
