@@ -8,6 +8,7 @@ from mapg_verify.checks.registry import CHECKS, ESTIMATOR_CHECKS
 from mapg_verify.checks.result import estimator_verdict, overall
 from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
 from mapg_verify.estimators.frameworks import FRAMEWORKS, installed
+from mapg_verify.estimators.newer import NEWER_ESTIMATORS
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.exact.backend import BACKENDS
 from mapg_verify.exact.compiled import compile_seconds
@@ -107,6 +108,10 @@ def catalogue() -> None:
     table("exact backends ([game] backend)", list(BACKENDS.items()), ("name", "summary"))
     estimators = [(name, e.terms, e.inner_derivative) for name, e in ESTIMATORS.items()]
     table("estimators", estimators, ("name", "terms", "inner derivative"))
+    newer = [(name, e.claim, e.source) for name, e in NEWER_ESTIMATORS.items()]
+    table(
+        "newer estimators (exact expectations outside the DiCE surrogate)", newer, ("name", "published claim", "source")
+    )
     mutants = [(name, e.terms) for name, e in MUTANTS.items()]
     table("deliberately wrong estimators (for the power check)", mutants, ("name", "defect"))
     derivatives = list(DERIVATIVE_ESTIMATORS.items())

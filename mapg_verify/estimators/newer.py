@@ -1,0 +1,46 @@
+"""The field's newer estimators, which are not switches on the DiCE surrogate: each with its exact
+expectation (where it lives), its published claim and its source, for ``list`` and the findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NewerEstimator:
+    """One row of ``list``'s section: what is computed exactly, the claim published for it, its source."""
+
+    computes: str
+    claim: str
+    source: str
+    exact: str
+
+
+NEWER_ESTIMATORS: dict[str, NewerEstimator] = {
+    "loqa": NewerEstimator(
+        "LOQA's opponent-shaping gradient: log softmax(Q/tau) of the taken action, only its Q differentiable, "
+        "with the opponent's exact Q and dQ/dtheta",
+        "the loss differentiates the opponent modelled as softmax(Q/tau) (the agent shapes that opponent)",
+        "Aghajohari et al., LOQA, ICLR 2024; MiladInk/loqa ipd.py agent_policy_loss",
+        "mapg_verify.exact.opponent_model (taken); oracle mapg_verify.oracles.opponent_model",
+    ),
+    "loqa-ideal": NewerEstimator(
+        "d/dtheta V^i(pi^i, softmax(Q^j(theta)/tau)) by the chain rule: sum_b p_b G_b (A_b - mean A) / tau",
+        "the reference LOQA's loss is read against",
+        "chain rule through LOQA's opponent model",
+        "mapg_verify.exact.opponent_model (ideal); oracle mapg_verify.oracles.opponent_model",
+    ),
+    "mamaml": NewerEstimator(
+        "Meta-MAPG with exact gradients through S inner steps, the agent's values summed at every step",
+        "an improved Meta-MAPG (M-FOS): its meta-gradient is model E's with the chain objective over L = S - 1",
+        "Lu et al., M-FOS, ICML 2022; luchris429/model-free-opponent-shaping src/environments.py generate_mamaml",
+        "mapg_verify.exact.metagradient.expected_update (objective chain); test tests/test_newer.py",
+    ),
+    "pola": NewerEstimator(
+        "POLA's exact update: the opponent's and then the agent's proximal maximisers (KL to the old policy, "
+        "summed over states), solved by trust-region Newton, differentiated by the implicit function theorem",
+        "POLA updates are parameterization invariant (LOLA's are not)",
+        "Zhao et al., Proximal Learning With Opponent-Learning Awareness, NeurIPS 2022; Silent-Zebra/POLA",
+        "mapg_verify.exact.proximal; claim mapg_verify.checks.newer.invariance_claim",
+    ),
+}
