@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -74,6 +75,7 @@ def _count(low: int) -> Callable[[str], int]:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, pipeline.terminate)  # one line and 143, whenever it comes
     try:
         commands = {"list": _list, "exact": _exact, "run": _run, "campaign": _campaign, "report": _report}
         commands["audit"] = lambda a: audit.run(a.case, a.log, a.out)
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     except pipeline.Terminated:
         print("terminated", file=sys.stderr)
         return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _list(_: argparse.Namespace) -> int:

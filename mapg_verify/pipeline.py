@@ -181,7 +181,8 @@ class Terminated(BaseException):
     ``BaseException``, as ``KeyboardInterrupt``: no case or plug-in handler takes it for a failure)."""
 
 
-def _terminate(signum, frame) -> None:
+def terminate(signum, frame) -> None:
+    """The SIGTERM handler: stop as on Ctrl-C (:class:`Terminated`)."""
     raise Terminated
 
 
@@ -218,7 +219,7 @@ def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list
         return pools[-1]
 
     bar = Progress(len(cases), "cases", delay=0.0)
-    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops the run as Ctrl-C does (exit 143)
+    previous = signal.signal(signal.SIGTERM, terminate)  # SIGTERM stops the run as Ctrl-C does (exit 143)
     documents, drawn, finished = [], [], False
     try:
         futures = [pool(jobs).submit(work, case) for case in cases] if contained else None

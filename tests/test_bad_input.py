@@ -127,6 +127,33 @@ PROBES = [
     ("derivative curve too costly", DIFFERENTIATED + "batches = [100000]\nrepeats = 101", "above 10,000,000"),
     ("unknown derivative estimator", DERIVATIVES + 'estimators = ["magic"]', "[derivatives.estimators] must be a list"),
     ("derivative samples 0", DERIVATIVES + "samples = 0", "[derivatives.samples]"),
+    ("derivative samples 1", DIFFERENTIATED + "samples = 1", "[derivatives.samples] must be at least 2"),
+    (
+        "nested derivative estimators",
+        DERIVATIVES + 'estimators = [["dice"]]',
+        "[derivatives.estimators] must be a list",
+    ),
+    ("derivative estimator twice", DERIVATIVES + 'estimators = ["dice", "dice"]', "lists an estimator twice"),
+    (
+        "estimator listed twice",
+        INLINE + '[estimators]\nnames = ["meta-mapg", "meta-mapg"]',
+        "[estimators.names] lists 'meta-mapg' twice",
+    ),
+    (
+        "an option given twice",
+        INLINE + '[estimators]\nnames = ["meta-mapg[baseline=value, baseline=none]"]',
+        "option 'baseline' is given twice",
+    ),
+    (
+        "gae_lambda as a string",
+        INLINE + '[estimators]\nnames = ["meta-mapg"]\ngae_lambda = "0.5"',
+        "[estimators.gae_lambda]",
+    ),
+    (
+        "plugin_timeout of 0",
+        INLINE + '[estimators]\nnames = ["meta-mapg"]\nplugin_timeout = 0',
+        "[estimators.plugin_timeout]",
+    ),
     ("derivative lambda 1.5", DERIVATIVES + "dice_lambda = 1.5", "[derivatives.dice_lambda] must be in [0, 1]"),
     (
         "derivative estimators on an infinite game",
@@ -246,7 +273,11 @@ def _start_run(tmp_path: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         command, stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_default_sigint
     )
-    time.sleep(6)  # the workers are drawing
+    for _ in range(600):  # the run has claimed its output folder: it is past its imports and checks
+        if (tmp_path / "out" / ".lock").exists() or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    time.sleep(3)  # the workers are drawing
     assert process.poll() is None
     return process
 

@@ -88,7 +88,11 @@ def test_workers_die_with_their_parent(tmp_path):
     paths = [str(write(tmp_path, SLOW_CASE.replace("NAME", name), f"{name}.toml")) for name in ("one", "two")]
     command = [sys.executable, "-m", "mapg_verify", "run", *paths, "--jobs", "2", "--out", str(tmp_path / "out")]
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint)
-    time.sleep(6)  # the workers are drawing
+    for _ in range(600):  # the run has claimed its output folder: it is past its imports and checks
+        if (tmp_path / "out" / ".lock").exists() or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    time.sleep(3)  # the workers are drawing
     assert process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()

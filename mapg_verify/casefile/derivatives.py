@@ -35,16 +35,20 @@ def derivative_settings(table: dict, game: Game | DifferentiableGame, policy: Po
         if horizon > DERIVATIVE_HORIZON:
             raise InputError("derivatives.horizon", f"must be at most {DERIVATIVE_HORIZON}, got {horizon}")
     names = table.get("estimators", [])
-    if not isinstance(names, list) or not all(name in DERIVATIVE_ESTIMATORS for name in names):
+    if not isinstance(names, list) or not all(isinstance(n, str) and n in DERIVATIVE_ESTIMATORS for n in names):
         raise InputError(
             "derivatives.estimators", f"must be a list of {', '.join(DERIVATIVE_ESTIMATORS)}, got {names!r}"
         )
+    if len(set(names)) < len(names):
+        raise InputError("derivatives.estimators", f"lists an estimator twice: {names!r}")
     if names and horizon is None:
         if isinstance(game, DifferentiableGame) or game.infinite:
             raise InputError("derivatives.horizon", "the estimators need trajectories of a finite horizon: set it")
         horizon = int(game.horizon)
     batch = positive_integer(table.get("batch", 64), "derivatives.batch")
     samples = positive_integer(table.get("samples", 2000), "derivatives.samples")
+    if samples < 2:
+        raise InputError("derivatives.samples", "must be at least 2 (a covariance needs two samples)")
     if batch * samples > DERIVATIVE_TRAJECTORIES:
         raise InputError(
             "derivatives.samples",

@@ -38,6 +38,9 @@ def estimator_settings(table: dict, game, inner: InnerLoop) -> EstimatorSettings
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise InputError("estimators.names", f"must be a list of names or module:function, got {names!r}")
     check_names(tuple(names))
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InputError("estimators.names", f"lists {', '.join(map(repr, twice))} twice")
     if names and isinstance(game, DifferentiableGame):
         raise InputError("estimators.names", f"estimators sample trajectories; {game.name!r} has none")
     if names and inner.horizon is None:
