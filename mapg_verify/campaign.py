@@ -37,6 +37,7 @@ from scipy import stats
 
 from mapg_verify.casefile.reader import parse_case
 from mapg_verify.casefile.values import known_keys, positive_integer, subtable
+from mapg_verify.casefile.writer import toml_text
 from mapg_verify.estimators.plugins import plugin_path
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.pipeline import evaluate_safely
@@ -373,26 +374,5 @@ def exit_rules(kinds: dict) -> list[str]:
 
 
 def case_toml(document: dict) -> str:
-    """A task's document as a case file (the shapes :func:`task_document` makes: scalars, lists of
-    scalars, and one level of tables; ``estimators.claims`` as a sub-table)."""
-
-    def value(v) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(value(item) for item in v) + "]"
-        if isinstance(v, dict):  # a fingerprint claim
-            return "{ " + ", ".join(f"{value(key)} = {value(item)}" for key, item in v.items()) + " }"
-        return repr(v)
-
-    lines = [f"name = {value(document['name'])}"]
-    for section, table in document.items():
-        if isinstance(table, dict):
-            lines.append(f"\n[{section}]")
-            lines += [f"{key} = {value(v)}" for key, v in table.items() if not isinstance(v, dict)]
-            for key, sub in ((k, v) for k, v in table.items() if isinstance(v, dict)):
-                lines.append(f"\n[{section}.{key}]")
-                lines += [f"{value(name)} = {value(v)}" for name, v in sub.items()]
-    return "\n".join(lines) + "\n"
+    """A task's document as a case file (the shapes :func:`task_document` makes)."""
+    return toml_text(document)

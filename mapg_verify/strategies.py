@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from mapg_verify.casefile.reader import parse_case
+from mapg_verify.casefile.writer import toml_text
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.exact.enumeration import count_batches, count_trajectories
 from mapg_verify.problem.game import Game, make_game
@@ -230,54 +231,35 @@ def _fit(game: Game, inner: InnerLoop, limit: int) -> InnerLoop:
 def case_toml(case: Case) -> str:
     """The case as a case file (an inline game), to paste into ``cases/`` and run."""
     game, inner, settings = case.game, case.inner, case.estimators
-
-    def value(v) -> str:
-        if isinstance(v, str):
-            return f'"{v}"'
-        if isinstance(v, list | tuple):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, float) and v.is_integer():
-            return f"{v:.1f}"
-        return repr(v) if not isinstance(v, np.generic) else repr(v.item())
-
-    def array(a) -> str:
-        return value(np.asarray(a).tolist())
-
-    lines = [
-        f'name = "{case.name}"',
-        "",
-        "[game]",
-        f"transitions = {array(game.transitions)}",
-        f"rewards = {array(game.rewards)}",
-        f"initial = {array(game.initial)}",
-        f"gamma = {value(float(game.gamma))}",
-        f"horizon = {value('inf') if game.infinite else int(game.horizon)}",
-        "",
-        "[policy]",
-        f'kind = "{case.policy.name}"',
-        "",
-        "[params]",
-        f"theta = {value([np.asarray(t).tolist() for t in case.theta])}",
-        "",
-        "[inner]",
-        f"model = {value(list(inner.models))}",
-        f"steps = {inner.steps}",
-        f"alpha = {value(list(inner.alpha))}",
-        f"batch = {inner.batch}",
-        f"horizon = {inner.horizon}",
-        f'objective = "{inner.objective}"',
-        f"meta_agent = {inner.meta_agent}",
-    ]
+    document = {
+        "name": case.name,
+        "game": {
+            "transitions": game.transitions,
+            "rewards": game.rewards,
+            "initial": game.initial,
+            "gamma": float(game.gamma),
+            "horizon": "inf" if game.infinite else int(game.horizon),
+        },
+        "policy": {"kind": case.policy.name},
+        "params": {"theta": [np.asarray(t).tolist() for t in case.theta]},
+        "inner": {
+            "model": list(inner.models),
+            "steps": inner.steps,
+            "alpha": list(inner.alpha),
+            "batch": inner.batch,
+            "horizon": inner.horizon,
+            "objective": inner.objective,
+            "meta_agent": inner.meta_agent,
+        },
+    }
     if settings.names:
-        lines += [
-            "",
-            "[estimators]",
-            f"names = {value(list(settings.names))}",
-            f"samples = {settings.samples}",
-            f'outer = "{settings.outer}"',
-            f'pairing = "{settings.pairing}"',
-        ]
-    return "\n".join(lines) + "\n"
+        document["estimators"] = {
+            "names": list(settings.names),
+            "samples": settings.samples,
+            "outer": settings.outer,
+            "pairing": settings.pairing,
+        }
+    return toml_text(document)
 
 
 def parse_back(text: str) -> Case:
