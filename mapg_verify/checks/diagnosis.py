@@ -16,11 +16,13 @@ When a plug-in's claim (``claim:NAME``) fails, each candidate change is tried al
 Where the plug-in's expectation enumerates within :data:`CALLS` calls and the claim was judged
 exactly: a candidate holds when ``||E' - r'||_inf / max(||r'||_inf, F)`` is within the claim's
 tolerance (``E'`` the plug-in's expectation under the change, ``r'`` the reference under it, at
-``theta``); the first that holds is the diagnosis. Otherwise on :data:`SAMPLES` paired batches with
-the claim's test (regression-adjusted on control variates of zero mean): a candidate holds when it
-is not rejected at the case's level. The unchanged plug-in is the control: if it is not rejected
-either, the budget cannot tell the candidates apart; else the candidate with the largest p-value is
-named, with any others also consistent.
+``theta``); the first that holds is the diagnosis, in the order: slips that keep the loop (no call
+of the plug-in), relabellings, slips that change it (changes that no expectation tells apart, a
+flipped sign and the labels of the one agent whose policy the estimate reads, are named as found).
+Otherwise on :data:`SAMPLES` paired batches with the claim's test (regression-adjusted on control
+variates of zero mean): a candidate holds when it is not rejected at the case's level. The
+unchanged plug-in is the control: if it is not rejected either, the budget cannot tell the
+candidates apart; else the candidate with the largest p-value is named, with any others also consistent.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def slips(case: Case, partner: tuple | None) -> list[Candidate]:
         found.append(Candidate(label, "no inner derivative", estimator=FROZEN))
     sizes = {"K": inner.batch, "K_out": outer_of(loop, case)[1]}
     for size in sorted({size for size in sizes.values() if size > 1}):
-        name = "/".join(key for key, value in sizes.items() if value == size)
+        name = "K" if size == inner.batch else "K_out"
         found.append(
             Candidate(f"the estimate is {name} = {size} times the partner's (a 1/{name} missing)", "1/K", scale=size)
         )
