@@ -13,16 +13,18 @@ When a plug-in's claim (``claim:NAME``) fails, each candidate change is tried al
   ``gamma^2`` for ``gamma`` and a peer's rate 0 or doubled: the plug-in, told the case's settings,
   is then called on batches the changed loop draws, against the partner run with the change.
 
-Where the plug-in's expectation enumerates within :data:`CALLS` calls and the claim was judged
-exactly: a candidate holds when ``||E' - r'||_inf / max(||r'||_inf, F)`` is within the claim's
-tolerance (``E'`` the plug-in's expectation under the change, ``r'`` the reference under it, at
-``theta``); the first that holds is the diagnosis, in the order: slips that keep the loop (no call
-of the plug-in), relabellings, slips that change it (changes that no expectation tells apart, a
+The search costs at most :data:`CALLS` calls of the plug-in (beyond the least of :data:`SAMPLES`).
+Where the plug-in's expectation enumerates within them for every candidate that calls it, and the
+claim was judged exactly: a candidate holds when ``||E' - r'||_inf / max(||r'||_inf, F)`` is within
+the claim's tolerance (``E'`` the plug-in's expectation under the change, ``r'`` the reference under
+it, at ``theta``); the first that holds is the diagnosis, in the order: slips that keep the loop (no
+call of the plug-in), relabellings, slips that change it (changes that no expectation tells apart, a
 flipped sign and the labels of the one agent whose policy the estimate reads, are named as found).
-Otherwise on :data:`SAMPLES` paired batches with the claim's test (regression-adjusted on control
-variates of zero mean): a candidate holds when it is not rejected at the case's level. The
-unchanged plug-in is the control: if it is not rejected either, the budget cannot tell the
-candidates apart; else the candidate with the largest p-value is named, with any others also consistent.
+Otherwise on paired batches (:data:`CALLS` shared among the candidates that call the plug-in, within
+:data:`SAMPLES`) with the claim's test (regression-adjusted on control variates of zero mean): a
+candidate holds when it is not rejected at the case's level. The unchanged plug-in is the control:
+if it is not rejected either, the budget cannot tell the candidates apart; else the candidate with
+the largest p-value is named, with any others also consistent.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 from mapg_verify.checks.claims import diagnosis_text, paired_test, partner_controls, partner_of, reference_value
 from mapg_verify.checks.fingerprint import Design
 from mapg_verify.checks.result import CheckResult, case_floor, precision_tolerance, relative_error
+from mapg_verify.estimators.calls import PER_CALL
 from mapg_verify.estimators.conventions import Convention, convention_for
 from mapg_verify.estimators.dispatch import inner_loop_for, resolve, rng_for
 from mapg_verify.estimators.expectations import expectation
@@ -48,8 +51,8 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case, Claim
 
-SAMPLES = 500  # paired batches per candidate in the statistical search
-CALLS = 5_000  # plug-in calls per candidate in the exact search
+CALLS = 3_000  # plug-in calls (a batched plug-in's: of PER_CALL replicates) for a whole diagnosis
+SAMPLES = (50, 500)  # paired batches per candidate in the statistical search: at least, at most
 MAX_STATES = 6  # state permutations searched up to this many states (720)
 
 
@@ -187,10 +190,9 @@ def exact_error(case, compiled, plugin, name: str, candidate: Candidate, loop: E
     return relative_error(value, target, case_floor(case, compiled))
 
 
-def statistical_p_values(case, compiled, plugin, name: str, candidates, partner, reference, seed: int) -> tuple:
-    """The unchanged plug-in's p-value and each candidate's on :data:`SAMPLES` paired batches (the
+def statistical_p_values(case, compiled, plugin, name: str, candidates, partner, reference, seed: int, samples: int):
+    """The unchanged plug-in's p-value and each candidate's on ``samples`` paired batches (the
     same batches wherever the loop is unchanged), ``None`` where it could not be run."""
-    samples = min(case.estimators.samples, SAMPLES)
     _, loop, weights = partner or (None, FROZEN, ())
 
     def p_value(moved: Case, draws, target=None) -> float:
@@ -219,7 +221,7 @@ def statistical_p_values(case, compiled, plugin, name: str, candidates, partner,
                 )
         except (PluginError, InputError):
             found.append(None)
-    return p_value(case, base), found, samples
+    return p_value(case, base), found
 
 
 def diagnose(
@@ -248,10 +250,13 @@ def diagnose(
     ]
     reference = reference_value(case, compiled, truth, claim, design)
     exact_mode = check.figures.get("mode") == "exact" and exact is not None and reference is not None
-    if exact_mode and plugin_calls(case, plugin, loop) <= CALLS:
+    calling = sum(c.convention is not None or c.loop for c in candidates)
+    if exact_mode and plugin_calls(case, plugin, loop) * calling <= CALLS:
         record = _exact_search(case, compiled, plugin, name, candidates, loop, exact.total, reference, check)
     elif partner is not None or reference is not None:
-        record = _statistical_search(case, compiled, plugin, name, candidates, partner, reference, seed)
+        per_call = PER_CALL if plugin.batched else 1
+        samples = min(case.estimators.samples, max(SAMPLES[0], min(SAMPLES[1], CALLS * per_call // (calling + 1))))
+        record = _statistical_search(case, compiled, plugin, name, candidates, partner, reference, seed, samples)
     else:
         record = {"explained by": None, "sentence": "not searched: no partner and no exact reference to test against"}
     searched = ", ".join(dict.fromkeys(c.kind for c in candidates))
@@ -276,10 +281,10 @@ def _exact_search(case, compiled, plugin, name, candidates, loop, exact, referen
     return {"mode": "exact", "explained by": None, "sentence": "no single change explains it", "candidates": tried}
 
 
-def _statistical_search(case, compiled, plugin, name, candidates, partner, reference, seed) -> dict:
+def _statistical_search(case, compiled, plugin, name, candidates, partner, reference, seed, samples) -> dict:
     """The candidates not rejected on paired batches, the unchanged plug-in as control (see the module's docstring)."""
-    control, p_values, samples = statistical_p_values(
-        case, compiled, plugin, name, candidates, partner, reference, seed
+    control, p_values = statistical_p_values(
+        case, compiled, plugin, name, candidates, partner, reference, seed, samples
     )
     level = case.checks.level
     tried = [{"change": c.label, "p-value": p} for c, p in zip(candidates, p_values, strict=True) if p is not None]
