@@ -284,6 +284,7 @@ def _estimator(name: str, report: dict, document: dict) -> dict:
         "claim_against": claimed.get("against", ""),
         "claim_verdict": claim["verdict"] if claim else "info",
         "claim_summary": claim["summary"] if claim else "no claim: its bias and fingerprint are information only",
+        "claim_diagnosis": claimed.get("diagnosis", {}).get("sentence", ""),
         "name": name,
         "expectation": vector(report["expectation"]) if report.get("expectation") else "not enumerable",
         "mean": vector(monte_carlo["mean"]) if monte_carlo else "-",

@@ -39,9 +39,12 @@ def _scores(params, batch, settings, agent: int) -> np.ndarray:
     return scores
 
 
-def _reinforce(params, batch, settings, agent: int, baseline: bool = False) -> np.ndarray:
-    """``(1/K) sum_b sum_t score_t (G_t - b_t)``, ``b_t`` the other trajectories' mean ``G_t`` or 0."""
-    to_go = returns(batch, settings, agent)
+def _reinforce(
+    params, batch, settings, agent: int, baseline: bool = False, convention: str = "from-zero"
+) -> np.ndarray:
+    """``(1/K) sum_b sum_t score_t (G_t - b_t)``, ``b_t`` the other trajectories' mean ``G_t`` or 0,
+    the returns in ``convention``."""
+    to_go = returns(batch, settings, agent, convention)
     if baseline:
         to_go = to_go - (to_go.sum(axis=0, keepdims=True) - to_go) / (len(to_go) - 1)
     return np.einsum("khs,kh->s", _scores(params, batch, settings, agent), to_go) / len(to_go)

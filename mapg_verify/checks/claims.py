@@ -228,14 +228,7 @@ def check_claim(
                 f"consistent: equal to {partner} on each of {len(rows):,} batches to {gap:.2g}{precision_note(eps)}"
             )
             return CheckResult(check, True, figures, summary)
-        scale = case_floor(case, compiled)
-        if controls is None or not controls.shape[1]:
-            test = mean_test(differences, np.zeros(rows.shape[1]), level=case.checks.level, scale=scale)
-            spread = np.atleast_2d(np.cov(differences, rowvar=False))
-            method = "paired Hotelling T^2 on the differences"
-        else:
-            test, spread = adjusted_mean_test(differences, controls, level=case.checks.level, scale=scale)
-            method = f"paired, regression-adjusted on {controls.shape[1]} control variates of zero mean"
+        test, spread, method = paired_test(case, compiled, differences, controls)
         size = float(np.linalg.norm(reference if reference is not None else theirs.mean(axis=0)))
         figures["against"] = f"{partner} on the same batches ({method})"
         difference = test.mean
@@ -257,6 +250,18 @@ def check_claim(
         difference = test.mean
     figures["relative difference measured"] = float(np.linalg.norm(difference)) / max(size, 1e-300)
     return _statistical(case, check, claim, test, spread, size, len(rows), figures)
+
+
+def paired_test(case: Case, compiled: CompiledValues, differences: np.ndarray, controls: np.ndarray | None):
+    """``E[differences] = 0`` at the case's level: Hotelling's T^2, regression-adjusted on
+    ``controls`` (rows of exactly zero mean) where there are any; the test, the differences'
+    (residual) covariance and the method in words."""
+    scale = case_floor(case, compiled)
+    if controls is None or not controls.shape[1]:
+        test = mean_test(differences, np.zeros(differences.shape[1]), level=case.checks.level, scale=scale)
+        return test, np.atleast_2d(np.cov(differences, rowvar=False)), "paired Hotelling T^2 on the differences"
+    test, spread = adjusted_mean_test(differences, controls, level=case.checks.level, scale=scale)
+    return test, spread, f"paired, regression-adjusted on {controls.shape[1]} control variates of zero mean"
 
 
 def _exact(case, compiled, name, claim, value, reference, design: Design, figures: dict, eps: float) -> CheckResult:
@@ -313,12 +318,17 @@ def statistical_summary(figures: dict, rejected: bool, holm: tuple[int, float] |
         f"relative difference measured {measured:.3g}, "
     )
     if rejected:
-        return summary + f"this budget detects {detectable:.3g} or more with 99% power"
+        return summary + f"this budget detects {detectable:.3g} or more with 99% power" + diagnosis_text(figures)
     target, budget = figures["target relative difference"], figures["samples for target"]
     return summary + (
         f"rules out {detectable:.3g} or more (99% power, least favourable direction); "
         f"{count_text(budget)} samples would rule out {target:g}"
     )
+
+
+def diagnosis_text(figures: dict) -> str:
+    """The sentence of a failed claim's diagnosis (:mod:`mapg_verify.checks.diagnosis`), to end its summary."""
+    return f"; diagnosis: {figures['diagnosis']['sentence']}" if "diagnosis" in figures else ""
 
 
 def _g(number: float | None) -> str:

@@ -17,7 +17,8 @@
    estimators built from these terms), reported as ``info``. A declared fingerprint
    is the built-in's default claim, judged by the declared combination itself (``||design d - E||``
    floored at the error floor, 1e-10, so a saturated policy is judged on what it computes).
-6. ``claim``: the estimator's claim, exactly or statistically (:mod:`mapg_verify.checks.claims`).
+6. ``claim``: the estimator's claim, exactly or statistically (:mod:`mapg_verify.checks.claims`); a
+   plug-in's failed claim carries its diagnosis (:mod:`mapg_verify.checks.diagnosis`).
 7. ``inner-update``: a plug-in's own ``phi_l``, where it returns them, against the batches' parameters.
 """
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapg_verify.checks.claims import check_claim, claim_of, partner_controls, partner_of, statistical_summary
+from mapg_verify.checks.diagnosis import diagnose
 from mapg_verify.checks.fingerprint import fingerprint
 from mapg_verify.checks.result import (
     DOUBLE,
@@ -147,7 +149,10 @@ def verify_estimator(
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
     if claim is not None:
-        checks.append(check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design, paired, eps))
+        claimed = check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design, paired, eps)
+        if claimed.verdict == "fail" and builtin is None:
+            claimed = diagnose(case, compiled, truth, name, claim, claimed, exact, seed, context.design)
+        checks.append(claimed)
     if updates is not None:
         checks.append(updates)
     sweep = bias_sweep(compiled, name, context) if builtin else ()
@@ -364,6 +369,8 @@ def holm_family(reports: dict, level: float) -> dict:
     for (name, index), p in zip(family, adjusted, strict=True):
         check, reject = checks[name][index], bool(p < level)
         figures = {**check.figures, "family size (Holm)": len(family), "adjusted p-value (Holm)": float(p)}
+        if not reject:
+            figures.pop("diagnosis", None)  # a claim that fails only before Holm's step-down needs none
         holm = (len(family), float(p)) if len(family) > 1 else None
         if check.name.startswith("claim:"):
             summary = statistical_summary(figures, reject, holm)

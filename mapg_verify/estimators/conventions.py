@@ -11,7 +11,11 @@ parameters from its own view; LOLA's payoffs):
   the code's sigmoid is the probability of the toolkit's action 1);
 - ``views``: ``own``, each agent observes the state from its own point of view (own action first)
   and indexes its parameters by it; ``shared``, both observe agent 0's state;
-- ``payoff_shift``: the code's rewards are the toolkit's plus this; ``rewards``: their dtype.
+- ``payoff_shift``: the code's rewards are the toolkit's plus this; ``rewards``: their dtype;
+- ``columns``: each agent's observation a column of ``states`` (below), or (``False``) ``states``
+  kept as the toolkit's ``(..., K, H)``, relabelled by ``states`` (code that indexes as the toolkit
+  does, with ``settings.game.views``: the relabellings a failed claim's diagnosis tries);
+- ``swap_rewards``: the code reads each agent's rewards (and values) in the other's column (two agents).
 
 So agent ``k`` observes ``o = inv(states)[v_k(s)]`` at the toolkit's state ``s``, ``v_k(s)`` its
 own view (``game.views[k, s]``) or ``s`` (shared), and its parameter row ``o`` is the toolkit's row
@@ -60,6 +64,8 @@ class Convention:
     views: str = "own"
     payoff_shift: float = 0.0
     rewards: str = "float64"
+    columns: bool = True
+    swap_rewards: bool = False
 
 
 _DEFECT_FIRST = ((1, 0), (1, 0))
@@ -179,13 +185,18 @@ def to_theirs(convention: Convention, game: Game, batch: Batch | None, softmax: 
         return None
     horizon = batch.states.shape[-1]
     remaining = np.array([sum(game.gamma**u for u in range(horizon - t)) for t in range(horizon)])
-    shift = convention.payoff_shift
+    shift, columns = convention.payoff_shift, slice(None, None, -1 if convention.swap_rewards else 1)
+    states = (
+        observations(convention, game, batch.states)
+        if convention.columns
+        else np.argsort(_states(convention, game))[batch.states]
+    )
     return Batch(
-        observations(convention, game, batch.states),
+        states,
         their_actions(convention, game, batch.actions),
-        (batch.rewards + shift).astype(DTYPES[convention.rewards]),
+        (batch.rewards[..., columns] + shift).astype(DTYPES[convention.rewards]),
         tuple(their_parameters(convention, game, k, p, softmax) for k, p in enumerate(batch.phi)),
-        batch.values + shift * remaining[:, None],
+        batch.values[..., columns] + shift * remaining[:, None],
     )
 
 

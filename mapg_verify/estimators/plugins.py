@@ -103,8 +103,9 @@ class PluginDraws:
     largest deviation of the plug-in's own ``phi_l`` from the parameters that drew ``B_l``
     (relative to ``max(|phi_l|, 1)``, over replicates and levels; ``None`` when it returns none),
     the machine epsilon of the precision it computes in, the partner's parts row by row
-    (control variates, once centred by their exact expectations), and every batch's score
-    ``sum_b grad log P(tau_b; phi_l)`` (control variates of mean exactly 0)."""
+    (control variates, once centred by their exact expectations), every batch's score
+    ``sum_b grad log P(tau_b; phi_l)`` (control variates of mean exactly 0), and the rows of further
+    estimators drawn on the same batches (``(V, R, D)``, a diagnosis's variants of the partner)."""
 
     rows: np.ndarray
     partner: np.ndarray
@@ -112,6 +113,7 @@ class PluginDraws:
     precision: float
     components: np.ndarray  # the partner's parts, row by row (its current, own, peer; or each weighted term's)
     scores: np.ndarray  # each batch's summed score at the parameters that drew it, row by row: mean exactly 0
+    variants: np.ndarray  # (V, R, D): further estimators on the same batches
 
 
 def plugin_draws(
@@ -122,15 +124,22 @@ def plugin_draws(
     rng,
     partner: Estimator = FROZEN,
     weights: tuple[tuple[str, str, float], ...] = (),
+    variants: tuple[Estimator, ...] = (),
+    told: Case | None = None,
 ) -> PluginDraws:
     """``samples`` estimates, one row each, on batches from the inner loop of ``partner`` (model S's
     by default), beside the partner's estimates from the same batches: ``partner``'s own, or with
     ``weights`` (:func:`~mapg_verify.estimators.table.basis_weights`) that combination of the basis
-    surrogates' parts, each drawn from the same generator state, hence on the very same batches."""
+    surrogates' parts, each drawn from the same generator state, hence on the very same batches;
+    ``variants``, estimators with the partner's inner loop, likewise. The plug-in is told ``told``'s
+    settings (``case``'s by default: another lets a loop drawn with other rates or discount be
+    checked against code told the case's)."""
     plugin = as_plugin(plugin)
     surrogate = plan(case, compiled, partner)
     others = {key: plan(case, compiled, BASIS_ESTIMATORS[key]) for key, _, _ in weights}
+    alike = [plan(case, compiled, variant) for variant in variants]
     rows, theirs, parts, scores, deviation, eps = [], [], [], [], None, plugin.declared_precision
+    extra = []
     meter = CallMeter(plugin.name, -(-samples // PER_CALL) if plugin.batched else samples, f"{samples:,} samples")
     chunk = min([chunk_size(surrogate), *map(chunk_size, others.values())])
     for start in range(0, samples, chunk):
@@ -144,8 +153,9 @@ def plugin_draws(
         theirs.append(total)
         parts.append(components)
         scores.append(batch_scores(surrogate, draws, count))
+        extra.append([_replayed(other, count, snapshot, draws).parts.total for other in alike])
         replicates = replicates_of(surrogate, draws, count)
-        found, own, precision = evaluate(plugin, replicates, count, case, surrogate.outer_batch, meter)
+        found, own, precision = evaluate(plugin, replicates, count, told or case, surrogate.outer_batch, meter)
         rows.append(found)
         eps = max(eps, precision)
         if own is not None and own.shape[1]:
@@ -153,8 +163,16 @@ def plugin_draws(
             gap = float(np.max(np.abs(own - drawn) / np.maximum(np.abs(drawn), 1.0)))
             deviation = gap if deviation is None else max(deviation, gap)
     meter.close()
+    width = np.shape(case.theta[case.inner.meta_agent])
+    found = np.concatenate(extra, axis=1) if alike else np.zeros((0, samples, int(np.prod(width))))
     return PluginDraws(
-        np.concatenate(rows), np.concatenate(theirs), deviation, eps, np.concatenate(parts), np.concatenate(scores)
+        np.concatenate(rows),
+        np.concatenate(theirs),
+        deviation,
+        eps,
+        np.concatenate(parts),
+        np.concatenate(scores),
+        found,
     )
 
 
@@ -175,14 +193,18 @@ def _combined(others: dict, weights, draws, count: int, snapshot: np.random.Gene
     """The weighted sum of the basis surrogates' parts on the batches of ``draws``, and those parts
     side by side: each surrogate replays a copy of ``snapshot``, the generator as it was before
     them; one that would draw other batches is an error."""
-    parts = {}
-    for key, surrogate in others.items():
-        mine = draw_recorded(surrogate, count, copy.deepcopy(snapshot))
-        if not all(_same(a, b) for a, b in zip((*mine.inner, *mine.outer), (*draws.inner, *draws.outer), strict=True)):
-            raise RuntimeError(f"the fingerprint's {key} surrogate drew other batches than the plug-in's")
-        parts[key] = mine.parts
+    parts = {key: _replayed(surrogate, count, snapshot, draws).parts for key, surrogate in others.items()}
     terms = [getattr(parts[key], part) for key, part, _ in weights]
     return sum(w * term for (_, _, w), term in zip(weights, terms, strict=True)), np.hstack(terms)
+
+
+def _replayed(surrogate, count: int, snapshot: np.random.Generator, draws):
+    """``surrogate`` drawn from a copy of ``snapshot``, the generator as it was before ``draws``; an
+    error if it drew other batches than those."""
+    mine = draw_recorded(surrogate, count, copy.deepcopy(snapshot))
+    if not all(_same(a, b) for a, b in zip((*mine.inner, *mine.outer), (*draws.inner, *draws.outer), strict=True)):
+        raise RuntimeError(f"{surrogate.estimator.terms} drew other batches than the plug-in's")
+    return mine
 
 
 def _same(a: Trajectories | None, b: Trajectories | None) -> bool:
@@ -237,11 +259,12 @@ def plugin_calls(case: Case, plugin: Plugin, loop: Estimator = FROZEN) -> int:
 
 
 def plugin_expectation(
-    case: Case, compiled: CompiledValues, plugin: Plugin | Callable, loop: Estimator = FROZEN
+    case: Case, compiled: CompiledValues, plugin: Plugin | Callable, loop: Estimator = FROZEN, told: Case | None = None
 ) -> Parts:
     """The plug-in's exact expectation over every ordered sequence of trajectories drawn with the
-    inner loop of ``loop`` (model S's by default); an input error (key ``estimators.plugin_calls``)
-    when that takes more calls than the case allows. The whole estimate is reported as ``own``."""
+    inner loop of ``loop`` (model S's by default), the plug-in told ``told``'s settings (``case``'s
+    by default); an input error (key ``estimators.plugin_calls``) when that takes more calls than
+    the case allows. The whole estimate is reported as ``own``."""
     plugin = as_plugin(plugin)
     surrogate = plan(case, compiled, loop)
     calls = plugin_calls(case, plugin, loop)
@@ -254,7 +277,7 @@ def plugin_expectation(
         )
     weights, replicates = _sequences(surrogate)
     meter = CallMeter(plugin.name, calls, "its exact expectation")
-    total = weights @ evaluate(plugin, replicates, len(weights), case, surrogate.outer_batch, meter)[0]
+    total = weights @ evaluate(plugin, replicates, len(weights), told or case, surrogate.outer_batch, meter)[0]
     meter.close()
     zero = np.zeros_like(total)
     return Parts(zero, total, zero)

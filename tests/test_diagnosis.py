@@ -1,0 +1,101 @@
+"""A failed claim's diagnosis (``mapg_verify/checks/diagnosis.py``): each planted relabelling and slip
+is named, exactly where the plug-in's expectation enumerates and on paired batches otherwise; a bug
+that is none of them gives "no single change explains it"."""
+
+import dataclasses
+
+import pytest
+import slipped_plugins as slipped
+
+from mapg_verify import check_estimator
+from mapg_verify.casefile.reader import load_case
+from mapg_verify.checks.claims import check_claim, claim_of, partner_of
+from mapg_verify.checks.diagnosis import diagnose
+from mapg_verify.checks.fingerprint import Design
+from mapg_verify.estimators.dispatch import REGISTERED
+from mapg_verify.estimators.plugins import plugin_expectation
+from mapg_verify.estimators.records import Plugin
+from mapg_verify.exact.backend import case_values
+from mapg_verify.spec.case import Claim
+
+VIEWS = "agent 1 reads its states without its view (CD and DC swapped)"
+ADAPTED = {"adapted": 1}
+
+
+def _case(path: str, meta_agent: int = 0, **estimators):
+    case = load_case(path)
+    inner = dataclasses.replace(case.inner, meta_agent=meta_agent)
+    return dataclasses.replace(case, inner=inner, estimators=dataclasses.replace(case.estimators, **estimators))
+
+
+def _diagnosis(function, case, claim=ADAPTED, mode=None, samples=300) -> dict:
+    result = check_estimator(function, case, claim=claim, samples=samples, mode=mode)
+    check = next(c for c in result.checks if c["name"].startswith("claim:"))
+    assert check["verdict"] == "fail", check["summary"]
+    assert check["summary"].endswith(check["figures"]["diagnosis"]["searched"])
+    return check["figures"]["diagnosis"]
+
+
+def _exact_dice(function, case) -> dict:
+    """The DiCE port's claim of ``meta-mapg``, judged exactly and diagnosed, without the rest of the pipeline."""
+    name = f"python:{function.__name__}"
+    REGISTERED[name] = Plugin(name, function)
+    try:
+        claim, compiled = Claim("estimator", "meta-mapg"), case_values(case)
+        case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, claims=((name, claim),)))
+        assert claim_of(case, name) == claim and partner_of(case, claim) is not None
+        exact = plugin_expectation(case, compiled, REGISTERED[name], partner_of(case, claim)[1])
+        design = Design((), None, 0.0)
+        failed = check_claim(case, compiled, {}, name, claim, exact, None, 0, design)
+        assert failed.verdict == "fail", failed.summary
+        return diagnose(case, compiled, {}, name, claim, failed, exact, 0, design).figures["diagnosis"]
+    finally:
+        del REGISTERED[name]
+
+
+def test_a_port_that_forgets_the_second_players_view_is_diagnosed():
+    """The issue's acceptance: the DiCE port of meta-mapg, agent 1's view forgotten, on the 2-step IPD."""
+    found = _exact_dice(slipped.dice_forgets_views, load_case("tests/claims/ipd_views.toml"))
+    assert found["mode"] == "exact" and found["explained by"] == VIEWS
+    assert found["sentence"].startswith(f"holds if {VIEWS}")
+
+
+def test_the_peers_rate_is_diagnosed():
+    found = _exact_dice(slipped.dice_peer_rate_zero, load_case("cases/claims.toml"))
+    assert found["explained by"] == "agent 1's rate is taken as 0 in the inner update"
+
+
+@pytest.mark.parametrize(
+    ("function", "named"),
+    [
+        (slipped.forgets_views, VIEWS),
+        (slipped.from_t, "the returns are discounted from t"),
+        (slipped.no_gamma, "gamma is left out (gamma^0 = 1)"),
+        (slipped.actions_swapped, "agent 1's action labels are swapped"),
+    ],
+)
+def test_each_planted_slip_is_named_exactly(function, named):
+    found = _diagnosis(function, _case("tests/claims/ipd_views.toml", meta_agent=1), mode="exact")
+    assert found["mode"] == "exact" and found["explained by"].startswith(named)
+
+
+def test_a_flipped_sign_is_named_as_an_equivalent_relabelling():
+    """On an estimate that reads agent 1's policy alone, flipping every sign and swapping agent 1's
+    labels are the same change: either is a right answer, and the first found is named."""
+    found = _diagnosis(slipped.sign_flipped, _case("tests/claims/ipd_views.toml", meta_agent=1), mode="exact")
+    assert found["explained by"] in (
+        "agent 1's action labels are swapped (0 and 1)",
+        "the parameters' sign is flipped (sigmoid(theta) read as the probability of action 1)",
+    )
+
+
+def test_relabellings_and_slips_are_named_on_paired_batches():
+    found = _diagnosis(slipped.forgets_views, _case("tests/claims/ipd_two_steps.toml", meta_agent=1))
+    assert found["mode"] == "statistical" and found["explained by"] == VIEWS and found["unchanged p-value"] < 0.01
+    found = _diagnosis(slipped.missing_one_over_k, "tests/claims/horizon_two.toml", mode="statistical")
+    assert found["explained by"] == "the estimate is K_out = 2 times the partner's (a 1/K_out missing)"
+
+
+def test_a_bug_that_is_no_single_change_is_said_so():
+    found = _diagnosis(slipped.rewards_for_returns, "tests/claims/ipd_two_steps.toml")
+    assert found["explained by"] is None and found["sentence"].startswith("no single change explains it")
