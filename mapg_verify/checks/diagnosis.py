@@ -13,14 +13,15 @@ When a plug-in's claim (``claim:NAME``) fails, each candidate change is tried al
   ``gamma^2`` for ``gamma`` and a peer's rate 0 or doubled: the plug-in, told the case's settings,
   is then called on batches the changed loop draws, against the partner run with the change.
 
-The search costs at most :data:`CALLS` calls of the plug-in (beyond the least of :data:`SAMPLES`).
+The search costs at most :data:`CALLS` calls of the plug-in exactly, :data:`STATISTICAL_CALLS` on
+paired batches (beyond the least of :data:`SAMPLES`).
 Where the plug-in's expectation enumerates within them for every candidate that calls it, and the
 claim was judged exactly: a candidate holds when ``||E' - r'||_inf / max(||r'||_inf, F)`` is within
 the claim's tolerance (``E'`` the plug-in's expectation under the change, ``r'`` the reference under
 it, at ``theta``); the first that holds is the diagnosis, in the order: slips that keep the loop (no
 call of the plug-in), relabellings, slips that change it (changes that no expectation tells apart, a
 flipped sign and the labels of the one agent whose policy the estimate reads, are named as found).
-Otherwise on paired batches (:data:`CALLS` shared among the candidates that call the plug-in, within
+Otherwise on paired batches (:data:`STATISTICAL_CALLS` shared among the candidates that call the plug-in, within
 :data:`SAMPLES`) with the claim's test (regression-adjusted on control variates of zero mean): a
 candidate holds when it is not rejected at the case's level. The unchanged plug-in is the control:
 if it is not rejected either, the budget cannot tell the candidates apart; else the candidate with
@@ -51,7 +52,8 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case, Claim
 
-CALLS = 3_000  # plug-in calls (a batched plug-in's: of PER_CALL replicates) for a whole diagnosis
+CALLS = 3_000  # plug-in calls (a batched plug-in's: of PER_CALL replicates) for a whole exact diagnosis
+STATISTICAL_CALLS = 1_200  # likewise for the search on paired batches, shared among the candidates
 SAMPLES = (50, 500)  # paired batches per candidate in the statistical search: at least, at most
 MAX_STATES = 6  # state permutations searched up to this many states (720)
 
@@ -255,7 +257,8 @@ def diagnose(
         record = _exact_search(case, compiled, plugin, name, candidates, loop, exact.total, reference, check)
     elif partner is not None or reference is not None:
         per_call = PER_CALL if plugin.batched else 1
-        samples = min(case.estimators.samples, max(SAMPLES[0], min(SAMPLES[1], CALLS * per_call // (calling + 1))))
+        share = STATISTICAL_CALLS * per_call // (calling + 1)
+        samples = min(case.estimators.samples, max(SAMPLES[0], min(SAMPLES[1], share)))
         record = _statistical_search(case, compiled, plugin, name, candidates, partner, reference, seed, samples)
     else:
         record = {"explained by": None, "sentence": "not searched: no partner and no exact reference to test against"}
