@@ -77,9 +77,9 @@ def _estimate(inner, outer, theta, settings, bug=None, baseline=False, target=No
         batch = outer[-1]
         step_log_probs = joint_log_probs(batch, initial if bug == "stale-rollouts" else phi, settings)
         to_go = returns(batch, settings, i)
-        aim = to_go if target is None else target(batch, settings, i)
         if bug == "reward-target":
-            aim = batch.rewards[..., i] * discounts(batch, settings)
+            to_go = batch.rewards[..., i] * discounts(batch, settings)
+        aim = to_go if target is None else target(batch, settings, i)
         offset = 0.0
         if baseline:
             weighted = magic(anp.cumsum(step_log_probs, axis=1)) * returns(batch, settings, i)
