@@ -15,14 +15,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mapg_verify.checks.newer import invariance_claim, loqa_claim  # noqa: E402
+from mapg_verify.checks.newer import coala_claims, invariance_claim, loqa_claim  # noqa: E402
 from mapg_verify.checks.result import relative_error  # noqa: E402
 from mapg_verify.estimators.newer import NEWER_ESTIMATORS  # noqa: E402
+from mapg_verify.exact.coala import VARIANTS, CoalaSetting, coala_truth  # noqa: E402
 from mapg_verify.exact.compiled import compile_game  # noqa: E402
 from mapg_verify.exact.metagradient import expected_update  # noqa: E402
 from mapg_verify.exact.proximal import scaled, two_logit  # noqa: E402
 from mapg_verify.oracles.mamaml import mamaml_gradient  # noqa: E402
-from mapg_verify.problem.catalog import ipd, prisoners_dilemma  # noqa: E402
+from mapg_verify.problem.catalog import ipd, ipd_finite, prisoners_dilemma  # noqa: E402
 from mapg_verify.problem.policies import POLICIES  # noqa: E402
 
 COMMAND = "python benchmarks/findings_newer.py"
@@ -88,8 +89,34 @@ def pola_rows() -> list[dict]:
     return rows
 
 
+def coala_rows() -> list[dict]:
+    policy, rows = POLICIES["sigmoid"], []
+    for game, x, episodes in (
+        (prisoners_dilemma(), np.array([0.3, -0.2]), 3),
+        (ipd_finite(horizon=2), 0.5 * np.random.default_rng(0).standard_normal(10), 2),
+    ):
+        setting = CoalaSetting(batch=2, episodes=episodes, alpha=0.7)
+        truth = coala_truth(game, policy, compile_game(game, policy), x, setting)
+        claims = coala_claims(truth, setting.batch)
+        paper = np.trace(truth.covariances["paper"])
+        parts = []
+        for name, claim in claims.items():
+            f = claim.figures
+            spread = f"variance x{f['covariance trace'] / paper:.2f}"
+            parts.append(
+                f"{name} ({VARIANTS[name].source.split(':')[0]}) {'unbiased' if claim.passed else 'biased'}, "
+                f"{f['direct coefficient']:g} direct + {f['shaping coefficient']:g} shaping, "
+                f"error {f['relative error']:.2g}, {spread}"
+            )
+        where = f"{game.name}, T = {game.horizon}, B = 2, M = {episodes}"
+        verdict = f"on {where}: " + "; ".join(parts)
+        figures = {name: claim.figures for name, claim in claims.items()}
+        rows.append({"estimator": "coala-pg", "game": f"{game.name}/sigmoid", "verdict": verdict, "figures": figures})
+    return rows
+
+
 def main(out: Path) -> None:
-    rows = [*loqa_rows(), mamaml_row(), *pola_rows()]
+    rows = [*loqa_rows(), mamaml_row(), *pola_rows(), *coala_rows()]
     for row in rows:
         row["claim"], row["source"] = (
             NEWER_ESTIMATORS[row["estimator"]].claim,

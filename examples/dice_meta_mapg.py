@@ -45,7 +45,9 @@ def magic(x, stop_gradient=stop):
     return anp.exp(x - stop_gradient(x))
 
 
-def _estimate(inner, outer, theta, settings, bug=None, baseline=False):
+def _estimate(inner, outer, theta, settings, bug=None, baseline=False, target=None):
+    """The surrogate's gradient; ``bug`` names one defect, ``target(batch, settings, i)`` replaces the
+    outer REINFORCE target (the discounted reward-to-go) by an advantage (:mod:`examples.shipped_bugs`)."""
     if settings.objective != "terminal":
         raise ValueError("this example implements the terminal objective")
     i, agents = settings.meta_agent, range(settings.game.n_agents)
@@ -58,33 +60,36 @@ def _estimate(inner, outer, theta, settings, bug=None, baseline=False):
         if bug == "whole-batch-magic":
             box = magic(anp.sum(joint_log_probs(batch, local, settings, dependencies)), stop_gradient)
             return box * anp.mean(anp.sum(rewards, axis=1))
-        cumulative = anp.cumsum(joint_log_probs(batch, local, settings, dependencies), axis=1)
+        axis = 0 if bug == "batch-axis-sum" else 1
+        cumulative = anp.cumsum(joint_log_probs(batch, local, settings, dependencies), axis=axis)
         return anp.mean(anp.sum(magic(cumulative, stop_gradient) * rewards, axis=1))
 
     def surrogate(theta_i):
-        phi = [theta_i if k == i else anp.asarray(theta[k], dtype=float) for k in agents]
+        phi = initial = [theta_i if k == i else anp.asarray(theta[k], dtype=float) for k in agents]
         batch_log_probs = 0.0
         for batch in inner:
             batch_log_probs = batch_log_probs + anp.sum(joint_log_probs(batch, phi, settings))
-            phi = [
-                phi[k] + settings.alpha[k] * autograd.grad(inner_objective)(phi[k], phi, batch, k)
-                if settings.alpha[k]
-                else phi[k]
-                for k in agents
-            ]
+            at = [initial[k] if bug == "stale-lookahead" and k != i else phi[k] for k in agents]
+            steps = [autograd.grad(inner_objective)(at[k], phi, batch, k) for k in agents]
+            if bug == "no-create-graph":
+                steps = [stop(step) for step in steps]
+            phi = [phi[k] + settings.alpha[k] * steps[k] if settings.alpha[k] else phi[k] for k in agents]
         batch = outer[-1]
-        step_log_probs = joint_log_probs(batch, phi, settings)
+        step_log_probs = joint_log_probs(batch, initial if bug == "stale-rollouts" else phi, settings)
         to_go = returns(batch, settings, i)
         if bug == "reward-target":
             to_go = batch.rewards[..., i] * discounts(batch, settings)
+        aim = to_go if target is None else target(batch, settings, i)
         offset = 0.0
         if baseline:
             weighted = magic(anp.cumsum(step_log_probs, axis=1)) * returns(batch, settings, i)
             others = anp.sum(weighted, axis=0, keepdims=True) - weighted  # the other trajectories' returns
             offset = others / (len(batch.states) - 1)
+            if bug == "self-in-baseline":
+                offset = anp.mean(weighted, axis=0, keepdims=True)
             if bug != "baseline-unstopped":
                 offset = stop(offset)
-        outer_term = anp.mean(anp.sum(step_log_probs * (stop(to_go) - offset), axis=1))
+        outer_term = anp.mean(anp.sum(step_log_probs * (stop(aim) - offset), axis=1))
         mean_return = anp.mean(to_go[:, 0])
         return outer_term + (magic(batch_log_probs) - 1.0) * stop(mean_return)
 

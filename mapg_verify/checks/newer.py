@@ -2,6 +2,9 @@
 
 - ``loqa``: LOQA's taken-action-only shaping term against the chain rule through its own opponent
   model (:mod:`mapg_verify.exact.opponent_model`): relative gap and cosine, shaping and total;
+- ``coala-pg``: each COALA-PG variant's exact expectation against the gradient of Theorem 3.1's
+  objective (:mod:`mapg_verify.exact.coala`), with the share of the direct and shaping parts it
+  recovers and its covariance's trace;
 - ``pola-invariance``: one step of exact POLA and of exact LOLA from the same policy in two
   parameterisations (:mod:`mapg_verify.exact.proximal`), the largest gap between the policies
   they reach; invariance holds when POLA's gap is within the solves' precision.
@@ -11,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mapg_verify.checks.result import CheckResult
+from mapg_verify.checks.result import CheckResult, relative_error
+from mapg_verify.exact.coala import VARIANTS, CoalaTruth
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.opponent_model import opponent_model_gradients
 from mapg_verify.exact.proximal import Reparameterisation, identity, lola_update, lookahead, pola_update, policies
@@ -45,6 +49,30 @@ def loqa_claim(game: Game, policy: Policy, x: np.ndarray, meta_agent: int = 0, t
         f"by {shaping_gap:.3g} (cosine {figures['shaping cosine']:.3f})"
     )
     return CheckResult("claim:loqa", held, figures, summary)
+
+
+def coala_claims(truth: CoalaTruth, batch: int) -> dict[str, CheckResult]:
+    """``claim:coala-pg[VARIANT]``: is the variant's expectation ``grad J``? By exchangeability of the
+    ``B`` trajectories given ``phi_m``, each mean is ``c_d direct + c_s shaping`` with
+    ``(c_d, c_s) = (B w_own, w_future)``; the figures give that identity's error too."""
+    results = {}
+    for name, mean in truth.means.items():
+        gap = relative_error(mean, truth.gradient)
+        w_own, w_future = VARIANTS[name].weights(batch)
+        figures = {
+            "relative error": gap,
+            "direct coefficient": batch * w_own,
+            "shaping coefficient": w_future,
+            "identity error": relative_error(mean, batch * w_own * truth.direct + w_future * truth.shaping),
+            "covariance trace": float(np.trace(truth.covariances[name])),
+        }
+        held = gap <= 1e-10
+        summary = (
+            f"{'holds' if held else 'does not hold'}: E[{name}] = {batch * w_own:.3g} direct + {w_future:.3g} "
+            f"shaping, off grad J by {gap:.3g} relative"
+        )
+        results[name] = CheckResult(f"claim:coala-pg[{name}]", held, figures, summary)
+    return results
 
 
 def invariance_claim(

@@ -30,6 +30,15 @@ NEWER_ESTIMATORS: dict[str, NewerEstimator] = {
         "chain rule through LOQA's opponent model",
         "mapg_verify.exact.opponent_model (ideal); oracle mapg_verify.oracles.opponent_model",
     ),
+    "coala-pg": NewerEstimator(
+        "COALA-PG's REINFORCE estimate on the batched co-player setting: a log-probability in trajectory b, "
+        "episode m credited with (1/B) its own rewards to the episode's end and the batch's later returns "
+        "(variants: the pax reimplementation's scales, M-FOS's, the batch-unaware Meta-MAPG pairing)",
+        "unbiased: its expectation is the gradient of E[(1/B) sum_b sum_m R_{m,b}] (Theorem 3.1)",
+        "Meulemans et al., Multi-agent cooperation through learning-aware policy gradients, ICLR 2025; "
+        "kay-le/pax pax/agents/coala_pg/coala_pg.py",
+        "mapg_verify.exact.coala; claim mapg_verify.checks.newer.coala_claims; oracle model S's autograd",
+    ),
     "mamaml": NewerEstimator(
         "Meta-MAPG with exact gradients through S inner steps, the agent's values summed at every step",
         "an improved Meta-MAPG (M-FOS): its meta-gradient is model E's with the chain objective over L = S - 1",
