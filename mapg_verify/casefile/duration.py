@@ -66,8 +66,9 @@ class Estimate:
     parts: tuple[tuple[str, float], ...]
 
     def source(self, shown: int = 3) -> str:
-        """The largest parts, as ``what ~time`` joined by commas."""
-        return ", ".join(f"{what} ~{duration(seconds)}" for what, seconds in self.parts[:shown])
+        """The largest parts (of a second or more), as ``what ~time`` joined by commas."""
+        large = [(what, seconds) for what, seconds in self.parts[:shown] if seconds >= 1.0] or self.parts[:1]
+        return ", ".join(f"{what} ~{duration(seconds)}" for what, seconds in large)
 
 
 def duration(seconds: float) -> str:
