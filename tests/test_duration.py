@@ -47,7 +47,7 @@ def test_the_estimate_follows_the_budgets_that_will_run(capsys):
 
 
 def test_the_long_studies_are_estimated_long_and_the_cases_short():
-    """The third-order MDP (570 to 1,120 s measured) is estimated at several minutes, its derivative
+    """The third-order MDP (1,125 s measured at a load of 3) is estimated at several minutes, its derivative
     draws the largest part; every case in cases/ is estimated under a minute (run cases stays short)."""
     order_three = estimate(load_case(ROOT / "experiments" / "derivatives" / "loaded_dice_mdp_order3.toml"))
     assert 5 * 60 < order_three.seconds < 30 * 60

@@ -21,9 +21,9 @@ twice as long). The parts:
   expectation over every trajectory and its estimates, priced per trajectory step and entry of the
   ``D^k`` tensor (:data:`DERIVATIVE_ENUMERATED`, :data:`DERIVATIVE_DRAWN`).
 
-Measured against the model (seconds, one case alone, ``--jobs 1``): the power study 93 (model 97),
-the third-order MDP 570-1120 (model about 650), the second-order MDP 37 (50), Figure 3 in full 18.5
-(27), the plug-in claim 15 (16); every shipped case under a minute is estimated under a minute.
+Measured against the model (seconds, one case alone, ``--jobs 1``, load average 1 to 3): the power
+study 93 (model 105), the third-order MDP 1,125 (655), the second-order MDP 37 (50), Figure 3 in
+full 18.5 (27), the plug-in claim 15 (16); every case in ``cases/`` is estimated under a minute.
 """
 
 from __future__ import annotations
