@@ -115,7 +115,7 @@ def _exact(arguments: argparse.Namespace) -> int:
     case = load_case(arguments.case)
     if arguments.json:
         writable(arguments.json, "--json")
-    console.note_compile_time([case])
+    console.note_time([case], sampled=False)
     document = pipeline.evaluate_safely(case, None, False, mpmath_gradients=arguments.mpmath)
     console.exact_truth(case, document)
     if arguments.json:
@@ -130,9 +130,9 @@ def _run(arguments: argparse.Namespace) -> int:
     cases = load_cases(arguments.paths)  # all input is checked before anything runs
     out = Path(arguments.out)
     with output_folder(out, len(cases)):
-        console.note_compile_time(cases)
         if arguments.quick:
             cases = [pipeline.quick(case) for case in cases]
+        console.note_time(cases)  # after --quick: the budgets that will run
         started = time.perf_counter()
         documents, drawn = pipeline.run_cases(cases, arguments.seed, arguments.jobs)
         console.summary(documents)

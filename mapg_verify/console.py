@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from mapg_verify.casefile.duration import NOTE_SECONDS, estimate
 from mapg_verify.checks.registry import CHECKS, ESTIMATOR_CHECKS
 from mapg_verify.checks.result import estimator_verdict, overall
 from mapg_verify.estimators.derivatives import DERIVATIVE_ESTIMATORS
@@ -11,7 +12,6 @@ from mapg_verify.estimators.frameworks import FRAMEWORKS, installed
 from mapg_verify.estimators.newer import NEWER_ESTIMATORS
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.exact.backend import BACKENDS
-from mapg_verify.exact.compiled import compile_seconds
 from mapg_verify.problem.catalog import GAMES
 from mapg_verify.problem.policies import POLICIES
 from mapg_verify.spec.case import Case
@@ -88,16 +88,17 @@ def summary(documents: list[dict]) -> None:
             table(title, found, ("case", "check", column))
 
 
-def note_compile_time(cases: list[Case]) -> None:
-    """Say which cases' closed forms will take long to compile (over a minute, estimated)."""
-    for case in (case for case in cases if case.backend == "symbolic"):
-        seconds = compile_seconds(case.game, case.policy)
-        if seconds > 60:
-            print(
-                f"note: {case.name}: compiling its closed forms may take about {seconds / 60:.0f} minutes "
-                "(a rough estimate from the game's size)",
-                file=sys.stderr,
-            )
+def note_time(cases: list[Case], sampled: bool = True) -> None:
+    """Before the cases run, one line for each whose estimated time passes a minute: a cost model
+    from its budgets (:func:`mapg_verify.casefile.duration.estimate`: compile, enumeration,
+    Monte-Carlo draws, Figure 3, derivatives), its largest parts named. ``sampled``: with the
+    Monte-Carlo work of ``run`` (``exact`` draws nothing)."""
+    for case in cases:
+        found = estimate(case, sampled)
+        if found.seconds > NOTE_SECONDS:
+            minutes = found.seconds / 60
+            about = f"{minutes:.1f}" if minutes < 10 else f"{minutes:.0f}"
+            print(f"case {case.name}: about {about} min (estimated from {found.source()})", file=sys.stderr)
 
 
 def catalogue() -> None:

@@ -14,10 +14,11 @@ from mapg_verify.estimators.table import ESTIMATORS
 from mapg_verify.exact.compiled import compile_game
 
 PAPER = Path(__file__).resolve().parents[1] / "cases" / "paper"
+STUDIES = Path(__file__).resolve().parents[1] / "experiments" / "paper"  # Figure 3 in full and its variants
 
 
-def setting(name: str):
-    case = load_case(PAPER / name)
+def setting(name: str, folder: Path = PAPER):
+    case = load_case(folder / name)
     return case, compile_game(case.game, case.policy)
 
 
@@ -107,7 +108,7 @@ def test_untrained_learners_start_where_the_seed_puts_them():
 
 def test_sampled_meta_gradients_average_to_the_estimators_expectation():
     """The sampled variant's meta-gradient is the Monte-Carlo mean of the estimator on the task."""
-    case, _ = setting("figure3_sampled.toml")
+    case, _ = setting("figure3_sampled.toml", STUDIES)
     case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, samples=4000))
     tasks = paper.task_pools(
         dataclasses.replace(case, paper=dataclasses.replace(case.paper, train_tasks=1, test_tasks=1))
