@@ -32,7 +32,6 @@ import math
 from dataclasses import dataclass
 
 from mapg_verify.checks.exact import ORACLE_BATCH_LIMIT
-from mapg_verify.checks.fingerprint import PLUGIN_FIT_CALLS
 from mapg_verify.estimators.dispatch import split_name
 from mapg_verify.estimators.frameworks import split_framework
 from mapg_verify.estimators.plugins import resolve_plugin
@@ -124,9 +123,10 @@ def _monte_carlo(case: Case) -> dict[str, float]:
         sequences = count_trajectories(case.game, case.inner.horizon) ** (
             case.inner.batch * case.inner.steps + settings.outer_batch
         )
-        enumerated = sequences if sequences <= case.inner.enumeration_cap else 0
-        fitted = sequences * checks.fingerprint_draws
-        calls = settings.samples + enumerated + (fitted if fitted <= PLUGIN_FIT_CALLS else 0)
+        enumerating = checks.claim_mode != "statistical"  # statistical mode never enumerates a plug-in
+        enumerated = sequences if enumerating and sequences <= settings.plugin_calls else 0
+        fitted = sequences * checks.fingerprint_draws if enumerated else 0
+        calls = settings.samples + enumerated + (fitted if fitted <= settings.plugin_calls else 0)
         seconds = 0.0
         for name in plugins:
             plugin = resolve_plugin(name)  # imported when the case loaded: no import here
