@@ -47,10 +47,11 @@ def enabled(steps: int) -> bool:
     return steps >= MIN_STEPS and os.environ.get("MAPG_VERIFY_KERNELS", "numba") != "numpy" and _numba() is not None
 
 
-def _invert(uniform, cdf, size):
-    """Inverse-CDF index of ``uniform`` in ``cdf[:size]``, as numpy's ``(u cdf[-1] >= cdf).sum()``."""
-    target, index = uniform * cdf[size - 1], 0
-    for j in range(size):
+def _invert(uniform, cdf, start, size):
+    """Inverse-CDF index of ``uniform`` in ``cdf[start : start + size]`` (flat, so that no view is
+    made), as numpy's ``min((u cdf[-1] >= cdf).sum(), size - 1)``."""
+    target, index = uniform * cdf[start + size - 1], 0
+    for j in range(start, start + size):
         if target >= cdf[j]:
             index += 1
     return min(index, size - 1)
@@ -59,23 +60,26 @@ def _invert(uniform, cdf, size):
 def _sample(uniforms, per, policy_cdf, n_actions, views, initial_cdf, log_initial, cdf, log_step, strides,
             rewards, discounts, states, actions, log_environment, to_go):  # fmt: skip
     count, horizon = states.shape
-    n, n_states = actions.shape[2], initial_cdf.shape[0]
+    n, n_states, joints = actions.shape[2], initial_cdf.shape[0], cdf.shape[1]
+    groups, rows, width = policy_cdf.shape[1:]
+    policy_flat, cdf_flat = policy_cdf.ravel(), cdf.ravel()
     for b in range(count):
         g = b // per
-        state = _invert(uniforms[0, b], initial_cdf, n_states)
+        state = _invert(uniforms[0, b], initial_cdf, 0, n_states)
         log_p, block = log_initial[state], 1
         for t in range(horizon):
             states[b, t] = state
             joint = 0
             for k in range(n):
-                a = _invert(uniforms[block, b], policy_cdf[k, g, views[k, state]], n_actions[k])
+                start = ((k * groups + g) * rows + views[k, state]) * width
+                a = _invert(uniforms[block, b], policy_flat, start, n_actions[k])
                 actions[b, t, k] = a
                 joint += a * strides[k]
                 block += 1
             for k in range(n):
                 to_go[b, t, k] = rewards[k, state, joint] * discounts[t]
             if t + 1 < horizon:
-                state_next = _invert(uniforms[block, b], cdf[state, joint], n_states)
+                state_next = _invert(uniforms[block, b], cdf_flat, (state * joints + joint) * n_states, n_states)
                 log_p += log_step[state, joint, state_next]
                 state, block = state_next, block + 1
         log_environment[b] = log_p
@@ -110,10 +114,11 @@ def _scores(states, actions, per, views, offsets, widths, log_table, score_table
 
 def _sums(columns, values, widths, weights, out):
     count, horizon, n = columns.shape
+    shared = weights.shape[2] == 1
     for b in range(count):
         for t in range(horizon):
             for k in range(n):
-                w, start = weights[b, t, k], columns[b, t, k]
+                w, start = weights[b, t, 0 if shared else k], columns[b, t, k]
                 for i in range(widths[k]):
                     out[b, start + i] += values[b, t, k, i] * w
     return out
@@ -196,7 +201,8 @@ def scores(*arguments) -> None:
 
 
 def sums(columns, values, widths, weights, size: int) -> np.ndarray:
-    """``sum_t s^k_t w^k_t`` into agent ``k``'s columns, ``(N, D)``."""
+    """``sum_t s^k_t w^k_t`` into agent ``k``'s columns, ``(N, D)``, for weights ``(N, H, n)``, or
+    ``(N, H, 1)`` for one weight on every agent's rows."""
     return _compiled()["_sums"](columns, values, widths, weights, np.zeros((len(columns), size)))
 
 

@@ -151,9 +151,8 @@ def _padded(tables: list[np.ndarray]) -> np.ndarray:
 def scores_times(step_scores: np.ndarray | SparseScores, weights: np.ndarray) -> np.ndarray:
     """``sum_t s_t w_t`` ``(N, D)`` for weights ``(N, H)``."""
     if isinstance(step_scores, SparseScores):
-        every_agent = np.ascontiguousarray(np.broadcast_to(weights[..., None], step_scores.columns.shape))
         columns, values, widths = step_scores.columns, step_scores.values, step_scores.widths
-        return kernels.sums(columns, values, widths, every_agent, step_scores.size)
+        return kernels.sums(columns, values, widths, np.ascontiguousarray(weights[..., None]), step_scores.size)
     return np.einsum("nhd,nh->nd", step_scores, weights)
 
 
