@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from mapg_verify.casefile.reader import load_case, parse_case
-from mapg_verify.estimators import montecarlo
 from mapg_verify.estimators.dispatch import builtin_for
 from mapg_verify.estimators.montecarlo import draw, draw_recorded
 from mapg_verify.estimators.reference import reference
@@ -46,9 +45,8 @@ def _with(case, **settings):
 
 
 def _both(run, samples: int, monkeypatch) -> tuple:
-    """The draws of ``run`` from one seed, by numpy and compiled (a few replicates at a time)."""
+    """The draws of ``run`` from one seed, by numpy and compiled."""
     monkeypatch.setattr(kernels, "MIN_STEPS", 0)
-    monkeypatch.setattr(montecarlo, "CACHED_STEPS", 50)
     monkeypatch.setenv("MAPG_VERIFY_KERNELS", "numpy")
     slow = draw(run, samples, np.random.default_rng(11))
     monkeypatch.setenv("MAPG_VERIFY_KERNELS", "numba")

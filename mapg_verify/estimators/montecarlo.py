@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mapg_verify.estimators.sampling import sample_trajectories, uniform_blocks
+from mapg_verify.estimators.sampling import sample_trajectories
 from mapg_verify.estimators.surrogate import (
     Plan,
     advance,
@@ -33,7 +33,6 @@ from mapg_verify.exact.enumeration import Trajectories
 from mapg_verify.exact.reinforce import projected
 
 CHUNK_FLOATS = 4_000_000  # per-trajectory Jacobians held at once: about 32 MB
-CACHED_STEPS = 100_000  # trajectory steps the kernels take at once (their arrays stay in cache)
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,55 +65,15 @@ def compiled_for(surrogate: Plan, samples: int) -> bool:
 def draw(surrogate: Plan, samples: int, rng: np.random.Generator) -> Parts:
     """``samples`` independent estimates from ``rng``, one row each."""
     chunk, compiled = chunk_size(surrogate), compiled_for(surrogate, samples)
-    pieces = []
-    for start in range(0, samples, chunk):
-        count = min(chunk, samples - start)
-        if compiled:
-            pieces.extend(_draw_cached(surrogate, count, rng))
-        else:
-            pieces.append(_draw_chunk(surrogate, count, rng, False).parts)
+    pieces = [
+        _draw_chunk(surrogate, min(chunk, samples - start), rng, compiled).parts for start in range(0, samples, chunk)
+    ]
     return Parts(*(np.concatenate([getattr(p, f) for p in pieces]) for f in ("current", "own", "peer")))
 
 
 def draw_recorded(surrogate: Plan, samples: int, rng: np.random.Generator) -> Draws:
     """Like :func:`draw` in one chunk, keeping the batches (for the autograd reference)."""
     return _draw_chunk(surrogate, samples, rng, compiled_for(surrogate, samples))
-
-
-@dataclass(frozen=True, eq=False)
-class Uniforms:
-    """What a chunk's calls of ``rng.random((blocks, count * size))`` drew, in turn, cut to the
-    trajectories of replicates ``[start, stop)``: a stand-in for the generator."""
-
-    drawn: list[tuple[np.ndarray, int]]
-    start: int
-    stop: int
-
-    def random(self, shape: tuple[int, int]) -> np.ndarray:
-        uniforms, size = self.drawn.pop(0)
-        assert shape == (len(uniforms), (self.stop - self.start) * size)
-        return np.ascontiguousarray(uniforms[:, self.start * size : self.stop * size])
-
-
-def _draw_cached(surrogate: Plan, count: int, rng: np.random.Generator) -> list[Parts]:
-    """One chunk compiled, its uniforms drawn first (in the order :func:`_draw_chunk` draws them,
-    so the draws are the same), then its replicates a few at a time, so that the kernels' arrays
-    stay in cache."""
-    horizon = surrogate.case.inner.horizon
-    sizes = []
-    for level in range(surrogate.steps + 1):
-        if surrogate.evaluated(level) and surrogate.outer != "exact":
-            sizes.append(surrogate.outer_batch)
-        if level < surrogate.steps:
-            sizes.append(surrogate.batch)
-    blocks = uniform_blocks(surrogate.case.game, horizon)
-    drawn = [(rng.random((blocks, count * size)), size) for size in sizes]
-    step = max(1, CACHED_STEPS // (horizon * max(sizes, default=1)))
-    starts = range(0, count, step)
-    return [
-        _draw_chunk(surrogate, min(step, count - a), Uniforms(list(drawn), a, min(a + step, count)), True).parts
-        for a in starts
-    ]
 
 
 def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled: bool) -> Draws:
@@ -165,7 +124,7 @@ def _outer(surrogate: Plan, phi, tangent, paired, rng, compiled: bool) -> tuple[
     drawn = sample_trajectories(
         case.game, case.policy, surrogate.compiled.layout, phi, case.inner.horizon, count * size, rng, compiled
     )
-    _, returns, advantages, gradients = outer_terms(surrogate, drawn, phi, compiled)
+    returns, advantages, gradients = outer_terms(surrogate, drawn, phi, compiled)
     own, peer = outer_parts(surrogate, gradients.reshape(count, size, -1).mean(axis=1), tangent)
     returns = paired_returns(surrogate, returns, advantages).reshape(count, size, -1)
     if surrogate.pairing == "batch":

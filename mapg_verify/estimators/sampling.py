@@ -61,17 +61,13 @@ def sample_trajectories(
     return Trajectories(states, actions, log_environment, discounted_to_go(game, states, actions))
 
 
-def uniform_blocks(game: Game, horizon: int) -> int:
-    """Uniforms drawn per trajectory, ``s_0``, each agent's action per step and each next state."""
-    return 1 + horizon * game.n_agents + horizon - 1
-
-
 def _compiled(game: Game, probs: list[np.ndarray], horizon: int, count: int, rng: np.random.Generator) -> Trajectories:
     """:func:`sample_trajectories` by :func:`mapg_verify.exact.kernels.sample`: the uniforms in the
     order the steps above draw them (``s_0``; then per step each agent's action and, but for the
     last step, the next state), inverted against the same cumulative sums."""
     n, n_states, joint = game.n_agents, game.n_states, int(np.prod(game.n_actions))
-    uniforms = rng.random((uniform_blocks(game, horizon), count))
+    blocks = 1 + horizon * n + horizon - 1
+    uniforms = rng.random((blocks, count))
     policy_cdf = np.zeros((n, len(probs[0]), max(p.shape[1] for p in probs), max(game.n_actions)))
     for k, p in enumerate(probs):
         policy_cdf[k, :, : p.shape[1], : p.shape[2]] = np.cumsum(p, axis=-1)

@@ -52,7 +52,7 @@ from mapg_verify.exact.reinforce import (
     TrajectoryTerms,
     dice_products,
     loaded_products,
-    scores_times,
+    score_sums,
     trajectory_terms,
 )
 from mapg_verify.problem.game import Game
@@ -231,15 +231,16 @@ def outer_advantages(surrogate: Plan, trajectories: Trajectories, phi, returns: 
 
 def outer_terms(
     surrogate: Plan, trajectories: Trajectories, phi, compiled: bool = False
-) -> tuple[TrajectoryTerms, np.ndarray, np.ndarray, np.ndarray]:
-    """Per outer trajectory at ``phi``: its first-order terms, agent ``i``'s returns and advantages
-    (:func:`outer_returns`, :func:`outer_advantages`) and its REINFORCE gradient over every
-    parameter ``sum_t score_t A^i_t`` ``(N, D)``; ``compiled``: by the kernels."""
-    case, layout = surrogate.case, surrogate.compiled.layout
-    terms = trajectory_terms(case.game, case.policy, layout, trajectories, phi, False, compiled=compiled)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per outer trajectory at ``phi``: agent ``i``'s returns and advantages (:func:`outer_returns`,
+    :func:`outer_advantages`) and its REINFORCE gradient over every parameter ``sum_t score_t A^i_t``
+    ``(N, D)``; ``compiled``: by the kernels."""
+    case = surrogate.case
     returns = outer_returns(surrogate, trajectories)
     advantages = outer_advantages(surrogate, trajectories, phi, returns)
-    return terms, returns, advantages, scores_times(terms.step_scores, advantages)
+    layout = surrogate.compiled.layout
+    gradients = score_sums(case.game, case.policy, layout, trajectories, phi, advantages, compiled)
+    return returns, advantages, gradients
 
 
 def paired_returns(surrogate: Plan, returns: np.ndarray, advantages: np.ndarray) -> np.ndarray:

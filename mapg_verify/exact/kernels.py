@@ -11,7 +11,8 @@ reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum ove
   trajectories either way;
 - :func:`scores`: the sparse step scores, ``log P(tau)`` and the pathwise Jacobian
   ``sum_t hess log pi_t w_t`` summed over groups;
-- :func:`sums`: ``sum_t s^k_t w^k_t`` on agent ``k``'s rows ``(N, D)``;
+- :func:`score_sums`: ``sum_t s_t w_t`` ``(N, D)`` (an outer REINFORCE gradient), the scores read
+  off the policy's tables;
 - :func:`products`: ``sum_t w^k_t v^k_t v_t^T`` on agent ``k``'s rows, summed over groups, with
   ``v_t = c_t`` (``c_t = lam c_{t-1} + s_t``) or ``c_t - s_t`` (``exclusive``);
 - :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group.
@@ -112,15 +113,17 @@ def _scores(states, actions, per, views, offsets, widths, log_table, score_table
         log_prob[b] += total
 
 
-def _sums(columns, values, widths, weights, out):
-    count, horizon, n = columns.shape
-    shared = weights.shape[2] == 1
+def _score_sums(states, actions, per, views, offsets, widths, score_table, weights, out):
+    count, horizon, n = actions.shape
     for b in range(count):
+        g = b // per
         for t in range(horizon):
+            w = weights[b, t]
             for k in range(n):
-                w, start = weights[b, t, 0 if shared else k], columns[b, t, k]
+                row, a = views[k, states[b, t]], actions[b, t, k]
+                start = offsets[k] + row * widths[k]
                 for i in range(widths[k]):
-                    out[b, start + i] += values[b, t, k, i] * w
+                    out[b, start + i] += score_table[k, g, row, a, i] * w
     return out
 
 
@@ -186,7 +189,7 @@ def _compiled():
     """The kernels, compiled (or loaded from numba's cache) on first use."""
     jit = _numba().njit(cache=True, nogil=True)
     globals()["_invert"] = jit(_invert)  # so that the kernels calling it call it compiled
-    return {f.__name__: jit(f) for f in (_sample, _scores, _sums, _products, _project)}
+    return {f.__name__: jit(f) for f in (_sample, _scores, _score_sums, _products, _project)}
 
 
 def sample(*arguments) -> None:
@@ -200,10 +203,10 @@ def scores(*arguments) -> None:
     _compiled()["_scores"](*arguments)
 
 
-def sums(columns, values, widths, weights, size: int) -> np.ndarray:
-    """``sum_t s^k_t w^k_t`` into agent ``k``'s columns, ``(N, D)``, for weights ``(N, H, n)``, or
-    ``(N, H, 1)`` for one weight on every agent's rows."""
-    return _compiled()["_sums"](columns, values, widths, weights, np.zeros((len(columns), size)))
+def score_sums(states, actions, per: int, views, offsets, widths, score_table, weights, size: int) -> np.ndarray:
+    """``sum_t s_t w_t`` ``(N, D)`` for weights ``(N, H)``, the scores read off ``score_table``."""
+    out = np.zeros((len(states), size))
+    return _compiled()["_score_sums"](states, actions, per, views, offsets, widths, score_table, weights, out)
 
 
 def products(columns, values, widths, owner, weights, lam: float, exclusive: bool, group: int, size: int):

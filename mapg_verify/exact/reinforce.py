@@ -58,9 +58,7 @@ class TrajectoryTerms:
 
     @property
     def score(self) -> np.ndarray:
-        """``sum_t s_t``, ``(N, D)``."""
-        if isinstance(self.step_scores, SparseScores):
-            return scores_times(self.step_scores, np.ones(self.step_scores.columns.shape[:2]))
+        """``sum_t s_t``, ``(N, D)`` (of dense step scores)."""
         return self.step_scores.sum(axis=1)
 
 
@@ -111,33 +109,39 @@ def trajectory_terms(
 
 
 def _compiled_terms(game, policy, layout: Layout, trajectories: Trajectories, phi, second_order: bool, group: int):
-    """:func:`trajectory_terms` by :func:`mapg_verify.exact.kernels.scores`, from per-agent tables
-    ``(n, G, S, A, ...)`` of log-probabilities, scores and Hessians (zero-padded across agents)."""
+    """:func:`trajectory_terms` by :func:`mapg_verify.exact.kernels.scores`."""
     n, horizon = trajectories.states.shape
-    widths = np.array([int(np.prod(shape[1:])) for shape in layout.shapes])
-    tables = [[], [], []]
-    for k, shape in enumerate(layout.shapes):
-        theta = phi[:, layout.slice(k)].reshape(len(phi), *shape)
-        _, scores, hessians = policy.derivatives(theta, 2 if second_order else 1)
-        rows = (len(phi), shape[0], game.n_actions[k])
-        tables[0].append(policy.log_probs(theta))
-        tables[1].append(scores.reshape(*rows, widths[k]))
-        tables[2].append(hessians.reshape(*rows, widths[k], widths[k]) if second_order else np.zeros((0,) * 5))
-    owner = np.repeat(np.arange(len(widths)), layout.sizes)
+    widths, starts, tables = _tables(game, policy, layout, phi, 2 if second_order else 1)
     columns = np.empty((n, horizon, len(widths)), dtype=np.int64)
     values = np.zeros((n, horizon, len(widths), widths.max()))
     log_prob = trajectories.log_environment.copy()
     jacobian = np.zeros((n // group, layout.size, layout.size) if second_order else (0, 0, 0))
-    to_go = np.ascontiguousarray(trajectories.to_go)
-    starts = np.array([layout.slice(k).start for k in range(len(widths))])
     reinforce = np.zeros((n, layout.size))
     kernels.scores(
         trajectories.states, trajectories.actions, n // len(phi), np.ascontiguousarray(game.views), starts, widths,
-        *(_padded(t) for t in tables), to_go, group, columns, values, log_prob, reinforce, jacobian,
+        *tables, np.ascontiguousarray(trajectories.to_go), group, columns, values, log_prob, reinforce, jacobian,
     )  # fmt: skip
+    owner = np.repeat(np.arange(len(widths)), layout.sizes)
     return TrajectoryTerms(
         log_prob, SparseScores(columns, values, widths, owner), reinforce, jacobian if second_order else None
     )
+
+
+def _tables(game, policy, layout: Layout, phi: np.ndarray, order: int):
+    """Each agent's row width ``W_k`` and first column, and the tables ``(n, G, S, A, ...)`` of
+    log-probabilities, scores and (at ``order`` 2) score Hessians at rows ``phi (G, D)``,
+    zero-padded across agents."""
+    widths = np.array([int(np.prod(shape[1:])) for shape in layout.shapes])
+    tables = [[], [], []]
+    for k, shape in enumerate(layout.shapes):
+        theta = phi[:, layout.slice(k)].reshape(len(phi), *shape)
+        _, scores, hessians = policy.derivatives(theta, order)
+        rows = (len(phi), shape[0], game.n_actions[k])
+        tables[0].append(policy.log_probs(theta))
+        tables[1].append(scores.reshape(*rows, widths[k]))
+        tables[2].append(hessians.reshape(*rows, widths[k], widths[k]) if order >= 2 else np.zeros((0,) * 5))
+    starts = np.array([layout.slice(k).start for k in range(len(widths))])
+    return widths, starts, [_padded(t) for t in tables]
 
 
 def _padded(tables: list[np.ndarray]) -> np.ndarray:
@@ -148,12 +152,20 @@ def _padded(tables: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def scores_times(step_scores: np.ndarray | SparseScores, weights: np.ndarray) -> np.ndarray:
-    """``sum_t s_t w_t`` ``(N, D)`` for weights ``(N, H)``."""
-    if isinstance(step_scores, SparseScores):
-        columns, values, widths = step_scores.columns, step_scores.values, step_scores.widths
-        return kernels.sums(columns, values, widths, np.ascontiguousarray(weights[..., None]), step_scores.size)
-    return np.einsum("nhd,nh->nd", step_scores, weights)
+def score_sums(
+    game: Game, policy: Policy, layout: Layout, trajectories: Trajectories, phi, weights: np.ndarray, compiled=False
+) -> np.ndarray:
+    """``sum_t s_t w_t`` ``(N, D)`` for weights ``(N, H)`` (an outer REINFORCE gradient), at ``phi``
+    as in :func:`trajectory_terms`; ``compiled``: by :func:`mapg_verify.exact.kernels.score_sums`."""
+    phi = np.atleast_2d(np.asarray(phi, dtype=float))
+    if not compiled:
+        terms = trajectory_terms(game, policy, layout, trajectories, phi, second_order=False)
+        return np.einsum("nhd,nh->nd", terms.step_scores, weights)
+    widths, starts, tables = _tables(game, policy, layout, phi, 1)
+    states, actions = trajectories.states, trajectories.actions
+    per, views = len(states) // len(phi), np.ascontiguousarray(game.views)
+    weights = np.ascontiguousarray(weights)
+    return kernels.score_sums(states, actions, per, views, starts, widths, tables[1], weights, layout.size)
 
 
 def projected(step_scores: np.ndarray | SparseScores, tangent: np.ndarray, steps: bool = True) -> np.ndarray:
