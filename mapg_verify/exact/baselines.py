@@ -103,8 +103,9 @@ def trajectory_values(
     at = (np.arange(n) // (n // len(phi)))[:, None]
     steps = np.arange(horizon)[None, :]
     found = state_values(game, policy, layout, phi, horizon, gradients)
-    if not gradients:
-        return found[at, steps, trajectories.states]
+    if not gradients:  # one flat gather: (g, t, s_t) -> (g H + t) S + s_t
+        flat = (at * horizon + steps) * game.n_states + trajectories.states
+        return found.reshape(-1, found.shape[-1])[flat]
     values, derivatives = found
     return values[at, steps, trajectories.states], derivatives[at, steps, trajectories.states]
 
@@ -168,14 +169,16 @@ def state_values(game: Game, policy: Policy, layout: Layout, phi, horizon: int, 
     values, value_grads = [], []
     following = np.zeros((count, n_states, agents))
     following_grad = np.zeros((count, n_states, agents, layout.size))
+    successors = transitions.reshape(n_states * transitions.shape[1], n_states)  # (S A, S')
     for _ in range(horizon):
-        q = rewards[None] + game.gamma * np.einsum("sap,gpk->gsak", transitions, following)
+        ahead = (successors @ following).reshape(count, n_states, -1, agents)  # sum_s' P(s'|s, a) V(s')
+        q = rewards[None] + game.gamma * ahead
         if gradients:
             carried = game.gamma * np.einsum("sap,gpkd->gsakd", transitions, following_grad)
             inner = score_flat[:, :, :, None, :] * q[..., None] + carried
             following_grad = np.einsum("gsa,gsakd->gskd", joint_flat, inner)
             value_grads.append(following_grad)
-        following = np.einsum("gsa,gsak->gsk", joint_flat, q)
+        following = (joint_flat[:, :, None, :] @ q)[:, :, 0, :]
         values.append(following)
     values = np.stack(values[::-1], axis=1)
     if not gradients:

@@ -13,8 +13,9 @@ reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum ove
   ``sum_t hess log pi_t w_t`` summed over groups;
 - :func:`score_sums`: ``sum_t s_t w_t`` ``(N, D)`` (an outer REINFORCE gradient), the scores read
   off the policy's tables;
-- :func:`products`: ``sum_t w^k_t v^k_t v_t^T`` on agent ``k``'s rows, summed over groups, with
-  ``v_t = c_t`` (``c_t = lam c_{t-1} + s_t``) or ``c_t - s_t`` (``exclusive``);
+- :func:`products`: ``sum_t w^k_t c^k_t c_t^T`` on agent ``k``'s rows, summed over groups, with
+  ``c_t = lam c_{t-1} + s_t``, as rank-one updates along the steps (or Loaded DiCE's difference
+  ``c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T`` in the same pass);
 - :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group.
 
 The kernels compile on first use and are cached on disk (``cache=True``), so later processes load
@@ -127,18 +128,16 @@ def _score_sums(states, actions, per, views, offsets, widths, score_table, weigh
     return out
 
 
-def _products(columns, values, widths, owner, weights, lam, exclusive, group, out):
+def _products(columns, values, widths, owner, weights, lam, decay, group, out):
     count, horizon, n = columns.shape
     running, seen = np.zeros(out.shape[1]), np.zeros(out.shape[1], np.bool_)
     touched, later = np.zeros(out.shape[1], np.int64), np.zeros((horizon, n))
-    decay = lam * lam
     for b in range(count):
         g = b // group
-        for k in range(n):  # later[t, k] = W^k_t, the weights ahead of t
+        for k in range(n):  # later[t, k] = W^k_t = sum_{t' >= t} decay^(t' - t) w^k_t'
             total = 0.0
-            for t in range(horizon - 1, -1, -1):  # exclusive: lam c_{t-1} (lam c_{t-1})^T = lam^2 c_{t-1} c_{t-1}^T
-                ahead = weights[b, t + 1, k] * decay if t + 1 < horizon else 0.0
-                total = total * decay + (ahead if exclusive else weights[b, t, k])
+            for t in range(horizon - 1, -1, -1):
+                total = total * decay + weights[b, t, k]
                 later[t, k] = total
         m = 0
         for t in range(horizon):
@@ -209,10 +208,13 @@ def score_sums(states, actions, per: int, views, offsets, widths, score_table, w
     return _compiled()["_score_sums"](states, actions, per, views, offsets, widths, score_table, weights, out)
 
 
-def products(columns, values, widths, owner, weights, lam: float, exclusive: bool, group: int, size: int):
-    """``sum_t w^k_t v^k_t v_t^T`` on agent ``k``'s rows (``owner[column] = k``), summed over groups."""
+def products(columns, values, widths, owner, weights, lam: float, decay: float, group: int, size: int):
+    """``sum_t W^k_t (s_t c_t^T + lam c_{t-1} s_t^T)`` on agent ``k``'s rows (``owner[column] = k``),
+    summed over groups, with ``c_t = lam c_{t-1} + s_t`` and ``W_t = sum_{t' >= t} decay^(t'-t) w_t'``:
+    ``decay = lam^2`` gives ``sum_t w_t c_t c_t^T`` (as ``c_t c_t^T = lam^2 c_{t-1} c_{t-1}^T + s_t
+    c_t^T + lam c_{t-1} s_t^T``), ``decay = 0`` gives ``sum_t w_t (c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T)``."""
     out = np.zeros((len(columns) // group, size, size))
-    return _compiled()["_products"](columns, values, widths, owner, weights, float(lam), exclusive, group, out)
+    return _compiled()["_products"](columns, values, widths, owner, weights, float(lam), float(decay), group, out)
 
 
 def project(columns, values, widths, per: int, tangent: np.ndarray, steps: bool) -> np.ndarray:

@@ -198,7 +198,11 @@ def dice_products(
     ``gamma^t r_t`` and ``c_t`` is step ``t``'s score alone."""
     to_go = trajectories.to_go
     rewards = step_rewards(to_go) if causal else to_go  # (N, H, n)
-    products = _own_weighted_products(layout, rewards, step_scores, 1.0 if causal else 0.0, False, group)
+    lam = 1.0 if causal else 0.0
+    if isinstance(step_scores, SparseScores):
+        products = _sparse_products(step_scores, rewards, lam, 1.0, group)
+        return products if baseline is None else products - _sparse_products(step_scores, baseline, 0.0, 0.0, group)
+    products = _own_weighted_products(layout, rewards, step_scores, lam, False, group)
     if baseline is not None:
         products = products - _own_weighted_products(layout, baseline, step_scores, 0.0, False, group)
     return products
@@ -211,22 +215,21 @@ def loaded_products(
     ``group``: its objective ``sum_t (box(w_t) - box(w_t - log pi_t)) A_t`` with the discounted
     dependencies ``w_t = sum_{t' <= t} lam^(t-t') log pi_t'`` gives agent ``k``'s rows
     ``sum_t A^k_t (c^k_t c_t^T - e^k_t e_t^T)``, ``c_t = grad w_t``, ``e_t = c_t - s_t = lam c_{t-1}``
-    (``lam = 1`` and ``A_t = G_t``: DiCE's products)."""
+    (``lam = 1`` and ``A_t = G_t``: DiCE's products). Sparse scores: in one pass, as
+    ``c_t c_t^T - e_t e_t^T = s_t c_t^T + lam c_{t-1} s_t^T``."""
+    if isinstance(step_scores, SparseScores):
+        return _sparse_products(step_scores, advantages, lam, 0.0, group)
     return _own_weighted_products(layout, advantages, step_scores, lam, False, group) - _own_weighted_products(
         layout, advantages, step_scores, lam, True, group
     )
 
 
 def _own_weighted_products(
-    layout: Layout, weights: np.ndarray, step_scores, lam: float, exclusive: bool, group: int
+    layout: Layout, weights: np.ndarray, step_scores: np.ndarray, lam: float, exclusive: bool, group: int
 ) -> np.ndarray:
     """``sum_t w^k_t v^k_t v_t^T`` on agent ``k``'s rows, summed over groups of ``group``, with
     ``v_t = c_t``, ``c_t = lam c_{t-1} + s_t`` (``lam = 0``: the step's score), or with
     ``exclusive`` ``v_t = c_t - s_t``."""
-    if isinstance(step_scores, SparseScores):
-        columns, values, widths, owner = step_scores.columns, step_scores.values, step_scores.widths, step_scores.owner
-        weights = np.ascontiguousarray(weights)
-        return kernels.products(columns, values, widths, owner, weights, lam, exclusive, group, step_scores.size)
     vectors = _decayed(step_scores, lam)
     if exclusive:
         vectors = vectors - step_scores
@@ -236,6 +239,14 @@ def _own_weighted_products(
         weighted[:, :, layout.slice(k)] = weights[:, :, k, None] * vectors[:, :, layout.slice(k)]
     weighted = weighted.reshape(n // group, group * horizon, size)
     return np.swapaxes(weighted, 1, 2) @ vectors.reshape(n // group, group * horizon, size)
+
+
+def _sparse_products(step_scores: SparseScores, weights: np.ndarray, lam: float, keep: float, group: int):
+    """:func:`mapg_verify.exact.kernels.products` with ``decay = keep lam^2``: ``keep = 1`` the
+    products ``sum_t w_t c_t c_t^T``, ``keep = 0`` Loaded DiCE's difference."""
+    columns, values, widths, owner = step_scores.columns, step_scores.values, step_scores.widths, step_scores.owner
+    weights = np.ascontiguousarray(weights)
+    return kernels.products(columns, values, widths, owner, weights, lam, keep * lam * lam, group, len(owner))
 
 
 def _decayed(step_scores: np.ndarray, lam: float) -> np.ndarray:
