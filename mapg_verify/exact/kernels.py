@@ -128,7 +128,7 @@ def _score_sums(states, actions, per, views, offsets, widths, score_table, weigh
     return out
 
 
-def _products(columns, values, widths, owner, weights, lam, decay, group, out):
+def _products(columns, values, widths, owner, weights, lam, decay, less, group, out):
     count, horizon, n = columns.shape
     running, seen = np.zeros(out.shape[1]), np.zeros(out.shape[1], np.bool_)
     touched, later = np.zeros(out.shape[1], np.int64), np.zeros((horizon, n))
@@ -162,6 +162,11 @@ def _products(columns, values, widths, owner, weights, lam, decay, group, out):
                     if a != 0.0:
                         for r in range(m):
                             out[g, row, touched[r]] += a * running[touched[r]]
+                    if len(less):  # - less^k_t s^k_t s_t^T
+                        a = values[b, t, k, i] * less[b, t, k]
+                        for q in range(n):
+                            for j in range(widths[q]):
+                                out[g, row, columns[b, t, q] + j] -= a * values[b, t, q, j]
         for r in range(m):
             running[touched[r]], seen[touched[r]] = 0.0, False
     return out
@@ -208,13 +213,15 @@ def score_sums(states, actions, per: int, views, offsets, widths, score_table, w
     return _compiled()["_score_sums"](states, actions, per, views, offsets, widths, score_table, weights, out)
 
 
-def products(columns, values, widths, owner, weights, lam: float, decay: float, group: int, size: int):
+def products(columns, values, widths, owner, weights, lam: float, decay: float, less, group: int, size: int):
     """``sum_t W^k_t (s_t c_t^T + lam c_{t-1} s_t^T)`` on agent ``k``'s rows (``owner[column] = k``),
     summed over groups, with ``c_t = lam c_{t-1} + s_t`` and ``W_t = sum_{t' >= t} decay^(t'-t) w_t'``:
     ``decay = lam^2`` gives ``sum_t w_t c_t c_t^T`` (as ``c_t c_t^T = lam^2 c_{t-1} c_{t-1}^T + s_t
-    c_t^T + lam c_{t-1} s_t^T``), ``decay = 0`` gives ``sum_t w_t (c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T)``."""
+    c_t^T + lam c_{t-1} s_t^T``), ``decay = 0`` gives ``sum_t w_t (c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T)``;
+    minus ``sum_t less^k_t s^k_t s_t^T`` where ``less (N, H, n)`` is not empty."""
     out = np.zeros((len(columns) // group, size, size))
-    return _compiled()["_products"](columns, values, widths, owner, weights, float(lam), float(decay), group, out)
+    arguments = (columns, values, widths, owner, weights, float(lam), float(decay), less, group, out)
+    return _compiled()["_products"](*arguments)
 
 
 def project(columns, values, widths, per: int, tangent: np.ndarray, steps: bool) -> np.ndarray:

@@ -200,8 +200,7 @@ def dice_products(
     rewards = step_rewards(to_go) if causal else to_go  # (N, H, n)
     lam = 1.0 if causal else 0.0
     if isinstance(step_scores, SparseScores):
-        products = _sparse_products(step_scores, rewards, lam, 1.0, group)
-        return products if baseline is None else products - _sparse_products(step_scores, baseline, 0.0, 0.0, group)
+        return _sparse_products(step_scores, rewards, lam, 1.0, group, baseline)
     products = _own_weighted_products(layout, rewards, step_scores, lam, False, group)
     if baseline is not None:
         products = products - _own_weighted_products(layout, baseline, step_scores, 0.0, False, group)
@@ -241,12 +240,16 @@ def _own_weighted_products(
     return np.swapaxes(weighted, 1, 2) @ vectors.reshape(n // group, group * horizon, size)
 
 
-def _sparse_products(step_scores: SparseScores, weights: np.ndarray, lam: float, keep: float, group: int):
+def _sparse_products(
+    step_scores: SparseScores, weights: np.ndarray, lam: float, keep: float, group: int, less: np.ndarray | None = None
+) -> np.ndarray:
     """:func:`mapg_verify.exact.kernels.products` with ``decay = keep lam^2``: ``keep = 1`` the
-    products ``sum_t w_t c_t c_t^T``, ``keep = 0`` Loaded DiCE's difference."""
+    products ``sum_t w_t c_t c_t^T``, ``keep = 0`` Loaded DiCE's difference; minus
+    ``sum_t less^k_t s^k_t s_t^T`` with ``less`` (a baseline's term)."""
     columns, values, widths, owner = step_scores.columns, step_scores.values, step_scores.widths, step_scores.owner
-    weights = np.ascontiguousarray(weights)
-    return kernels.products(columns, values, widths, owner, weights, lam, keep * lam * lam, group, len(owner))
+    weights, less = np.ascontiguousarray(weights), np.ascontiguousarray(np.zeros((0, 0, 0)) if less is None else less)
+    decay = keep * lam * lam
+    return kernels.products(columns, values, widths, owner, weights, lam, decay, less, group, len(owner))
 
 
 def _decayed(step_scores: np.ndarray, lam: float) -> np.ndarray:
