@@ -53,7 +53,7 @@ def throughput_table() -> None:
     for name, estimator in ESTIMATORS.items():
         run = plan(case, compiled, estimator)
         rng = np.random.default_rng(0)
-        fast = seconds_per(lambda run=run, rng=rng: draw(run, 200, rng)) / 200
+        fast = seconds_per(lambda run=run, rng=rng: draw(run, 2000, rng)) / 2000
         draws = draw_recorded(run, 3, rng)
         slow = seconds_per(lambda run=run, draws=draws: [reference(run, draws, r) for r in range(3)], 2.0) / 3
         print(f"{name:<18}{1 / fast:>12,.0f}{1 / slow:>12,.1f}{slow / fast:>9,.0f}x")

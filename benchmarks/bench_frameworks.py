@@ -17,10 +17,8 @@ paired and regression-adjusted) at ``samples`` replicates (default 20000, the de
 and, for what a user would do instead of verifying, the seconds to compute the same ``samples``
 estimates alone with ``jax.jit(jax.vmap(...))`` (compiled, batches drawn beforehand). Each plug-in
 runs first in the case's own mode: a JAX plug-in's compilation (once per process, about a second
-here) is in that column, not in the statistical one.
-
-Then, on the 10-step IPD with K = K_out = 64 (issue 17's comparison), ``meta-mapg`` estimates per
-second: the built-in fast path against the JAX port under ``jax.jit(jax.vmap(...))``.
+here) is in that column, not in the statistical one. The 10-step IPD's estimates per second
+against the JAX port are in ``bench_jax.py``.
 """
 
 from __future__ import annotations
@@ -33,20 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from bench_estimators import IPD10, seconds_per  # noqa: E402
+from bench_jax import jax_sampled  # noqa: E402
 
 from examples import dice_meta_mapg, jax_meta_mapg, torch_meta_mapg  # noqa: E402
 from mapg_verify import check_estimator  # noqa: E402
-from mapg_verify.casefile.reader import load_case, parse_case  # noqa: E402
-from mapg_verify.estimators.frameworks import caller  # noqa: E402
-from mapg_verify.estimators.montecarlo import draw, draw_recorded  # noqa: E402
-from mapg_verify.estimators.plugins import replicates_of  # noqa: E402
-from mapg_verify.estimators.records import settings_of  # noqa: E402
-from mapg_verify.estimators.surrogate import plan  # noqa: E402
-from mapg_verify.estimators.table import ESTIMATORS  # noqa: E402
-from mapg_verify.exact.compiled import compile_game  # noqa: E402
+from mapg_verify.casefile.reader import load_case  # noqa: E402
 from mapg_verify.pipeline import evaluate  # noqa: E402
 
 CASE = ROOT / "tests/gold/tiny.toml"
@@ -80,17 +69,10 @@ def built_in_seconds(path: Path, samples: int, mode: str | None) -> float:
 
 def estimates_alone(case, samples: int) -> float:
     """Seconds for ``samples`` estimates of the JAX port, ``jax.jit(jax.vmap(...))``, batches drawn
-    beforehand."""
-    compiled = compile_game(case.game, case.policy)
-    surrogate = plan(case, compiled, ESTIMATORS["meta-mapg"])
-    draws = draw_recorded(surrogate, samples, np.random.default_rng(0))
-    replicates = replicates_of(surrogate, draws, samples)
-    tiled = tuple(np.broadcast_to(t, (samples, *t.shape)).copy() for t in case.theta)
-    call = caller("jax", jax_meta_mapg.meta_mapg_batched, settings_of(case), (samples,))
-    call(replicates.inner, replicates.outer, tiled)  # compile
+    beforehand (compiled first)."""
+    run, _ = jax_sampled(case, samples)
     started = time.perf_counter()
-    value, _ = call(replicates.inner, replicates.outer, tiled)
-    jax.block_until_ready(value)
+    run()
     return time.perf_counter() - started
 
 
@@ -111,23 +93,5 @@ def main(samples: int, path: Path = CASE) -> None:
     print(f"{'JAX jit(vmap), the estimates alone':<36}{estimates_alone(load_case(path), samples):>10.2f}")
 
 
-def ipd_throughput(samples: int = 2000) -> None:
-    """Estimates per second on the 10-step IPD, K = K_out = 64: the built-in ``meta-mapg`` (sampling
-    included) against the same estimator as JAX DiCE code, ``jax.jit(jax.vmap(...))`` (sampling
-    excluded, compiled beforehand)."""
-    case = parse_case(IPD10, "ipd-10-steps")
-    case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, names=("meta-mapg",)))
-    run = plan(case, compile_game(case.game, case.policy), ESTIMATORS["meta-mapg"])
-    rng = np.random.default_rng(0)
-    ours = seconds_per(lambda: draw(run, samples, rng)) / samples
-    estimates_alone(case, samples)  # compile at this batch shape
-    theirs = estimates_alone(case, samples) / samples
-    print(f"\nIPD, 10 steps, K = K_out = 64, L = 1, meta-mapg: estimates per second ({samples:,} per call)")
-    print(f"{'estimator':<40}{'per second':>12}{'ratio':>8}")
-    print(f"{'built-in, sampling included':<40}{1 / ours:>12,.0f}{1.0:>7.1f}x")
-    print(f"{'JAX DiCE jit(vmap), sampling excluded':<40}{1 / theirs:>12,.0f}{ours / theirs:>7.1f}x")
-
-
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000, Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else CASE)
-    ipd_throughput()

@@ -4,7 +4,9 @@ Replicates are vectorised: at every level the ``R`` replicates' ``K`` trajectori
 once, each from its own replicate's ``phi_l`` (:func:`mapg_verify.sampling.sample_trajectories`),
 and their terms come from the closed-form scores and Hessians (:mod:`mapg_verify.estimators`).
 Replicates run in chunks of a size fixed by the case, which bounds memory; the same seed gives
-the same rows.
+the same rows. Draws of at least :data:`mapg_verify.exact.kernels.MIN_STEPS` trajectory steps run
+compiled, with sparse step scores (:mod:`mapg_verify.exact.kernels`): the same draws, the same
+rows up to rounding.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from mapg_verify.estimators.surrogate import (
     with_returns,
 )
 from mapg_verify.estimators.table import Parts, current_weight
+from mapg_verify.exact import kernels
 from mapg_verify.exact.enumeration import Trajectories
+from mapg_verify.exact.reinforce import projected
 
 CHUNK_FLOATS = 4_000_000  # per-trajectory Jacobians held at once: about 32 MB
 
@@ -50,19 +54,29 @@ def chunk_size(surrogate: Plan) -> int:
     return max(1, CHUNK_FLOATS // (max(surrogate.batch, surrogate.outer_batch) * size * size))
 
 
+def compiled_for(surrogate: Plan, samples: int) -> bool:
+    """Whether ``samples`` draws run compiled: their trajectory steps, every inner and outer batch
+    at every level, reach :data:`mapg_verify.exact.kernels.MIN_STEPS` (and the kernels are on)."""
+    levels = surrogate.steps + 1
+    per_sample = surrogate.steps * surrogate.batch + levels * surrogate.outer_batch
+    return kernels.enabled(samples * per_sample * surrogate.case.inner.horizon)
+
+
 def draw(surrogate: Plan, samples: int, rng: np.random.Generator) -> Parts:
     """``samples`` independent estimates from ``rng``, one row each."""
-    chunk = chunk_size(surrogate)
-    pieces = [_draw_chunk(surrogate, min(chunk, samples - start), rng).parts for start in range(0, samples, chunk)]
+    chunk, compiled = chunk_size(surrogate), compiled_for(surrogate, samples)
+    pieces = [
+        _draw_chunk(surrogate, min(chunk, samples - start), rng, compiled).parts for start in range(0, samples, chunk)
+    ]
     return Parts(*(np.concatenate([getattr(p, f) for p in pieces]) for f in ("current", "own", "peer")))
 
 
 def draw_recorded(surrogate: Plan, samples: int, rng: np.random.Generator) -> Draws:
     """Like :func:`draw` in one chunk, keeping the batches (for the autograd reference)."""
-    return _draw_chunk(surrogate, samples, rng)
+    return _draw_chunk(surrogate, samples, rng, compiled_for(surrogate, samples))
 
 
-def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator) -> Draws:
+def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled: bool) -> Draws:
     case = surrogate.case
     game, policy, layout, horizon, batch = (
         case.game,
@@ -73,24 +87,24 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator) -> Draws:
     )
     phi, tangent = root(surrogate, count)
     current, own, peer = (np.zeros((count, surrogate.width)) for _ in range(3))
-    paired = np.zeros((count, batch, horizon, surrogate.width))  # score(tau_l^b, step t) T_l, summed over l
+    steps = surrogate.pairing == "timestep"  # other pairings need paired summed over steps
+    paired = np.zeros((count, batch, horizon if steps else 1, surrogate.width))  # score(tau_l^b, t) T_l, over l
     inner_record, outer_record, phis = [], [], []
     for level in range(surrogate.steps + 1):
         phis.append(phi)
         outer = None
         if surrogate.evaluated(level):
-            parts, outer = _outer(surrogate, phi, tangent, paired, rng)
+            parts, outer = _outer(surrogate, phi, tangent, paired, rng, compiled)
             current, own, peer = current + parts.current, own + parts.own, peer + parts.peer
         outer_record.append(outer)
         if level == surrogate.steps:
             break
-        drawn = sample_trajectories(game, policy, layout, phi, horizon, count * batch, rng)
+        drawn = sample_trajectories(game, policy, layout, phi, horizon, count * batch, rng, compiled)
         inner_record.append(drawn)
         baseline = inner_baseline(surrogate, drawn, phi)
-        terms, jacobian = inner_terms(
-            surrogate, with_returns(game, drawn, surrogate.estimator.returns), phi, group=batch, baseline=baseline
-        )
-        paired = paired + np.einsum("rkhd,rdj->rkhj", terms.step_scores.reshape(count, batch, horizon, -1), tangent)
+        weighted = with_returns(game, drawn, surrogate.estimator.returns)
+        terms, jacobian = inner_terms(surrogate, weighted, phi, batch, baseline, compiled)
+        paired = paired + projected(terms.step_scores, tangent, steps).reshape(paired.shape)
         reinforce = terms.reinforce.reshape(count, batch, -1).mean(axis=1)
         phi, tangent = advance(surrogate, phi, tangent, reinforce, None if jacobian is None else jacobian / batch)
     if not surrogate.estimator.current:
@@ -98,7 +112,7 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator) -> Draws:
     return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record), tuple(phis))
 
 
-def _outer(surrogate: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajectories | None]:
+def _outer(surrogate: Plan, phi, tangent, paired, rng, compiled: bool) -> tuple[Parts, Trajectories | None]:
     """The outer term at one level (current, own and peer parts) and the outer batch drawn."""
     case, i = surrogate.case, surrogate.case.inner.meta_agent
     count = len(phi)
@@ -108,9 +122,9 @@ def _outer(surrogate: Plan, phi, tangent, paired, rng) -> tuple[Parts, Trajector
         return Parts(current, *outer_parts(surrogate, gradient, tangent)), None
     size = surrogate.outer_batch
     drawn = sample_trajectories(
-        case.game, case.policy, surrogate.compiled.layout, phi, case.inner.horizon, count * size, rng
+        case.game, case.policy, surrogate.compiled.layout, phi, case.inner.horizon, count * size, rng, compiled
     )
-    _, returns, advantages, gradients = outer_terms(surrogate, drawn, phi)
+    returns, advantages, gradients = outer_terms(surrogate, drawn, phi, compiled)
     own, peer = outer_parts(surrogate, gradients.reshape(count, size, -1).mean(axis=1), tangent)
     returns = paired_returns(surrogate, returns, advantages).reshape(count, size, -1)
     if surrogate.pairing == "batch":

@@ -48,7 +48,13 @@ from mapg_verify.estimators.table import Estimator, outer_of, pairing_of
 from mapg_verify.exact.baselines import discounts, fitted_values, gae, returns_from_t, trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, discounted_to_go, rewards_of, step_rewards
-from mapg_verify.exact.reinforce import TrajectoryTerms, dice_products, loaded_products, trajectory_terms
+from mapg_verify.exact.reinforce import (
+    TrajectoryTerms,
+    dice_products,
+    loaded_products,
+    score_sums,
+    trajectory_terms,
+)
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case
 
@@ -145,19 +151,26 @@ def inner_step(surrogate: Plan, trajectories: Trajectories, phi) -> np.ndarray:
 
 
 def inner_terms(
-    surrogate: Plan, trajectories: Trajectories, phi, group: int = 1, baseline: np.ndarray | None = None
+    surrogate: Plan,
+    trajectories: Trajectories,
+    phi,
+    group: int = 1,
+    baseline: np.ndarray | None = None,
+    compiled: bool = False,
 ) -> tuple[TrajectoryTerms, np.ndarray | None]:
     """Per-trajectory terms at ``phi`` (see :func:`mapg_verify.reinforce.trajectory_terms`) and the
     Jacobian ``dg/dphi`` the estimator differentiates with, summed over groups of ``group``
     trajectories (``None`` when no update is differentiated); ``baseline`` ``(N, H, n)`` holds
     ``gamma^t b_t``, whose ``(1 - box(log pi_t))`` term weights step ``t`` by ``G_t - gamma^t b_t``
-    and subtracts ``gamma^t b_t s^k_t s_t^T`` from DiCE's score products (the value held fixed)."""
+    and subtracts ``gamma^t b_t s^k_t s_t^T`` from DiCE's score products (the value held fixed);
+    ``compiled``: by the kernels, with sparse step scores."""
     case = surrogate.case
     differentiates = bool(np.any(surrogate.differentiated))
     weighted = (
         trajectories if baseline is None else dataclasses.replace(trajectories, to_go=trajectories.to_go - baseline)
     )
-    terms = trajectory_terms(case.game, case.policy, surrogate.compiled.layout, weighted, phi, differentiates, group)
+    layout = surrogate.compiled.layout
+    terms = trajectory_terms(case.game, case.policy, layout, weighted, phi, differentiates, group, compiled)
     if not differentiates:
         return terms, None
     jacobian = terms.reinforce_jacobian
@@ -217,16 +230,17 @@ def outer_advantages(surrogate: Plan, trajectories: Trajectories, phi, returns: 
 
 
 def outer_terms(
-    surrogate: Plan, trajectories: Trajectories, phi
-) -> tuple[TrajectoryTerms, np.ndarray, np.ndarray, np.ndarray]:
-    """Per outer trajectory at ``phi``: its first-order terms, agent ``i``'s returns and advantages
-    (:func:`outer_returns`, :func:`outer_advantages`) and its REINFORCE gradient over every
-    parameter ``sum_t score_t A^i_t`` ``(N, D)``."""
+    surrogate: Plan, trajectories: Trajectories, phi, compiled: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per outer trajectory at ``phi``: agent ``i``'s returns and advantages (:func:`outer_returns`,
+    :func:`outer_advantages`) and its REINFORCE gradient over every parameter ``sum_t score_t A^i_t``
+    ``(N, D)``; ``compiled``: by the kernels."""
     case = surrogate.case
-    terms = trajectory_terms(case.game, case.policy, surrogate.compiled.layout, trajectories, phi, second_order=False)
     returns = outer_returns(surrogate, trajectories)
     advantages = outer_advantages(surrogate, trajectories, phi, returns)
-    return terms, returns, advantages, np.einsum("nhd,nh->nd", terms.step_scores, advantages)
+    layout = surrogate.compiled.layout
+    gradients = score_sums(case.game, case.policy, layout, trajectories, phi, advantages, compiled)
+    return returns, advantages, gradients
 
 
 def paired_returns(surrogate: Plan, returns: np.ndarray, advantages: np.ndarray) -> np.ndarray:

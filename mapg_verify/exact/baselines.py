@@ -60,24 +60,25 @@ def discounts(game: Game, horizon: int) -> np.ndarray:
 
 def returns_from_t(game: Game, rewards: np.ndarray) -> np.ndarray:
     """``R_t = r_t + gamma R_{t+1}`` along axis ``-2`` of ``rewards (..., H, n)``."""
-    out = np.empty_like(rewards)
-    running = np.zeros_like(rewards[..., 0, :])
-    for t in reversed(range(rewards.shape[-2])):
-        running = rewards[..., t, :] + game.gamma * running
-        out[..., t, :] = running
-    return out
+    return _backwards(rewards, game.gamma)
 
 
 def gae(game: Game, rewards: np.ndarray, values: np.ndarray, lam: float) -> np.ndarray:
     """GAE advantages ``(..., H, n)`` from rewards and values of the same shape (``V_H = 0``)."""
     following = np.concatenate([values[..., 1:, :], np.zeros_like(values[..., :1, :])], axis=-2)
     delta = rewards + game.gamma * following - values
-    out = np.empty_like(delta)
-    running = np.zeros_like(delta[..., 0, :])
-    for t in reversed(range(delta.shape[-2])):
-        running = delta[..., t, :] + game.gamma * lam * running
-        out[..., t, :] = running
-    return out
+    return _backwards(delta, game.gamma * lam)
+
+
+def _backwards(terms: np.ndarray, factor: float) -> np.ndarray:
+    """``x_t = terms_t + factor x_{t+1}`` along axis ``-2`` (``x_H = 0``), over a time-major copy
+    (contiguous steps)."""
+    steps = np.moveaxis(terms, -2, 0).copy()
+    running = np.zeros_like(steps[0])
+    for t in reversed(range(len(steps))):
+        running = steps[t] + factor * running
+        steps[t] = running
+    return np.moveaxis(steps, 0, -2)
 
 
 def fitted_values(kind: str, game: Game, trajectories: Trajectories, size: int, fit: str = "aligned") -> np.ndarray:
@@ -102,8 +103,9 @@ def trajectory_values(
     at = (np.arange(n) // (n // len(phi)))[:, None]
     steps = np.arange(horizon)[None, :]
     found = state_values(game, policy, layout, phi, horizon, gradients)
-    if not gradients:
-        return found[at, steps, trajectories.states]
+    if not gradients:  # one flat gather: (g, t, s_t) -> (g H + t) S + s_t
+        flat = (at * horizon + steps) * game.n_states + trajectories.states
+        return found.reshape(-1, found.shape[-1])[flat]
     values, derivatives = found
     return values[at, steps, trajectories.states], derivatives[at, steps, trajectories.states]
 
@@ -124,13 +126,17 @@ def batch_baseline(kind: str, game: Game, states: np.ndarray, returns: np.ndarra
 
 
 def linear_features(n_states: int, states: np.ndarray) -> np.ndarray:
-    """The official linear baseline's features of each ``(b, t)``: ``(G, K*H, 2 S + 4)``."""
+    """The official linear baseline's features of each ``(b, t)``: ``(G, K*H, 2 S + 4)``
+    (``onehot(s_t)`` twice: it equals its square)."""
     groups, size, horizon = states.shape
-    onehot = np.eye(n_states)[states]
-    time = np.broadcast_to(np.arange(horizon, dtype=float)[None, None, :, None] / 100.0, (groups, size, horizon, 1))
-    ones = np.ones_like(time)
-    stacked = np.concatenate([onehot, onehot**2, time, time**2, time**3, ones], axis=-1)
-    return stacked.reshape(groups, size * horizon, -1)
+    features = np.zeros((groups * size * horizon, 2 * n_states + 4))
+    rows = np.arange(len(features))
+    features[rows, states.ravel()] = 1.0
+    features[rows, states.ravel() + n_states] = 1.0
+    time = np.arange(horizon, dtype=float) / 100.0
+    polynomial = np.stack([time, time**2, time**3, np.ones(horizon)], axis=-1)  # (H, 4)
+    features[:, 2 * n_states :] = np.tile(polynomial, (groups * size, 1))
+    return features.reshape(groups, size * horizon, -1)
 
 
 def state_values(game: Game, policy: Policy, layout: Layout, phi, horizon: int, gradients: bool = False):
@@ -163,14 +169,16 @@ def state_values(game: Game, policy: Policy, layout: Layout, phi, horizon: int, 
     values, value_grads = [], []
     following = np.zeros((count, n_states, agents))
     following_grad = np.zeros((count, n_states, agents, layout.size))
+    successors = transitions.reshape(n_states * transitions.shape[1], n_states)  # (S A, S')
     for _ in range(horizon):
-        q = rewards[None] + game.gamma * np.einsum("sap,gpk->gsak", transitions, following)
+        ahead = (successors @ following).reshape(count, n_states, -1, agents)  # sum_s' P(s'|s, a) V(s')
+        q = rewards[None] + game.gamma * ahead
         if gradients:
             carried = game.gamma * np.einsum("sap,gpkd->gsakd", transitions, following_grad)
             inner = score_flat[:, :, :, None, :] * q[..., None] + carried
             following_grad = np.einsum("gsa,gsakd->gskd", joint_flat, inner)
             value_grads.append(following_grad)
-        following = np.einsum("gsa,gsak->gsk", joint_flat, q)
+        following = (joint_flat[:, :, None, :] @ q)[:, :, 0, :]
         values.append(following)
     values = np.stack(values[::-1], axis=1)
     if not gradients:

@@ -135,12 +135,15 @@ def discounted_to_go(game: Game, states: np.ndarray, actions: np.ndarray, gamma:
 
 def rewards_of(game: Game, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """Every agent's reward ``r^k_t`` at each step, ``(N, H, n)``."""
-    return np.stack([game.rewards[(k, states, *np.moveaxis(actions, -1, 0))] for k in range(game.n_agents)], axis=-1)
+    flat = np.ravel_multi_index((states, *np.moveaxis(actions, -1, 0)), game.rewards.shape[1:])
+    return np.moveaxis(game.rewards.reshape(game.n_agents, -1)[:, flat], 0, -1)
 
 
 def step_rewards(to_go: np.ndarray) -> np.ndarray:
     """``gamma^t r_t = G_t - G_{t+1}`` along axis 1 of rewards-to-go ``G`` (``G_H = 0``)."""
-    return to_go - np.concatenate([to_go[:, 1:], np.zeros_like(to_go[:, :1])], axis=1)
+    rewards = to_go.copy()
+    rewards[:, :-1] -= to_go[:, 1:]
+    return rewards
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,6 +30,7 @@ own paper drops it too), so its gap is ``O(alpha)`` wherever that term is not 0.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,22 +89,35 @@ def expected_update(
     tangents, or backwards with ``w^T d xi/dx`` where the backend offers it (:func:`_backwards`)."""
     if compiled.gradient_and_vjp is not None:
         return _backwards(compiled, x, alpha, steps, meta_agent, objective)
-    rates = inner_rates(compiled, alpha)
-    own_rows, peer_rows = compiled.layout.slice(meta_agent), compiled.layout.others(meta_agent)
-    tangent = np.zeros((compiled.layout.size, own_rows.stop - own_rows.start))
-    tangent[own_rows] = np.eye(tangent.shape[1])
-    own, peer = 0.0, 0.0
-    phi = np.asarray(x, dtype=float)
+    rates, own_index, masks, tangent = _forward_constants(compiled, tuple(alpha), meta_agent)
+    terms, phi = 0.0, np.asarray(x, dtype=float)
     for step in range(steps + 1):
         gradients, jacobian = compiled.gradient_and_jacobian(phi) if step < steps else (compiled.gradient(phi), None)
         if objective == "chain" or step == steps:
-            gradient = gradients[meta_agent]
-            own = own + gradient[own_rows] @ tangent[own_rows]
-            peer = peer + gradient[peer_rows] @ tangent[peer_rows]
+            terms = terms + (masks * gradients[meta_agent]) @ tangent
         if step < steps:
             tangent = tangent + rates[:, None] * (jacobian @ tangent)
-            phi = phi + rates * compiled.layout.own_parts(gradients)
-    return MetaGradient(own + peer, np.zeros(tangent.shape[1]), own, peer)
+            phi = phi + rates * gradients.ravel()[own_index]
+    own, peer = terms
+    return MetaGradient(own + peer, np.zeros_like(own), own, peer)
+
+
+@functools.lru_cache(maxsize=64)
+def _forward_constants(compiled: CompiledValues, alpha: tuple[float, ...], meta_agent: int):
+    """What model E's forward pass fixes once: the rates ``A``, the flat indices of each agent's own
+    gradient in ``grad V (n, D)`` (``xi``), the masks of agent ``i``'s rows and the others' ``(2, D)``,
+    and ``T_0 = E_i``."""
+    layout = compiled.layout
+    rates = inner_rates(compiled, alpha)
+    own_index = np.concatenate(
+        [k * layout.size + np.arange(layout.size)[layout.slice(k)] for k in range(len(layout.sizes))]
+    )
+    masks = np.zeros((2, layout.size))
+    masks[0, layout.slice(meta_agent)], masks[1, layout.others(meta_agent)] = 1.0, 1.0
+    tangent = np.eye(layout.size)[:, layout.slice(meta_agent)]
+    for array in (rates, own_index, masks, tangent):
+        array.flags.writeable = False
+    return rates, own_index, masks, tangent
 
 
 def _backwards(compiled, x, alpha, steps: int, meta_agent: int, objective: str) -> MetaGradient:

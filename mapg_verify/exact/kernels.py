@@ -1,0 +1,231 @@
+"""Compiled kernels (numba) for the sampled fast path, exploiting the sparsity of tabular scores.
+
+A tabular policy's step score ``s_t = grad log pi(a_t | s_t)`` touches one parameter row per agent:
+agent ``k``'s segment of width ``W_k`` starts at column ``c_{t,k} = offset_k + view_k(s_t) W_k``.
+So a step is held as ``columns (N, H, n)`` and ``values (N, H, n, W)`` (:class:`mapg_verify.exact.
+reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum over steps below costs
+``O(n W)`` per step (the causal products ``O(D_k |c_t|)``) instead of ``O(D)`` (``O(D^2)``):
+
+- :func:`sample`: trajectories by inverse-CDF sampling from uniforms drawn beforehand, in the order
+  :func:`mapg_verify.estimators.sampling.sample_trajectories` draws them, so a seed gives the same
+  trajectories either way;
+- :func:`scores`: the sparse step scores, ``log P(tau)`` and the pathwise Jacobian
+  ``sum_t hess log pi_t w_t`` summed over groups;
+- :func:`score_sums`: ``sum_t s_t w_t`` ``(N, D)`` (an outer REINFORCE gradient), the scores read
+  off the policy's tables;
+- :func:`products`: ``sum_t w^k_t c^k_t c_t^T`` on agent ``k``'s rows, summed over groups, with
+  ``c_t = lam c_{t-1} + s_t``, as rank-one updates along the steps (or Loaded DiCE's difference
+  ``c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T`` in the same pass);
+- :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group.
+
+The kernels compile on first use and are cached on disk (``cache=True``), so later processes load
+them. ``MAPG_VERIFY_KERNELS=numpy`` (or a missing numba) keeps every computation in numpy, with the
+same draws and the same results up to rounding; so do draws below :data:`MIN_STEPS` trajectory steps,
+where loading the kernels would cost more than they save.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+MIN_STEPS = 1_000_000  # trajectory steps in one draw from which the kernels run (loading them takes about 1 s)
+
+
+@functools.cache
+def _numba():
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency; numpy stays the fallback
+        return None
+    return numba
+
+
+def enabled(steps: int) -> bool:
+    """Whether a call over ``steps`` trajectory steps runs compiled: numba is there, the setting
+    ``MAPG_VERIFY_KERNELS`` is not ``numpy``, and ``steps >= MIN_STEPS``."""
+    return steps >= MIN_STEPS and os.environ.get("MAPG_VERIFY_KERNELS", "numba") != "numpy" and _numba() is not None
+
+
+def _invert(uniform, cdf, start, size):
+    """Inverse-CDF index of ``uniform`` in ``cdf[start : start + size]`` (flat, so that no view is
+    made), as numpy's ``min((u cdf[-1] >= cdf).sum(), size - 1)``."""
+    target, index = uniform * cdf[start + size - 1], 0
+    for j in range(start, start + size):
+        if target >= cdf[j]:
+            index += 1
+    return min(index, size - 1)
+
+
+def _sample(uniforms, per, policy_cdf, n_actions, views, initial_cdf, log_initial, cdf, log_step, strides,
+            rewards, discounts, states, actions, log_environment, to_go):  # fmt: skip
+    count, horizon = states.shape
+    n, n_states, joints = actions.shape[2], initial_cdf.shape[0], cdf.shape[1]
+    groups, rows, width = policy_cdf.shape[1:]
+    policy_flat, cdf_flat = policy_cdf.ravel(), cdf.ravel()
+    for b in range(count):
+        g = b // per
+        state = _invert(uniforms[0, b], initial_cdf, 0, n_states)
+        log_p, block = log_initial[state], 1
+        for t in range(horizon):
+            states[b, t] = state
+            joint = 0
+            for k in range(n):
+                start = ((k * groups + g) * rows + views[k, state]) * width
+                a = _invert(uniforms[block, b], policy_flat, start, n_actions[k])
+                actions[b, t, k] = a
+                joint += a * strides[k]
+                block += 1
+            for k in range(n):
+                to_go[b, t, k] = rewards[k, state, joint] * discounts[t]
+            if t + 1 < horizon:
+                state_next = _invert(uniforms[block, b], cdf_flat, (state * joints + joint) * n_states, n_states)
+                log_p += log_step[state, joint, state_next]
+                state, block = state_next, block + 1
+        log_environment[b] = log_p
+        for k in range(n):
+            total = 0.0
+            for t in range(horizon - 1, -1, -1):
+                total = total + to_go[b, t, k]
+                to_go[b, t, k] = total
+
+
+def _scores(states, actions, per, views, offsets, widths, log_table, score_table, hessians, weights, group,
+            columns, values, log_prob, reinforce, jacobian):  # fmt: skip
+    count, horizon, n = actions.shape
+    second = jacobian.shape[0] > 0
+    for b in range(count):
+        g, total = b // per, 0.0
+        for t in range(horizon):
+            for k in range(n):
+                row, a, width, w = views[k, states[b, t]], actions[b, t, k], widths[k], weights[b, t, k]
+                start = offsets[k] + row * width
+                columns[b, t, k] = start
+                total += log_table[k, g, row, a]
+                for i in range(width):
+                    values[b, t, k, i] = score_table[k, g, row, a, i]
+                    reinforce[b, start + i] += score_table[k, g, row, a, i] * w
+                if second:
+                    for i in range(width):
+                        for j in range(width):
+                            jacobian[b // group, start + i, start + j] += hessians[k, g, row, a, i, j] * w
+        log_prob[b] += total
+
+
+def _score_sums(states, actions, per, views, offsets, widths, score_table, weights, out):
+    count, horizon, n = actions.shape
+    for b in range(count):
+        g = b // per
+        for t in range(horizon):
+            w = weights[b, t]
+            for k in range(n):
+                row, a = views[k, states[b, t]], actions[b, t, k]
+                start = offsets[k] + row * widths[k]
+                for i in range(widths[k]):
+                    out[b, start + i] += score_table[k, g, row, a, i] * w
+    return out
+
+
+def _products(columns, values, widths, owner, weights, lam, decay, less, group, out):
+    count, horizon, n = columns.shape
+    running, seen = np.zeros(out.shape[1]), np.zeros(out.shape[1], np.bool_)
+    touched, later = np.zeros(out.shape[1], np.int64), np.zeros((horizon, n))
+    for b in range(count):
+        g = b // group
+        for k in range(n):  # later[t, k] = W^k_t = sum_{t' >= t} decay^(t' - t) w^k_t'
+            total = 0.0
+            for t in range(horizon - 1, -1, -1):
+                total = total * decay + weights[b, t, k]
+                later[t, k] = total
+        m = 0
+        for t in range(horizon):
+            for k in range(n):  # lam c_{t-1} s_t^T, on the rows of c_{t-1}
+                for i in range(widths[k]):
+                    column, u = columns[b, t, k] + i, values[b, t, k, i] * lam
+                    if u != 0.0:
+                        for r in range(m):
+                            row = touched[r]
+                            out[g, row, column] += running[row] * u * later[t, owner[row]]
+            for r in range(m):
+                running[touched[r]] *= lam
+            for k in range(n):
+                for i in range(widths[k]):
+                    column = columns[b, t, k] + i
+                    running[column] += values[b, t, k, i]
+                    if not seen[column]:
+                        seen[column], touched[m], m = True, column, m + 1
+            for k in range(n):  # s_t c_t^T, on the rows of s_t
+                for i in range(widths[k]):
+                    row, a = columns[b, t, k] + i, values[b, t, k, i] * later[t, k]
+                    if a != 0.0:
+                        for r in range(m):
+                            out[g, row, touched[r]] += a * running[touched[r]]
+                    if len(less):  # - less^k_t s^k_t s_t^T
+                        a = values[b, t, k, i] * less[b, t, k]
+                        for q in range(n):
+                            for j in range(widths[q]):
+                                out[g, row, columns[b, t, q] + j] -= a * values[b, t, q, j]
+        for r in range(m):
+            running[touched[r]], seen[touched[r]] = 0.0, False
+    return out
+
+
+def _project(columns, values, widths, per, tangent, out):
+    count, horizon, n = columns.shape
+    steps = out.shape[1]  # horizon, or 1 to sum over steps
+    for b in range(count):
+        g = b // per
+        for t in range(horizon):
+            at = t if steps > 1 else 0
+            for k in range(n):
+                start = columns[b, t, k]
+                for i in range(widths[k]):
+                    v = values[b, t, k, i]
+                    for j in range(out.shape[2]):
+                        out[b, at, j] += v * tangent[g, start + i, j]
+    return out
+
+
+@functools.cache
+def _compiled():
+    """The kernels, compiled (or loaded from numba's cache) on first use."""
+    jit = _numba().njit(cache=True, nogil=True)
+    globals()["_invert"] = jit(_invert)  # so that the kernels calling it call it compiled
+    return {f.__name__: jit(f) for f in (_sample, _scores, _score_sums, _products, _project)}
+
+
+def sample(*arguments) -> None:
+    """Fill ``states, actions, log_environment, to_go`` (the last four arguments) in place."""
+    _compiled()["_sample"](*arguments)
+
+
+def scores(*arguments) -> None:
+    """Fill ``columns, values``, add to ``log_prob``, ``reinforce`` and (if not empty) ``jacobian``
+    in place."""
+    _compiled()["_scores"](*arguments)
+
+
+def score_sums(states, actions, per: int, views, offsets, widths, score_table, weights, size: int) -> np.ndarray:
+    """``sum_t s_t w_t`` ``(N, D)`` for weights ``(N, H)``, the scores read off ``score_table``."""
+    out = np.zeros((len(states), size))
+    return _compiled()["_score_sums"](states, actions, per, views, offsets, widths, score_table, weights, out)
+
+
+def products(columns, values, widths, owner, weights, lam: float, decay: float, less, group: int, size: int):
+    """``sum_t W^k_t (s_t c_t^T + lam c_{t-1} s_t^T)`` on agent ``k``'s rows (``owner[column] = k``),
+    summed over groups, with ``c_t = lam c_{t-1} + s_t`` and ``W_t = sum_{t' >= t} decay^(t'-t) w_t'``:
+    ``decay = lam^2`` gives ``sum_t w_t c_t c_t^T`` (as ``c_t c_t^T = lam^2 c_{t-1} c_{t-1}^T + s_t
+    c_t^T + lam c_{t-1} s_t^T``), ``decay = 0`` gives ``sum_t w_t (c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T)``;
+    minus ``sum_t less^k_t s^k_t s_t^T`` where ``less (N, H, n)`` is not empty."""
+    out = np.zeros((len(columns) // group, size, size))
+    arguments = (columns, values, widths, owner, weights, float(lam), float(decay), less, group, out)
+    return _compiled()["_products"](*arguments)
+
+
+def project(columns, values, widths, per: int, tangent: np.ndarray, steps: bool) -> np.ndarray:
+    """``s_t T_g`` per step ``(N, H, d)`` (``steps``) or summed over steps ``(N, 1, d)``, trajectory
+    ``n`` in group ``g = n // per`` of ``tangent (G, D, d)``."""
+    out = np.zeros((len(columns), columns.shape[1] if steps else 1, tangent.shape[2]))
+    return _compiled()["_project"](columns, values, widths, per, np.ascontiguousarray(tangent), out)

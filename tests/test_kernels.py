@@ -1,0 +1,103 @@
+"""The compiled fast path (:mod:`mapg_verify.exact.kernels`) against the numpy one: the same draws
+from the same seed, and every estimate equal up to rounding (1e-12), for every built-in and wrong variant, pairing,
+outer mode, baseline and Loaded DiCE, at L = 1 and 2, on sigmoid and softmax policies; and the
+compiled draws against the autograd DiCE reference."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mapg_verify.casefile.reader import load_case, parse_case
+from mapg_verify.estimators.dispatch import builtin_for
+from mapg_verify.estimators.montecarlo import draw, draw_recorded
+from mapg_verify.estimators.reference import reference
+from mapg_verify.estimators.sampling import sample_trajectories
+from mapg_verify.estimators.surrogate import plan
+from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
+from mapg_verify.exact import kernels
+from mapg_verify.exact.compiled import compile_game
+from mapg_verify.problem.catalog import random_game
+from mapg_verify.problem.params import layout_of
+from mapg_verify.problem.policies import POLICIES
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+VARIANTS = [
+    "meta-mapg[baseline=value]",
+    "meta-mapg[baseline=batch-mean]",
+    "meta-mapg[baseline=leave-one-out, returns=from-t]",
+    "meta-mapg[baseline=linear, gae_lambda=0.5]",
+    "sampled-exact[inner_baseline=value]",
+    "meta-pg[inner_baseline=leave-one-out]",
+    "loaded-dice[dice_lambda=0.5, baseline=batch-mean]",
+    "meta-mapg-official[baseline_fit=aligned]",
+]
+SOFTMAX = {
+    "game": {"builtin": "random", "states": 3, "actions": [2, 3], "horizon": 3, "seed": 4},
+    "policy": {"kind": "softmax"},
+    "inner": {"model": ["expected"], "steps": 2, "batch": 3, "objective": "chain"},
+}
+
+
+def _with(case, **settings):
+    return dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, **settings))
+
+
+def _both(run, samples: int, monkeypatch) -> tuple:
+    """The draws of ``run`` from one seed, by numpy and compiled."""
+    monkeypatch.setattr(kernels, "MIN_STEPS", 0)
+    monkeypatch.setenv("MAPG_VERIFY_KERNELS", "numpy")
+    slow = draw(run, samples, np.random.default_rng(11))
+    monkeypatch.setenv("MAPG_VERIFY_KERNELS", "numba")
+    return slow, draw(run, samples, np.random.default_rng(11))
+
+
+CASE_SETTINGS = [
+    ("ipd_short.toml", {"pairing": "timestep"}),
+    ("ipd_short.toml", {"outer": "exact", "pairing": "batch"}),
+    ("matching_pennies.toml", {"pairing": "trajectory", "outer": "sampled"}),  # L = 2, chain, meta-agent 1
+    ("softmax", {"pairing": "batch", "outer_batch": 2}),
+]
+
+
+@pytest.mark.parametrize(("path", "settings"), CASE_SETTINGS)
+def test_compiled_draws_equal_numpy_ones_for_every_estimator(path, settings, monkeypatch):
+    case = parse_case(SOFTMAX, "softmax") if path == "softmax" else load_case(CASES / path)
+    case = _with(case, **settings)
+    compiled = compile_game(case.game, case.policy)
+    estimators = [*ESTIMATORS.values(), *MUTANTS.values(), *(builtin_for(case, name) for name in VARIANTS)]
+    for estimator in estimators:
+        slow, fast = _both(plan(case, compiled, estimator), 40, monkeypatch)
+        for part in ("current", "own", "peer"):
+            np.testing.assert_allclose(getattr(fast, part), getattr(slow, part), rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_draws_equal_the_autograd_reference(monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_STEPS", 0)
+    case = _with(load_case(CASES / "ipd_short.toml"), pairing="timestep")
+    compiled = compile_game(case.game, case.policy)
+    for name in ("meta-mapg", "loaded-dice", "meta-mapg-official"):
+        run = plan(case, compiled, ESTIMATORS[name])
+        draws = draw_recorded(run, 3, np.random.default_rng(5))
+        slow = np.array([reference(run, draws, r) for r in range(3)])
+        np.testing.assert_allclose(draws.parts.total, slow, rtol=1e-10, atol=1e-12)
+
+
+def test_the_compiled_sampler_draws_the_same_trajectories():
+    game, policy = random_game(seed=2, states=4, actions=[3, 2], horizon=5), POLICIES["softmax"]
+    layout = layout_of(game, policy)
+    phi = np.random.default_rng(0).normal(size=(7, layout.size))
+    slow, fast = (
+        sample_trajectories(game, policy, layout, phi, 5, 7 * 30, np.random.default_rng(3), compiled)
+        for compiled in (False, True)
+    )
+    for field in ("states", "actions", "log_environment", "to_go"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field))
+
+
+def test_small_draws_and_the_setting_keep_numpy(monkeypatch):
+    assert not kernels.enabled(kernels.MIN_STEPS - 1)
+    assert kernels.enabled(kernels.MIN_STEPS)
+    monkeypatch.setenv("MAPG_VERIFY_KERNELS", "numpy")
+    assert not kernels.enabled(kernels.MIN_STEPS)
