@@ -232,3 +232,12 @@ def test_control_variates_catch_what_the_plain_paired_test_misses():
     assert claim["verdict"] == "fail" and "control variates of zero mean" in claim["figures"]["against"]
     right = check_estimator(dice.meta_mapg_loo, case, claim="meta-mapg", samples=2000, mode="statistical")
     assert right.passed, right.summary
+
+
+def test_a_builtins_baseline_claim_keeps_its_other_options():
+    """loaded-dice[dice_lambda=0.5] with a value baseline claims its own expectation without the
+    outer baseline, at the same lambda (found by run cases: the lambda was dropped)."""
+    case = load_case(CLAIMS)
+    assert claim_of(case, "loaded-dice[dice_lambda=0.5]") == Claim(
+        "estimator", "loaded-dice[dice_lambda=0.5, baseline=none, inner_baseline=value]"
+    )

@@ -52,7 +52,7 @@ from mapg_verify.checks.result import (
     untested,
 )
 from mapg_verify.checks.statistics import adjusted_mean_test, mean_test, two_sample_test
-from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation, rng_for
+from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation, rng_for, split_name
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.plugins import count_text
 from mapg_verify.estimators.surrogate import plan
@@ -103,8 +103,10 @@ def default_claim(case: Case, name: str) -> Claim | None:
     outer_baseline = estimator.baseline != "none" and estimator.baseline in UNBIASED_BASELINES
     if estimator.convention == "from-zero" and outer_baseline and not estimator.current_advantage:
         # of zero mean given phi_L, it changes no expectation
-        fit = f", baseline_fit={estimator.baseline_fit}" if estimator.inner_baseline == "linear" else ""
-        return Claim("estimator", f"{base}[baseline=none, inner_baseline={estimator.inner_baseline}{fit}]")
+        options = {**split_name(name)[1], "baseline": "none", "inner_baseline": estimator.inner_baseline}
+        if estimator.inner_baseline == "linear":
+            options["baseline_fit"] = estimator.baseline_fit
+        return Claim("estimator", f"{base}[{', '.join(f'{key}={value}' for key, value in options.items())}]")
     return None
 
 
