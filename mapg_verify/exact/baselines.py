@@ -105,7 +105,7 @@ def trajectory_values(
     found = state_values(game, policy, layout, phi, horizon, gradients)
     if not gradients:  # one flat gather: (g, t, s_t) -> (g H + t) S + s_t
         flat = (at * horizon + steps) * game.n_states + trajectories.states
-        return found.reshape(-1, found.shape[-1])[flat]
+        return np.take(found.reshape(-1, found.shape[-1]), flat, axis=0)
     values, derivatives = found
     return values[at, steps, trajectories.states], derivatives[at, steps, trajectories.states]
 

@@ -136,7 +136,7 @@ def discounted_to_go(game: Game, states: np.ndarray, actions: np.ndarray, gamma:
 def rewards_of(game: Game, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """Every agent's reward ``r^k_t`` at each step, ``(N, H, n)``."""
     flat = np.ravel_multi_index((states, *np.moveaxis(actions, -1, 0)), game.rewards.shape[1:])
-    return np.moveaxis(game.rewards.reshape(game.n_agents, -1)[:, flat], 0, -1)
+    return np.moveaxis(np.take(game.rewards.reshape(game.n_agents, -1), flat, axis=1), 0, -1)
 
 
 def step_rewards(to_go: np.ndarray) -> np.ndarray:
