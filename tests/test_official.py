@@ -370,7 +370,7 @@ def test_the_fit_is_kept_where_a_claim_or_a_case_names_it():
     assert claim.target == "meta-mapg[baseline=none, inner_baseline=linear, baseline_fit=as-shipped]"
     assert builtin_for(case, claim.target).baseline_fit == "as-shipped"
     fits = [
-        load_case(CASES / "paper" / f"figure3_{name}.toml").paper.meta_gradient
+        load_case(CASES.parent / "experiments" / "paper" / f"figure3_{name}.toml").paper.meta_gradient
         for name in ("official", "official_aligned")
     ]
     assert fits == ["official", "official-aligned"]
