@@ -199,7 +199,7 @@ def statistical_p_values(case, compiled, plugin, name: str, candidates, partner,
 
     def p_value(moved: Case, draws, target=None) -> float:
         theirs = target if target is not None else draws.partner if partner else reference
-        controls = partner_controls(moved, compiled, partner, draws) if partner else draws.scores
+        controls = partner_controls(moved, compiled, partner, draws) if partner else draws.zero_mean
         return paired_test(case, compiled, draws.rows - theirs, controls)[0].p_value
 
     def rng():

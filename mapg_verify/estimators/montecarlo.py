@@ -40,12 +40,14 @@ class Draws:
     """Per-replicate estimates (``Parts`` with a leading axis ``R``) and, when recorded, the batches
     as drawn: ``inner[l]`` holds ``B_l`` of every replicate (``R * K`` trajectories, replicate-major),
     ``outer[l]`` the outer batch at level ``l`` (``R * K_out``; ``None`` where nothing is evaluated
-    or the outer term is exact), and ``phis[l]`` every replicate's ``phi_l`` ``(R, D)``."""
+    or the outer term is exact), ``phis[l]`` every replicate's ``phi_l`` ``(R, D)`` and
+    ``tangents[l]`` its ``d phi_l / d theta^i`` ``(R, D, d)``."""
 
     parts: Parts
     inner: tuple[Trajectories, ...] = ()
     outer: tuple[Trajectories | None, ...] = ()
     phis: tuple[np.ndarray, ...] = ()
+    tangents: tuple[np.ndarray, ...] = ()
 
 
 def chunk_size(surrogate: Plan) -> int:
@@ -89,9 +91,10 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled:
     current, own, peer = (np.zeros((count, surrogate.width)) for _ in range(3))
     steps = surrogate.pairing == "timestep"  # other pairings need paired summed over steps
     paired = np.zeros((count, batch, horizon if steps else 1, surrogate.width))  # score(tau_l^b, t) T_l, over l
-    inner_record, outer_record, phis = [], [], []
+    inner_record, outer_record, phis, tangents = [], [], [], []
     for level in range(surrogate.steps + 1):
         phis.append(phi)
+        tangents.append(tangent)
         outer = None
         if surrogate.evaluated(level):
             parts, outer = _outer(surrogate, phi, tangent, paired, rng, compiled)
@@ -109,7 +112,7 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled:
         phi, tangent = advance(surrogate, phi, tangent, reinforce, None if jacobian is None else jacobian / batch)
     if not surrogate.estimator.current:
         current = np.zeros_like(current)
-    return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record), tuple(phis))
+    return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record), tuple(phis), tuple(tangents))
 
 
 def _outer(surrogate: Plan, phi, tangent, paired, rng, compiled: bool) -> tuple[Parts, Trajectories | None]:

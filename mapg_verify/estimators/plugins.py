@@ -52,7 +52,7 @@ from mapg_verify.estimators.calls import PER_CALL, Replicates, evaluate
 from mapg_verify.estimators.frameworks import require, split_framework
 from mapg_verify.estimators.montecarlo import chunk_size, draw_recorded
 from mapg_verify.estimators.records import Batch, Plugin, as_plugin
-from mapg_verify.estimators.surrogate import inner_step, plan
+from mapg_verify.estimators.surrogate import inner_step, outer_parts, outer_returns, plan
 from mapg_verify.estimators.table import BASIS_ESTIMATORS, FROZEN, Estimator, Parts, outer_of
 from mapg_verify.exact.baselines import trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
@@ -104,7 +104,8 @@ class PluginDraws:
     (relative to ``max(|phi_l|, 1)``, over replicates and levels; ``None`` when it returns none),
     the machine epsilon of the precision it computes in, the partner's parts row by row
     (control variates, once centred by their exact expectations), every batch's score
-    ``sum_b grad log P(tau_b; phi_l)`` (control variates of mean exactly 0), and the rows of further
+    ``sum_b grad log P(tau_b; phi_l)`` and the outer batches' baseline terms
+    (:func:`baseline_controls`), control variates of mean exactly 0, and the rows of further
     estimators drawn on the same batches (``(V, R, D)``, a diagnosis's variants of the partner)."""
 
     rows: np.ndarray
@@ -113,7 +114,13 @@ class PluginDraws:
     precision: float
     components: np.ndarray  # the partner's parts, row by row (its current, own, peer; or each weighted term's)
     scores: np.ndarray  # each batch's summed score at the parameters that drew it, row by row: mean exactly 0
+    baselines: np.ndarray  # the outer term's score times baseline features, row by row: mean exactly 0
     variants: np.ndarray  # (V, R, D): further estimators on the same batches
+
+    @property
+    def zero_mean(self) -> np.ndarray:
+        """The control variates of mean exactly 0, row by row: the batches' scores and baseline terms."""
+        return np.hstack([self.scores, self.baselines])
 
 
 def plugin_draws(
@@ -139,6 +146,7 @@ def plugin_draws(
     others = {key: plan(case, compiled, BASIS_ESTIMATORS[key]) for key, _, _ in weights}
     alike = [plan(case, compiled, variant) for variant in variants]
     rows, theirs, parts, scores, deviation, eps = [], [], [], [], None, plugin.declared_precision
+    baselines, features = [], baseline_features(case, samples)
     extra = []
     meter = CallMeter(plugin.name, -(-samples // PER_CALL) if plugin.batched else samples, f"{samples:,} samples")
     chunk = min([chunk_size(surrogate), *map(chunk_size, others.values())])
@@ -153,6 +161,7 @@ def plugin_draws(
         theirs.append(total)
         parts.append(components)
         scores.append(batch_scores(surrogate, draws, count))
+        baselines.append(baseline_controls(surrogate, draws, count) if features else np.zeros((count, 0)))
         extra.append([_replayed(other, count, snapshot, draws).parts.total for other in alike])
         replicates = replicates_of(surrogate, draws, count)
         found, own, precision = evaluate(plugin, replicates, count, told or case, surrogate.outer_batch, meter)
@@ -172,6 +181,7 @@ def plugin_draws(
         eps,
         np.concatenate(parts),
         np.concatenate(scores),
+        np.concatenate(baselines),
         found,
     )
 
@@ -186,6 +196,55 @@ def batch_scores(surrogate, draws, count: int) -> np.ndarray:
         if batch is not None:
             terms = trajectory_terms(case.game, case.policy, layout, batch, phi, second_order=False)
             found.append(terms.score.reshape(count, -1, layout.size).sum(axis=1))
+    return np.hstack(found) if found else np.zeros((count, 0))
+
+
+BASELINE_ROWS_PER_CONTROL = 20  # baseline controls only where the samples number 20 per control or more
+
+
+def baseline_features(case: Case, samples: int) -> bool:
+    """Whether :func:`baseline_controls` are drawn: ``(H S + H) d`` controls (``d`` the meta-agent's
+    parameters) with at least :data:`BASELINE_ROWS_PER_CONTROL` samples each (the regression's
+    degrees of freedom stay near ``samples``)."""
+    game, horizon = case.game, case.inner.horizon
+    if not hasattr(game, "n_states"):
+        return False
+    controls = (game.n_states + 1) * horizon * int(np.size(case.theta[case.inner.meta_agent]))
+    return controls * BASELINE_ROWS_PER_CONTROL <= samples
+
+
+def baseline_controls(surrogate, draws, count: int) -> np.ndarray:
+    """``(R, F d)``: at each level with an outer batch, the outer term with the advantage replaced by
+    a baseline feature ``f``, ``mean_b sum_t grad_theta log pi(a_bt | s_bt; phi_L(theta)) f_bt``
+    (projected through ``d phi_L / d theta`` as the outer term is). Features: ``1[t = u, s_bt = s]``
+    for every step ``u`` and state ``s`` (every state-and-time baseline, a critic's included, is
+    their combination) and, with ``K_out > 1``, the other trajectories' mean return at ``t``
+    (a leave-one-out baseline). Each has mean exactly 0: ``f_bt`` depends on ``s_bt`` and other
+    trajectories only, independent of ``a_bt`` given ``phi_L`` (the baseline theorem); so a
+    plug-in that differs from its partner by a baseline of these kinds differs by the controls."""
+    case, layout = surrogate.case, surrogate.compiled.layout
+    found = []
+    for trajectories, phi, tangent in zip(draws.outer, draws.phis, draws.tangents, strict=True):
+        if trajectories is None:
+            continue
+        states = trajectories.states  # (N, H)
+        n, horizon = states.shape
+        size, n_states = n // count, case.game.n_states
+        indicators = np.zeros((n, horizon, horizon * n_states))
+        steps = np.arange(horizon)
+        indicators[:, steps, steps * n_states + states] = 1.0
+        features = [indicators]
+        if size > 1:
+            returns = outer_returns(surrogate, trajectories).reshape(count, size, horizon)
+            others = (returns.sum(axis=1, keepdims=True) - returns) / (size - 1)
+            features.append(np.einsum("nh,hu->nhu", others.reshape(n, horizon), np.eye(horizon)))
+        features = np.concatenate(features, axis=2)  # (N, H, F)
+        terms = trajectory_terms(case.game, case.policy, layout, trajectories, phi, second_order=False)
+        gradients = np.einsum("nhd,nhf->nfd", terms.step_scores, features)
+        gradients = gradients.reshape(count, size, features.shape[2], -1).mean(axis=1)  # (R, F, D)
+        width = gradients.shape[1]
+        own, peer = outer_parts(surrogate, gradients.reshape(count * width, -1), np.repeat(tangent, width, axis=0))
+        found.append((own + peer).reshape(count, -1))
     return np.hstack(found) if found else np.zeros((count, 0))
 
 
