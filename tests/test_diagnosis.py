@@ -99,3 +99,23 @@ def test_relabellings_and_slips_are_named_on_paired_batches():
 def test_a_bug_that_is_no_single_change_is_said_so():
     found = _diagnosis(slipped.rewards_for_returns, "tests/claims/ipd_two_steps.toml")
     assert found["explained by"] is None and found["sentence"].startswith("no single change explains it")
+
+
+def test_a_candidate_too_noisy_to_see_the_difference_explains_nothing(monkeypatch):
+    """A candidate not rejected holds only where its test would have caught, with 99% power, the
+    difference the unchanged plug-in showed: a candidate that draws other batches can be too noisy
+    to see it (inner rates 1% high were once "explained" by the views relabelling that way)."""
+    from mapg_verify.checks import diagnosis
+
+    candidates = [diagnosis.Candidate(VIEWS, "views"), diagnosis.Candidate("gamma is left out", "gamma")]
+    case = load_case("tests/claims/ipd_two_steps.toml")
+
+    def tests(noisy: float, quiet: float):
+        # the unchanged plug-in: rejected, measured difference 0.1; each candidate: p 0.5, what it detects
+        found = ((1e-20, 0.01, 0.1), [(0.5, noisy, 0.05), (0.4, quiet, 0.0)])
+        monkeypatch.setattr(diagnosis, "statistical_p_values", lambda *args: found)
+        return diagnosis._statistical_search(case, None, None, "x", candidates, None, None, 0, 120)
+
+    assert tests(noisy=0.3, quiet=0.02)["explained by"] == "gamma is left out"
+    assert tests(noisy=0.02, quiet=0.02)["explained by"] == VIEWS  # the larger p-value, both powerful
+    assert tests(noisy=0.3, quiet=0.3)["explained by"] is None

@@ -294,14 +294,20 @@ def _statistical(case, check, claim, test, spread, size, samples, figures: dict)
     level = case.checks.level
     figures |= {"T-squared": test.statistic if math.isfinite(test.statistic) else None, "level": level}
     figures |= {"p-value": test.p_value if not test.unvaried else None, "samples": samples}
-    largest = float(np.linalg.eigvalsh(spread)[-1]) if spread.size else 0.0
-    needed = _noncentrality(max(test.rank, 1), level)
-    detectable = math.sqrt(needed * largest / samples) / max(size, 1e-300)
+    detectable = detectable_difference(test, spread, samples) / max(size, 1e-300)
     target = case.checks.relative_error
-    budget = math.ceil(needed * largest / (target * max(size, 1e-300)) ** 2)
+    budget = math.ceil(samples * (detectable / target) ** 2)
     figures |= {"smallest relative difference detected (99% power)": detectable, "samples for target": budget}
     figures |= {"target relative difference": target, "rank": test.rank, "unvaried": test.unvaried}
     return CheckResult(check, not test.rejected, figures, statistical_summary(figures, test.rejected))
+
+
+def detectable_difference(test, spread: np.ndarray, samples: int) -> float:
+    """The norm of the smallest mean difference ``test`` detects with 99% power in the least
+    favourable direction: ``sqrt(lambda / N)`` times the noncentrality that gives that power,
+    ``lambda`` the largest eigenvalue of the rows' (residual) covariance ``spread``."""
+    largest = float(np.linalg.eigvalsh(spread)[-1]) if spread.size else 0.0
+    return math.sqrt(_noncentrality(max(test.rank, 1), test.level) * max(largest, 0.0) / samples)
 
 
 def statistical_summary(figures: dict, rejected: bool, holm: tuple[int, float] | None = None) -> str:

@@ -23,7 +23,9 @@ call of the plug-in), relabellings, slips that change it (changes that no expect
 flipped sign and the labels of the one agent whose policy the estimate reads, are named as found).
 Otherwise on paired batches (:data:`STATISTICAL_CALLS` shared among the candidates that call the plug-in, within
 :data:`SAMPLES`) with the claim's test (regression-adjusted on control variates of zero mean): a
-candidate holds when it is not rejected at the case's level. The unchanged plug-in is the control:
+candidate holds when it is not rejected at the case's level by a test that detects, with 99% power,
+a difference as large as the one the unchanged plug-in showed (a test too noisy to see the original
+difference explains nothing). The unchanged plug-in is the control:
 if it is not rejected either, the budget cannot tell the candidates apart; else the candidate with
 the largest p-value is named, with any others also consistent.
 """
@@ -36,7 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mapg_verify.checks.claims import diagnosis_text, paired_test, partner_controls, partner_of, reference_value
+from mapg_verify.checks.claims import (
+    detectable_difference,
+    diagnosis_text,
+    paired_test,
+    partner_controls,
+    partner_of,
+    reference_value,
+)
 from mapg_verify.checks.fingerprint import Design
 from mapg_verify.checks.result import CheckResult, case_floor, precision_tolerance, relative_error
 from mapg_verify.estimators.calls import PER_CALL
@@ -193,14 +202,16 @@ def exact_error(case, compiled, plugin, name: str, candidate: Candidate, loop: E
 
 
 def statistical_p_values(case, compiled, plugin, name: str, candidates, partner, reference, seed: int, samples: int):
-    """The unchanged plug-in's p-value and each candidate's on ``samples`` paired batches (the
-    same batches wherever the loop is unchanged), ``None`` where it could not be run."""
+    """The unchanged plug-in's test and each candidate's on ``samples`` paired batches (the same
+    batches wherever the loop is unchanged), ``None`` where it could not be run: each the p-value,
+    the smallest difference it detects with 99% power and the difference it measured (norms)."""
     _, loop, weights = partner or (None, FROZEN, ())
 
-    def p_value(moved: Case, draws, target=None) -> float:
+    def p_value(moved: Case, draws, target=None) -> tuple[float, float, float]:
         theirs = target if target is not None else draws.partner if partner else reference
         controls = partner_controls(moved, compiled, partner, draws) if partner else draws.zero_mean
-        return paired_test(case, compiled, draws.rows - theirs, controls)[0].p_value
+        test, spread, _ = paired_test(case, compiled, draws.rows - theirs, controls)
+        return test.p_value, detectable_difference(test, spread, len(draws.rows)), float(np.linalg.norm(test.mean))
 
     def rng():
         return rng_for(seed, case, name, 1)  # the same batches for every candidate that keeps the loop
@@ -289,9 +300,15 @@ def _statistical_search(case, compiled, plugin, name, candidates, partner, refer
     control, p_values = statistical_p_values(
         case, compiled, plugin, name, candidates, partner, reference, seed, samples
     )
-    level = case.checks.level
-    tried = [{"change": c.label, "p-value": p} for c, p in zip(candidates, p_values, strict=True) if p is not None]
-    held = sorted((row for row in tried if row["p-value"] >= level), key=lambda row: -row["p-value"])
+    level, (control, _, measured) = case.checks.level, control
+    tried = [
+        {"change": c.label, "p-value": p[0], "detects": p[1]}
+        for c, p in zip(candidates, p_values, strict=True)
+        if p is not None
+    ]
+    # not rejected, by a test that would have rejected the difference the unchanged plug-in showed
+    held = [row for row in tried if row["p-value"] >= level and row["detects"] < measured]
+    held.sort(key=lambda row: -row["p-value"])
     record = {"mode": "statistical", "samples": samples, "unchanged p-value": control, "candidates": tried}
     if control >= level:
         sentence = f"cannot tell: at {samples} samples the unchanged plug-in is not rejected either"
