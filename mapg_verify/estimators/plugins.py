@@ -232,7 +232,7 @@ def baseline_controls(surrogate, draws, count: int) -> np.ndarray:
         size, n_states = n // count, case.game.n_states
         indicators = np.zeros((n, horizon, horizon * n_states))
         steps = np.arange(horizon)
-        indicators[:, steps, steps * n_states + states] = 1.0
+        indicators[np.arange(n)[:, None], steps, steps * n_states + states] = 1.0
         features = [indicators]
         if size > 1:
             returns = outer_returns(surrogate, trajectories).reshape(count, size, horizon)
