@@ -34,7 +34,7 @@ from mapg_verify.checks.result import CheckResult, overall
 from mapg_verify.checks.sweep import shared
 from mapg_verify.estimators.dispatch import expectations
 from mapg_verify.exact.backend import case_values
-from mapg_verify.exact.metagradient import meta_gradients
+from mapg_verify.exact.truths import Truths
 from mapg_verify.paper import RUNS
 from mapg_verify.progress import Progress
 from mapg_verify.report import case_record
@@ -108,17 +108,18 @@ def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None
     started = time.perf_counter()
     compiled = case_values(case)
     oracles = CHECKS["oracles"].run(case, compiled, mpmath_gradients=mpmath_gradients)
-    gradients = meta_gradients(compiled, case)
+    truths = Truths(case, compiled)
+    gradients = truths.models()
     found = expectations(case, compiled)
     truth = exact_truth(case, compiled, oracles, gradients, found)
-    checks = [oracles, *meta_checks(case, compiled, gradients)]
+    checks = [oracles, *meta_checks(case, compiled, truths)]
     reports = {}
     if seed is not None:
         bar = Progress(len(case.estimators.names), f"    {case.name}: estimators", delay=1.0 if progress else math.inf)
-        context = shared(case, compiled) if case.estimators.names else None
+        context = shared(case, truths) if case.estimators.names else None
         for name in case.estimators.names:
             reports[name] = verify_estimator(
-                case, compiled, gradients, name, seed, found[0].get(name), found[1].get(name, ""), context
+                case, compiled, truths, name, seed, found[0].get(name), found[1].get(name, ""), context
             )
             bar.advance(name)
         bar.close()

@@ -18,7 +18,7 @@ from mapg_verify.cli import main
 from mapg_verify.estimators.dispatch import draw_rows, rng_for
 from mapg_verify.estimators.plugins import plugin_draws
 from mapg_verify.exact.compiled import compile_game
-from mapg_verify.exact.metagradient import meta_gradients
+from mapg_verify.exact.truths import Truths
 from mapg_verify.spec.case import Claim
 
 sys.path.insert(0, str(ROOT))
@@ -142,7 +142,7 @@ def _false_alarms(case, name, claim: Claim, seeds: int, samples: int) -> int:
     """False alarms of ``claim`` on estimator ``name`` (a built-in) or function ``name`` (a plug-in,
     paired with its claim's partner on the same batches) over ``seeds`` seeds."""
     compiled = compile_game(case.game, case.policy)
-    truth, design = meta_gradients(compiled, case), design_for(case, compiled)
+    truths, design = Truths(case, compiled), design_for(case, compiled)
     count = 0
     for seed in range(seeds):
         rng = rng_for(seed, case, "calibration")
@@ -154,7 +154,7 @@ def _false_alarms(case, name, claim: Claim, seeds: int, samples: int) -> int:
             rows, paired = draws.rows, (partner[0], draws.partner, controls)
         else:
             rows = draw_rows(case, compiled, name, samples, rng)
-        count += check_claim(case, compiled, truth, "x", claim, None, rows, seed, design, paired).verdict == "fail"
+        count += check_claim(case, compiled, truths, "x", claim, None, rows, seed, design, paired).verdict == "fail"
     return count
 
 

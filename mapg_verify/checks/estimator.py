@@ -50,6 +50,7 @@ from mapg_verify.estimators.plugins import plugin_draws
 from mapg_verify.estimators.records import PluginError
 from mapg_verify.estimators.table import FROZEN, Parts, outer_of
 from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.exact.truths import Truths
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import Case
 
@@ -84,7 +85,7 @@ class EstimatorReport:
 def verify_estimator(
     case: Case,
     compiled: CompiledValues,
-    truth: dict,
+    truths: Truths,
     name: str,
     seed: int,
     exact: Parts | None,
@@ -95,7 +96,7 @@ def verify_estimator(
     has none) and the case's :class:`Shared` context (computed here if not given); a plug-in's
     failure fails its checks, nothing more."""
     options = _options(case, name, seed)
-    truth = truth_for(case, compiled, truth, name)
+    truth = truth_for(case, truths, name)
     skipped = {} if exact is not None else {"expectation": reason}
     claim, builtin = claim_of(case, name), builtin_for(case, name)
     if reason.startswith("plug-in"):
@@ -139,7 +140,7 @@ def verify_estimator(
         scale = case_floor(case, compiled)
         checks.append(implementation(name, rows, exact.total, case.checks.level, scale))
     checks.append(bias(case, compiled, truth, name, exact.total if exact is not None else mean, covariance))
-    context = context or shared(case, compiled)
+    context = context or shared(case, truths)
     try:
         known = exact.total if exact is not None else None
         checks.append(fingerprint(case, compiled, name, context.design, known))
@@ -149,9 +150,9 @@ def verify_estimator(
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
     if claim is not None:
-        claimed = check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design, paired, eps)
+        claimed = check_claim(case, compiled, truths, name, claim, exact, rows, seed, context.design, paired, eps)
         if claimed.verdict == "fail" and builtin is None:
-            claimed = diagnose(case, compiled, truth, name, claim, claimed, exact, seed, context.design)
+            claimed = diagnose(case, compiled, truths, name, claim, claimed, exact, seed, context.design)
         checks.append(claimed)
     if updates is not None:
         checks.append(updates)
