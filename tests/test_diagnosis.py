@@ -31,10 +31,10 @@ def _case(path: str, meta_agent: int = 0, **estimators):
 
 def _diagnosis(function, case, claim=ADAPTED, mode=None, samples=300) -> dict:
     result = check_estimator(function, case, claim=claim, samples=samples, mode=mode)
-    check = next(c for c in result.checks if c["name"].startswith("claim:"))
-    assert check["verdict"] == "fail", check["summary"]
-    assert check["summary"].endswith(check["figures"]["diagnosis"]["searched"])
-    return check["figures"]["diagnosis"]
+    check = next(c for c in result.checks if c.kind == "claim")
+    assert check.verdict == "fail", check.summary
+    assert check.summary.endswith(check.figures["diagnosis"]["searched"])
+    return check.figures["diagnosis"]
 
 
 def _exact_dice(function, case) -> dict:

@@ -40,7 +40,7 @@ from mapg_verify.oracles.autodiff import (
 from mapg_verify.oracles.differences import richardson
 from mapg_verify.oracles.highprecision import mpmath_gradient, mpmath_values
 from mapg_verify.problem.errors import InputError
-from mapg_verify.spec.case import Case
+from mapg_verify.spec.case import MODEL_LETTER, Case
 
 TOLERANCE = {"autograd": 1e-10, "richardson": 1e-6, "mpmath": 1e-12}
 
@@ -300,9 +300,9 @@ def meta_oracles(case: Case, compiled: CompiledValues | None = None, truths: Tru
     errors = meta_oracle_errors(case, compiled, truths)
     checked = {model: error for model, error in errors.items() if error is not None}
     passed = all(error <= META_TOLERANCE for error in checked.values())
-    parts = [f"model {model[0].upper()} {error:.1e}" for model, error in checked.items()]
+    parts = [f"model {MODEL_LETTER[model]} {error:.1e}" for model, error in checked.items()]
     parts += [
-        f"model {model[0].upper()} not checked (over {ORACLE_BATCH_LIMIT} batches)"
+        f"model {MODEL_LETTER[model]} not checked (over {ORACLE_BATCH_LIMIT} batches)"
         for model, error in errors.items()
         if error is None
     ]
