@@ -14,10 +14,9 @@ from mapg_verify.results import dumps, from_json, loads, plain, to_json
 GOLD = Path(__file__).resolve().parent / "gold"
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    """The gold case's result, estimators and all."""
-    return pipeline.evaluate(load_case(GOLD / "tiny.toml"), seed=0)
+@pytest.fixture
+def tiny(tiny_result):
+    return tiny_result
 
 
 def test_the_document_is_what_the_results_file_reads_back(tiny):
