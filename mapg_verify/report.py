@@ -25,10 +25,10 @@ from mapg_verify.checks.result import (
     CheckResult,
     Claimed,
     MeanTestFigures,
+    Spread,
     estimator_verdict,
     overall,
     per_estimator,
-    spread_key,
 )
 from mapg_verify.output import writable, write_atomic
 from mapg_verify.problem.errors import InputError
@@ -227,7 +227,8 @@ def _variance_rows(estimators: dict[str, EstimatorReport], target: float) -> dic
         check = _check(report, "bias")
         if name.partition("[")[0] in compared and check and check.figures:
             model_s = next((b.samples_needed for b in Bias.of(check, target) if b.model == "S"), None)
-            rows[name] = {"spread": check.figures.get(spread_key(target)), "model": model_s}
+            spread = Spread.of(check, target)
+            rows[name] = {"spread": spread.samples_needed if spread else None, "model": model_s}
     return rows
 
 
@@ -292,8 +293,9 @@ def _estimator(report: EstimatorReport, result: CaseResult) -> dict:
         interval = vector(np.array(monte_carlo["standard_error"]) * stats.norm.ppf(0.975), 2)
     biases = {b.model: b for b in Bias.of(bias, target)} if bias else {}
     needed = [(f"model {m}", b.samples_needed) for m, b in sorted(biases.items())]
-    if bias and spread_key(target) in bias.figures:
-        needed.append((spread_key(target), bias.figures[spread_key(target)]))
+    spread = Spread.of(bias, target) if bias else None
+    if spread:
+        needed.append((f"samples for {target:g} relative spread", spread.samples_needed))
     test = MeanTestFigures.of(implementation) if implementation else None
     claimed = Claimed.of(claim) if claim else None
     return {

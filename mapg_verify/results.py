@@ -221,25 +221,17 @@ def _key(key) -> str:
 
 def dumps(document: dict) -> str:
     """Stable JSON: sorted keys, numpy values as plain numbers; NaN and infinities are refused."""
-    return json.dumps(document, indent=2, sort_keys=True, default=_plain, allow_nan=False) + "\n"
+    return json.dumps(plain(document), indent=2) + "\n"  # plain sorts the keys and refuses NaN
 
 
 def canonical(document) -> str:
     """One line of stable JSON (sorted keys, no spaces, ASCII): what :func:`digest` hashes."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=_plain, allow_nan=False)
+    return json.dumps(plain(document), separators=(",", ":"))
 
 
 def digest(document) -> str:
     """The sha256, in hex, of a document's :func:`canonical` JSON."""
     return hashlib.sha256(canonical(document).encode()).hexdigest()
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def results_document(results: list[CaseResult], seed: int, quick: bool, seconds: float) -> dict:
@@ -258,7 +250,7 @@ def exact_document(result: CaseResult) -> dict:
     """What ``exact --json`` writes: the exact truth, the ``[derivatives]`` record, the case, its checks."""
     document = to_json(result)
     derivatives = {key: document[key] for key in ("derivatives",) if key in document}
-    return plain({**document["exact"], **derivatives, "case": document["case"], "checks": document["checks"]})
+    return {**document["exact"], **derivatives, "case": document["case"], "checks": document["checks"]}
 
 
 def loads(text: str):

@@ -9,10 +9,10 @@ from mapg_verify.checks.result import (
     CheckResult,
     Claimed,
     MeanTestFigures,
+    Spread,
     info,
     name_parts,
     per_estimator,
-    spread_key,
 )
 from mapg_verify.spec.case import BASIS
 
@@ -27,11 +27,12 @@ def test_a_name_is_a_kind_and_a_subject():
 def test_bias_records_are_read_back_from_the_figures_they_write():
     biases = (Bias("E", 0.25, 0.9, None), Bias("S", 1e-12, 1.0, 40.0))
     figures = {key: value for bias in reversed(biases) for key, value in bias.figures(0.1).items()}
-    figures[spread_key(0.1)] = 12.0
+    figures |= Spread(0.1, 12.0).figures()
     check = info("bias:x", figures, "s")
     assert Bias.of(check, 0.1) == biases  # model E first, whatever the figures' order
-    assert check.figures["samples for 0.1 relative spread"] == 12.0
+    assert check.figures["samples for 0.1 relative spread"] == 12.0 and Spread.of(check, 0.1) == Spread(0.1, 12.0)
     assert Bias.of(info("bias:x", {}, "not run: no estimate"), 0.1) == ()
+    assert Spread.of(info("bias:x", {}, "not run: no estimate"), 0.1) is None
 
 
 def test_a_mean_test_is_read_where_a_check_tests_at_a_level():

@@ -37,12 +37,12 @@ from mapg_verify.checks.result import (
     DOUBLE,
     Bias,
     CheckResult,
+    Spread,
     case_floor,
     info,
     precision_note,
     precision_tolerance,
     relative_bias,
-    spread_key,
     untested,
 )
 from mapg_verify.checks.statistics import holm_adjusted, mean_test
@@ -331,7 +331,7 @@ def bias(case: Case, compiled: CompiledValues, truth: dict, name: str, value, co
         parts.append(f"{letter}: bias {relative:.2g}, cos {cosine:.3f}, n({target:g}) {text}")
     own_scale = float(np.linalg.norm(value))
     spread = samples_needed(np.zeros_like(np.asarray(value)), covariance, own_scale, target) if own_scale else math.inf
-    figures[spread_key(target)] = None if math.isinf(spread) else spread
+    figures |= Spread(target, None if math.isinf(spread) else spread).figures()
     summary = "; ".join(parts) or "no model truth asked for"
     estimator = builtin_for(case, name)
     if estimator is not None and not estimator.self_learns:

@@ -28,7 +28,7 @@ class CheckResult:
     as a pass. The name is ``kind:subject``: ``kind`` the check (``claim``, ``bias``, ...) and
     ``subject`` the estimator or quantity it is about (empty for a case-wide check such as
     ``oracles``); what readers read of the figures, they read through the records below
-    (:class:`Bias`, :class:`MeanTestFigures`, :class:`Claimed`, and the fingerprint's
+    (:class:`Bias`, :class:`Spread`, :class:`MeanTestFigures`, :class:`Claimed`, and the fingerprint's
     :class:`~mapg_verify.checks.fingerprint.Fit`)."""
 
     name: str
@@ -168,9 +168,22 @@ class Bias:
         )  # fmt: skip
 
 
-def spread_key(target: float) -> str:
-    """The figure of ``bias:NAME``: the replicates for relative spread ``target`` about the estimator's own mean."""
-    return f"samples for {target:g} relative spread"
+@dataclass(frozen=True)
+class Spread:
+    """An estimator's own spread (in ``bias:NAME``): ``samples_needed``, the replicates whose mean
+    reaches relative spread ``target`` about its own expectation (``None``: never, a zero mean)."""
+
+    target: float
+    samples_needed: float | None
+
+    def figures(self) -> dict:
+        return {f"samples for {self.target:g} relative spread": self.samples_needed}
+
+    @staticmethod
+    def of(check: CheckResult, target: float) -> Spread | None:
+        """A bias check's spread at the case's ``target``; ``None`` where it was not run."""
+        key = f"samples for {target:g} relative spread"
+        return Spread(target, check.figures[key]) if key in check.figures else None
 
 
 @dataclass(frozen=True)
