@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 from mapg_verify.casefile.reader import load_case  # noqa: E402
 from mapg_verify.checks.estimator import samples_needed  # noqa: E402
 from mapg_verify.checks.result import relative_bias  # noqa: E402
-from mapg_verify.checks.sweep import inner_truth  # noqa: E402
+from mapg_verify.checks.sweep import model_s  # noqa: E402
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation  # noqa: E402
 from mapg_verify.exact.compiled import compile_game  # noqa: E402
-from mapg_verify.exact.metagradient import meta_gradients  # noqa: E402
+from mapg_verify.exact.truths import Truths  # noqa: E402
 
 TARGET = 0.1
 
@@ -35,7 +35,7 @@ TARGET = 0.1
 def main(samples: int) -> None:
     case = load_case(ROOT / "cases/baselines.toml")
     compiled = compile_game(case.game, case.policy)
-    truth = meta_gradients(compiled, case)
+    truths = Truths(case, compiled)
     header = (
         "estimator", "inner / outer baseline", "bias vs E", "bias vs S", "n spread", "n vs S", "ms / 1000"
     )  # fmt: skip
@@ -43,21 +43,20 @@ def main(samples: int) -> None:
     for name in case.estimators.names:
         estimator = builtin_for(case, name)
         exact = exact_expectation(case, compiled, name).total
-        own = inner_truth(case, compiled, name)
-        model_s = (own or truth["sampled"]).total
+        model_s_total = model_s(case, truths, name, case.inner.alpha).total
         start = time.perf_counter()
         draws = draw_rows(case, compiled, name, samples, np.random.default_rng(0))
         milliseconds = 1000 * (time.perf_counter() - start) / samples * 1000
         covariance = np.atleast_2d(np.cov(draws, rowvar=False))
         spread = samples_needed(np.zeros_like(exact), covariance, float(np.linalg.norm(exact)), TARGET)
-        error = samples_needed(exact - model_s, covariance, float(np.linalg.norm(model_s)), TARGET)
+        error = samples_needed(exact - model_s_total, covariance, float(np.linalg.norm(model_s_total)), TARGET)
         lam = f", GAE {estimator.gae_lambda:g}" if estimator.baseline != "none" and estimator.gae_lambda != 1 else ""
         rows.append(
             (
                 name,
                 f"{estimator.inner_baseline} / {estimator.baseline}{lam}",
-                f"{relative_bias(exact, truth['expected'].total):.3f}",
-                f"{relative_bias(exact, model_s):.3f}",
+                f"{relative_bias(exact, truths.expected().total):.3f}",
+                f"{relative_bias(exact, model_s_total):.3f}",
                 f"{spread:,.0f}",
                 "never" if np.isinf(error) else f"{error:,.0f}",
                 f"{milliseconds:.1f}",

@@ -56,8 +56,8 @@ def main(samples: int) -> None:
             started = time.perf_counter()
             result = check_estimator(function, path, claim="meta-mapg", samples=samples, mode="statistical")
             seconds = time.perf_counter() - started
-            (claim,) = [c for c in result.checks if c["name"].startswith("claim:")]
-            figures = claim["figures"]
+            (claim,) = [c for c in result.checks if c.kind == "claim"]
+            figures = claim.figures
             p_value = _short(figures.get("p-value"))
             ruled = _short(figures.get("smallest relative difference detected (99% power)"))
             print(

@@ -24,7 +24,7 @@ from mapg_verify.estimators.reference import reference
 from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import ESTIMATORS
 from mapg_verify.exact.compiled import compile_game
-from mapg_verify.exact.metagradient import meta_gradients
+from mapg_verify.exact.truths import Truths
 
 IPD10 = {
     "name": "ipd-10-steps",
@@ -71,11 +71,11 @@ def end_to_end_table() -> None:
     for path in ("../cases/pd.toml", "../cases/ipd_short.toml"):
         case = load_case(path)
         compiled = compile_game(case.game, case.policy)
-        truth = meta_gradients(compiled, case)
+        truths = Truths(case, compiled)
         started = time.perf_counter()
         exact = exact_expectation(case, compiled, "meta-mapg")
         middle = time.perf_counter()
-        verify_estimator(case, compiled, truth, "meta-mapg", 0, exact)
+        verify_estimator(case, compiled, truths, "meta-mapg", 0, exact)
         ended = time.perf_counter()
         print(
             f"{case.name:<16}{'meta-mapg':<18}{middle - started:>12.2f}{ended - middle:>10.2f}{ended - started:>10.2f}"

@@ -22,8 +22,8 @@ from mapg_verify import check_estimator  # noqa: E402
 def claim_figures(name: str, mode: str, samples: int) -> dict:
     _, function, *_ = SHIPPED[name]
     result = check_estimator(function, small_case(name), claim="meta-mapg", mode=mode, samples=samples, seed=1)
-    claim = next(c for c in result.checks if c["name"].startswith("claim:"))
-    return {"verdict": claim["verdict"], **claim["figures"]}
+    claim = next(c for c in result.checks if c.kind == "claim")
+    return {"verdict": claim.verdict, **claim.figures}
 
 
 def needed(figures: dict) -> str:

@@ -16,11 +16,12 @@ from mapg_verify.checks.audit import METRICS, Residuals, TrainingLog, audit_retu
 from mapg_verify.checks.updates import audit_updates
 from mapg_verify.estimators.dispatch import estimator_of
 from mapg_verify.exact.backend import case_values
+from mapg_verify.output import writable, write_atomic
 from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import Game
 from mapg_verify.problem.params import layout_of
 from mapg_verify.report import render_audit
-from mapg_verify.results import dumps, writable, write_atomic
+from mapg_verify.results import dumps
 from mapg_verify.spec.case import Case
 
 REQUIRED = ("params", "returns", "batch", "horizon", "metric")

@@ -24,7 +24,6 @@ Aggregates, per estimator (intervals are Clopper-Pearson at 95%):
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import tomllib
@@ -38,11 +37,12 @@ from scipy import stats
 from mapg_verify.casefile.reader import parse_case
 from mapg_verify.casefile.values import known_keys, positive_integer, subtable
 from mapg_verify.casefile.writer import toml_text
+from mapg_verify.checks.result import Bias, MeanTestFigures, name_parts
 from mapg_verify.estimators.plugins import plugin_path
 from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.pipeline import evaluate_safely
 from mapg_verify.problem.errors import InputError
-from mapg_verify.results import canonical, digest
+from mapg_verify.results import digest, plain
 
 MAX_GAMES = 10**6
 KEYS = (
@@ -195,7 +195,7 @@ def load_spec(path: str | Path) -> CampaignSpec:
 
 def settings(spec: CampaignSpec) -> dict:
     """The spec's fields that change results, as JSON: every field but its path."""
-    return json.loads(canonical({key: value for key, value in asdict(spec).items() if key != "path"}))
+    return plain({key: value for key, value in asdict(spec).items() if key != "path"})
 
 
 def fingerprint(spec: CampaignSpec) -> str:
@@ -236,27 +236,29 @@ def run_task(spec: CampaignSpec, index: int) -> dict:
     if spec.path:  # on a worker of another machine too
         plugin_path(spec.path)
     document = task_document(spec, index)
-    result = evaluate_safely(parse_case(document, document["name"]), 0, False)
-    checks = {check["name"]: check for check in result["checks"]}
+    case = parse_case(document, document["name"])
+    result = evaluate_safely(case, 0, False)
+    checks = {(check.kind, check.subject): check for check in result.checks}
     estimators = {}
     for name in spec.names:
-        claim, implementation = checks.get(f"claim:{name}"), checks.get(f"implementation:{name}")
-        bias = checks.get(f"bias:{name}", {}).get("figures", {})
+        claim, implementation = checks.get(("claim", name)), checks.get(("implementation", name))
+        bias = checks.get(("bias", name))
+        relative = {b.model: b.relative for b in Bias.of(bias, case.checks.relative_error)} if bias else {}
         estimators[name] = {
-            "claim": claim and claim["verdict"],
-            "claim summary": claim and claim["summary"],
-            "implementation": implementation and implementation["verdict"],
-            "bias vs model S": bias.get("relative bias vs model S"),
-            "bias vs model E": bias.get("relative bias vs model E"),
+            "claim": claim and claim.verdict,
+            "claim summary": claim and claim.summary,
+            "implementation": implementation and implementation.verdict,
+            "bias vs model S": relative.get("S"),
+            "bias vs model E": relative.get("E"),
         }
     mutants = set(MUTANTS) if spec.mutants else set()
-    own = [check for check in result["checks"] if check["name"].split(":")[-1] not in mutants]
+    own = [check for check in result.checks if (check.subject or check.kind) not in mutants]
     return {
         "task": index,
         "case": document,
         "estimators": estimators,
-        "checks": {check["name"]: check["verdict"] for check in own},
-        "levelled": sorted({check["name"].split(":")[0] for check in own if "level" in check["figures"]}),
+        "checks": {check.name: check.verdict for check in own},
+        "levelled": sorted({check.kind for check in own if MeanTestFigures.of(check) is not None}),
         "seconds": time.perf_counter() - started,
     }
 
@@ -340,7 +342,7 @@ def check_kinds(spec: CampaignSpec, records: list[dict]) -> dict:
     counts: dict[str, Counter] = {}
     for record in records:
         for name, verdict in record["checks"].items():
-            counts.setdefault(name.split(":")[0], Counter())[verdict] += 1
+            counts.setdefault(name_parts(name)[0], Counter())[verdict] += 1
     levelled = {kind for record in records for kind in record["levelled"]}
     kinds = {}
     for kind, count in sorted(counts.items()):

@@ -8,7 +8,6 @@ Exit codes: 0 all passed or inform (``audit``: consistent); 1 a check failed (``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -21,9 +20,10 @@ from mapg_verify.campaign import CampaignError, load_spec
 from mapg_verify.casefile.reader import load_case, load_cases
 from mapg_verify.checks.result import exit_code
 from mapg_verify.cluster import run_campaign
+from mapg_verify.output import output_folder, publish, writable, write_atomic
 from mapg_verify.problem.errors import InputError
 from mapg_verify.report import rebuild, render
-from mapg_verify.results import dumps, output_folder, publish, results_document, writable, write_atomic
+from mapg_verify.results import dumps, exact_document, results_document
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,14 +116,12 @@ def _exact(arguments: argparse.Namespace) -> int:
     if arguments.json:
         writable(arguments.json, "--json")
     console.note_time([case], sampled=False)
-    document = pipeline.evaluate_safely(case, None, False, mpmath_gradients=arguments.mpmath)
-    console.exact_truth(case, document)
+    result = pipeline.evaluate_safely(case, None, False, mpmath_gradients=arguments.mpmath)
+    console.exact_truth(case, result)
     if arguments.json:
-        derivatives = {key: document[key] for key in ("derivatives",) if key in document}
-        exact = {**document["exact"], **derivatives, "case": document["case"], "checks": document["checks"]}
-        write_atomic(arguments.json, dumps(exact))
+        write_atomic(arguments.json, dumps(exact_document(result)))
         print(f"wrote {arguments.json}")
-    return exit_code(check["verdict"] for check in document["checks"])
+    return exit_code(check.verdict for check in result.checks)
 
 
 def _run(arguments: argparse.Namespace) -> int:
@@ -134,12 +132,12 @@ def _run(arguments: argparse.Namespace) -> int:
             cases = [pipeline.quick(case) for case in cases]
         console.note_time(cases)  # after --quick: the budgets that will run
         started = time.perf_counter()
-        documents, drawn = pipeline.run_cases(cases, arguments.seed, arguments.jobs)
-        console.summary(documents)
-        text = dumps(results_document(documents, arguments.seed, arguments.quick, time.perf_counter() - started))
-        publish(out, {"results.json": text, "index.html": render(json.loads(text), drawn)})  # as `report` draws
+        results, drawn = pipeline.run_cases(cases, arguments.seed, arguments.jobs)
+        console.summary(results)
+        document = results_document(results, arguments.seed, arguments.quick, time.perf_counter() - started)
+        publish(out, {"results.json": dumps(document), "index.html": render(document, drawn)})  # as `report` draws
     print(f"wrote {out / 'results.json'} and {out / 'index.html'}")
-    return exit_code(c["verdict"] for d in documents for c in d["checks"])
+    return exit_code(c.verdict for result in results for c in result.checks)
 
 
 def _report(arguments: argparse.Namespace) -> int:

@@ -19,7 +19,6 @@ own log (its warnings as workers shut down among them) goes to ``DIR/dask.log``,
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -39,10 +38,11 @@ from mapg_verify.campaign import (
     run_task,
     settings,
 )
+from mapg_verify.output import write_atomic
 from mapg_verify.problem.errors import InputError
 from mapg_verify.progress import Progress
 from mapg_verify.report import render_campaign
-from mapg_verify.results import canonical, digest, dumps, write_atomic
+from mapg_verify.results import canonical, digest, dumps, loads
 
 STORE = "tasks.jsonl"
 DAMAGED = STORE + ".damaged"
@@ -111,15 +111,11 @@ def _parse(line: bytes) -> tuple[object, str | None]:
     if b"\0" in line:
         return None, "holds NUL bytes"
     try:
-        return json.loads(line.decode(), parse_constant=_not_json), None
+        return loads(line.decode()), None
     except UnicodeDecodeError:
         return None, "is not UTF-8 text"
     except ValueError as error:
         return None, f"is not JSON ({error})"
-
-
-def _not_json(constant: str):
-    raise ValueError(f"{constant} is not JSON")
 
 
 def _append(path: Path, data: bytes) -> None:
@@ -148,7 +144,7 @@ def check_spec(out: Path, spec: CampaignSpec) -> None:
             raise InputError("file", f"is missing beside {STORE}: its records cannot be matched to a spec", str(path))
         return
     try:
-        written = json.loads(path.read_text())["campaign"]
+        written = loads(path.read_text())["campaign"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = f"is not a campaign's spec.json ({type(error).__name__}: {error})"
         raise InputError("file", reason, str(path)) from None

@@ -14,7 +14,8 @@ from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.exact.backend import BACKENDS
 from mapg_verify.problem.catalog import GAMES
 from mapg_verify.problem.policies import POLICIES
-from mapg_verify.spec.case import Case
+from mapg_verify.results import CaseResult
+from mapg_verify.spec.case import MODEL_LETTER, Case
 
 VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "untested": "UNTESTED", "info": "info"}
 COLOURS = {"pass": "32", "fail": "31", "untested": "33"}  # ANSI green, red, amber (yellow)
@@ -45,45 +46,44 @@ def vector(values: list[float]) -> str:
     return shown if len(values) <= SHOWN_ENTRIES else f"{shown} ... ({len(values)} entries; --json has them all)"
 
 
-def exact_truth(case: Case, document: dict) -> None:
+def exact_truth(case: Case, result: CaseResult) -> None:
     """Per-agent values, each model's meta-gradient terms, and one line per check."""
-    truth = document["exact"]
-    rows = [
-        (f"agent {k}", f"{v:.12g}", f"{s:.12g}")
-        for k, (v, s) in enumerate(zip(truth["values"], truth["per_step"], strict=True))
-    ]
+    truth = result.truth
+    values = zip(truth.values, truth.per_step, strict=True) if truth else ()
+    rows = [(f"agent {k}", f"{v:.12g}", f"{s:.12g}") for k, (v, s) in enumerate(values)]
     table(f"{case.name}: exact values ({case.backend} backend)", rows, ("agent", "V", "per step"))
-    for model, terms in truth["truth"].items():
-        rows = [(term, vector(terms[term])) for term in ("total", "current", "own", "peer")]
-        table(f"meta-gradient of agent {case.inner.meta_agent}, model {model[0].upper()}", rows, ("term", "value"))
-    for check in document["checks"]:
-        print(f"{check['name']}: {verdict_text(check['verdict'])} ({check['summary']})")
+    for model, gradient in truth.truth.items() if truth else ():
+        rows = [(term, vector(getattr(gradient, term).tolist())) for term in ("total", "current", "own", "peer")]
+        title = f"meta-gradient of agent {case.inner.meta_agent}, model {MODEL_LETTER[model]}"
+        table(title, rows, ("term", "value"))
+    for check in result.checks:
+        print(f"{check.name}: {verdict_text(check.verdict)} ({check.summary})")
 
 
-def summary(documents: list[dict]) -> None:
+def summary(results: list[CaseResult]) -> None:
     """One line per case, then the failing checks and, apart, the untested claims (with what
     would make each testable)."""
     rows = []
-    for d in documents:
-        verdicts = [c["verdict"] for c in d["checks"]]
-        failed = [c["name"] for c in d["checks"] if c["verdict"] in ("fail", "untested")]
+    for result in results:
+        verdicts = [c.verdict for c in result.checks]
+        failed = [c.name for c in result.checks if c.verdict in ("fail", "untested")]
         counts = "/".join(str(verdicts.count(v)) for v in ("pass", "info", "fail", "untested"))
-        rows.append((d["case"]["name"], VERDICT_TEXT[overall(verdicts)], counts, ", ".join(failed)))
+        rows.append((result.case["name"], VERDICT_TEXT[overall(verdicts)], counts, ", ".join(failed)))
     table("summary", rows, ("case", "verdict", "pass/info/fail/untested", "failed or untested"))
     estimators = [
-        (d["case"]["name"], name, VERDICT_TEXT[verdict], reason[:100])
-        for d in documents
-        for name, report in d.get("estimators", {}).items()
-        for verdict, reason in [estimator_verdict(report["checks"])]
+        (result.case["name"], name, VERDICT_TEXT[verdict], reason[:100])
+        for result in results
+        for name, report in result.estimators.items()
+        for verdict, reason in [estimator_verdict(report.checks)]
     ]
     if estimators:
         table("estimators", estimators, ("case", "estimator", "verdict", "why"))
-    checks = [(d["case"]["name"], c) for d in documents for c in d["checks"]]
+    checks = [(result.case["name"], c) for result in results for c in result.checks]
     for verdict, title, column in (
         ("fail", "failed checks", "key figure"),
         ("untested", "untested claims (not a pass)", "why, and what would test it"),
     ):
-        found = [(case, c["name"], c["summary"]) for case, c in checks if c["verdict"] == verdict]
+        found = [(case, c.name, c.summary) for case, c in checks if c.verdict == verdict]
         if found:
             table(title, found, ("case", "check", column))
 

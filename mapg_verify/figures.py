@@ -13,6 +13,10 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mapg_verify.checks.fingerprint import Fit
+from mapg_verify.exact.metagradient import MetaGradient
+from mapg_verify.spec.case import MODEL_LETTER
+
 matplotlib.use("Agg")
 
 
@@ -47,7 +51,7 @@ def formula(latex: str) -> str:
         return _svg(figure, tight=True)
 
 
-def terms(truth: dict) -> str:
+def terms(truth: dict[str, MetaGradient]) -> str:
     """Bars of ``current``, ``own`` and ``peer`` per parameter of ``theta^i``, one panel per model."""
     models = list(truth)
     with plt.rc_context(STYLE):
@@ -55,13 +59,13 @@ def terms(truth: dict) -> str:
             1, len(models), figsize=(3.4 * len(models), 2.4), squeeze=False, layout="constrained"
         )
         for axis, model in zip(axes[0], models, strict=True):
-            width = len(truth[model]["total"])
+            width = len(truth[model].total)
             index = np.arange(width)
             for offset, (term, colour) in enumerate(zip(TERMS, COLOURS, strict=False)):
-                axis.bar(index + (offset - 1) * 0.27, truth[model][term], 0.27, label=term, color=colour)
-            axis.plot(index, truth[model]["total"], "k_", markersize=14, label="total")
+                axis.bar(index + (offset - 1) * 0.27, getattr(truth[model], term), 0.27, label=term, color=colour)
+            axis.plot(index, truth[model].total, "k_", markersize=14, label="total")
             axis.axhline(0, color="0.6", linewidth=0.6)
-            axis.set_title(f"model {model[0].upper()}")
+            axis.set_title(f"model {MODEL_LETTER[model]}")
             axis.set_xlabel("parameter of theta^i")
             axis.set_xticks(index)
         axes[0][0].legend(frameon=False, fontsize=7)
@@ -180,14 +184,14 @@ def variance(rows: dict) -> str:
         return _svg(figure)
 
 
-def fingerprints(fits: dict, basis: tuple[str, ...]) -> str:
+def fingerprints(fits: dict[str, Fit], basis: tuple[str, ...]) -> str:
     """Each estimator's fitted coefficients on the exact terms, with 95% intervals."""
     with plt.rc_context(STYLE):  # horizontal bars: the terms' names read along the axis, the legend beside
         figure, axis = plt.subplots(figsize=(6.4, 0.6 + 0.45 * len(basis)), layout="constrained")
         step = 0.8 / max(len(fits), 1)
         for offset, ((name, fit), colour) in enumerate(zip(fits.items(), COLOURS * 4, strict=False)):
-            values = [np.nan if fit[f"coefficient {t}"] is None else fit[f"coefficient {t}"] for t in basis]
-            half = [0.0 if fit[f"95% half-width {t}"] is None else fit[f"95% half-width {t}"] for t in basis]
+            values = [np.nan if fit.coefficients[t] is None else fit.coefficients[t] for t in basis]
+            half = [0.0 if fit.half_widths[t] is None else fit.half_widths[t] for t in basis]
             half = [h if math.isfinite(h) else 0.0 for h in half]
             position = np.arange(len(basis)) - 0.4 + step * (offset + 0.5)
             axis.barh(position, values, step, xerr=half, color=colour, label=name, capsize=2)

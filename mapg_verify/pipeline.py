@@ -3,7 +3,7 @@
 :func:`evaluate` computes the exact truth, runs the exact checks of
 :data:`mapg_verify.checks.registry.CHECKS` for the case's inner models, then (with a seed)
 each estimator's checks, calibration and power, and the paper's experiment; the result is a
-JSON-ready document. :func:`run_cases` runs many cases in a process pool, with progress, and
+:class:`~mapg_verify.results.CaseResult`. :func:`run_cases` runs many cases in a process pool, with progress, and
 stops every worker on Ctrl-C or SIGTERM.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import multiprocessing
 import os
@@ -21,9 +20,6 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict
-
-import numpy as np
 
 from mapg_verify import console
 from mapg_verify.checks.calibration import calibration, power
@@ -32,13 +28,14 @@ from mapg_verify.checks.estimator import holm_family, verify_estimator
 from mapg_verify.checks.registry import CHECKS, meta_checks
 from mapg_verify.checks.result import CheckResult, overall
 from mapg_verify.checks.sweep import shared
+from mapg_verify.description import header
 from mapg_verify.estimators.dispatch import expectations
 from mapg_verify.exact.backend import case_values
-from mapg_verify.exact.metagradient import meta_gradients
+from mapg_verify.exact.truths import Truths
 from mapg_verify.paper import RUNS
 from mapg_verify.progress import Progress
 from mapg_verify.report import case_record
-from mapg_verify.results import describe_case, dumps, exact_truth
+from mapg_verify.results import CaseResult, exact_truth, from_json, to_json
 from mapg_verify.spec.case import Case
 
 QUICK_SAMPLES = 10  # --quick divides [estimators] samples by this (at least MIN_QUICK_SAMPLES remain)
@@ -66,59 +63,54 @@ def quick(case: Case) -> Case:
     return dataclasses.replace(case, estimators=estimators, checks=checks, paper=paper)
 
 
-def evaluate_and_draw(case: Case, seed: int, progress: bool) -> tuple[dict, dict]:
-    """The case's document and its report record, drawn from the document's JSON form (so that
-    ``report`` rebuilds the same page), in the process that ran the case."""
+def evaluate_and_draw(case: Case, seed: int, progress: bool) -> tuple[CaseResult, dict]:
+    """The case's result and its report record (:func:`drawn_with`), in the process that ran the case."""
     return drawn_with(evaluate_safely(case, seed, progress))
 
 
-def drawn_with(document: dict) -> tuple[dict, dict]:
-    """A document and its report record, drawn from its JSON form (timings aside)."""
-    content = {key: value for key, value in document.items() if key != "timings"}
-    return document, case_record(json.loads(dumps(content)))
+def drawn_with(result: CaseResult) -> tuple[CaseResult, dict]:
+    """A result and its report record, drawn from the result as the results file holds it
+    (:func:`mapg_verify.results.from_json` of its :func:`~mapg_verify.results.to_json`), so that
+    ``report`` rebuilds the same page."""
+    return result, case_record(from_json(to_json(result)))
 
 
-def evaluate_safely(case: Case, seed: int | None, progress: bool, mpmath_gradients: bool = False) -> dict:
+def evaluate_safely(case: Case, seed: int | None, progress: bool, mpmath_gradients: bool = False) -> CaseResult:
     """:func:`evaluate`, with an unexpected error (or a figure JSON cannot hold) recorded as the
     case's failed check ``error`` (the other cases go on); an interruption still stops the run."""
     started = time.perf_counter()
     try:
-        document = evaluate(case, mpmath_gradients=mpmath_gradients, seed=seed, progress=progress)
-        dumps(document)  # a value JSON cannot hold fails this case, not the run
-        return document
+        result = evaluate(case, mpmath_gradients=mpmath_gradients, seed=seed, progress=progress)
+        to_json(result)  # a value JSON cannot hold fails this case, not the run
+        return result
     except Exception as error:  # a bug in one case must not cost the others their results
         return failed(case, type(error).__name__, f"{type(error).__name__}: {error}", time.perf_counter() - started)
 
 
-def failed(case: Case, kind: str, summary: str, seconds: float = 0.0) -> dict:
-    """The document of a case that could not be evaluated: one failed check ``error``."""
+def failed(case: Case, kind: str, summary: str, seconds: float = 0.0) -> CaseResult:
+    """The result of a case that could not be evaluated: no truth, one failed check ``error``."""
     check = CheckResult("error", False, {"type": kind}, summary)
-    return {
-        "case": header(case),
-        "exact": {"values": [], "per_step": [], "truth": {}, "lola": {}, "skipped": {}, "estimators": {}},
-        "estimators": {},
-        "checks": [asdict(check)],
-        "timings": {"seconds": seconds},
-    }
+    return CaseResult(header(case), None, {}, (check,), timings={"seconds": seconds})
 
 
-def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None, progress: bool = False) -> dict:
-    """Everything computed for one case, as a JSON-ready document; with a ``seed``, the estimators'
-    Monte-Carlo checks too (and calibration and power when the case asks for seeds)."""
+def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None, progress: bool = False) -> CaseResult:
+    """Everything computed for one case; with a ``seed``, the estimators' Monte-Carlo checks too
+    (and calibration and power when the case asks for seeds)."""
     started = time.perf_counter()
     compiled = case_values(case)
     oracles = CHECKS["oracles"].run(case, compiled, mpmath_gradients=mpmath_gradients)
-    gradients = meta_gradients(compiled, case)
+    truths = Truths(case, compiled)
+    gradients = truths.models()
     found = expectations(case, compiled)
     truth = exact_truth(case, compiled, oracles, gradients, found)
-    checks = [oracles, *meta_checks(case, compiled, gradients)]
+    checks = [oracles, *meta_checks(case, compiled, truths)]
     reports = {}
     if seed is not None:
         bar = Progress(len(case.estimators.names), f"    {case.name}: estimators", delay=1.0 if progress else math.inf)
-        context = shared(case, compiled) if case.estimators.names else None
+        context = shared(case, truths) if case.estimators.names else None
         for name in case.estimators.names:
             reports[name] = verify_estimator(
-                case, compiled, gradients, name, seed, found[0].get(name), found[1].get(name, ""), context
+                case, compiled, truths, name, seed, found[0].get(name), found[1].get(name, ""), context
             )
             bar.advance(name)
         bar.close()
@@ -129,37 +121,16 @@ def evaluate(case: Case, mpmath_gradients: bool = False, seed: int | None = None
             checks.append(calibration(case, compiled, seed, tick))
             if "meta-mapg" in case.estimators.names:
                 checks.append(power(case, compiled, seed, tick))
-    derivatives = {}
+    derivatives = None
     if case.derivatives:
-        record, found = derivative_truth(case, seed)
-        derivatives = {"derivatives": record}
+        derivatives, found = derivative_truth(case, seed)
         checks.extend(found)
     paper = None
     if case.paper:
         paper, check = RUNS[case.paper.experiment](case, compiled)
         checks.append(check)
-    return {
-        "case": header(case),
-        "paper": paper,
-        "exact": truth.to_json(),
-        **derivatives,
-        "estimators": {name: report.to_json() for name, report in reports.items()},
-        "checks": [asdict(check) for check in checks],
-        "timings": {"seconds": time.perf_counter() - started, **compiled.seconds},
-    }
-
-
-def header(case: Case) -> dict:
-    """The case as the results file names and describes it."""
-    return {
-        "name": case.name,
-        "path": case.path,
-        "game": case.game.name,
-        "policy": case.policy.name if case.policy else None,
-        "backend": case.backend,
-        "theta": [np.asarray(part).tolist() for part in case.theta],
-        **describe_case(case),
-    }
+    timings = {"seconds": time.perf_counter() - started, **compiled.seconds}
+    return CaseResult(header(case), truth, reports, tuple(checks), paper, derivatives, timings)
 
 
 def _seed_ticker(case: Case, progress: bool):
@@ -200,8 +171,8 @@ def _worker(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list[dict]]:
-    """Every case's document and report record, in order, over ``jobs`` processes; a progress line
+def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[CaseResult], list[dict]]:
+    """Every case's result and report record, in order, over ``jobs`` processes; a progress line
     per finished case. Cases with plug-ins always run in worker processes, so that a plug-in that
     ends its process (``os._exit``, a crash) fails its own case, not the run: after a worker
     dies, the cases still to come run one process each, and the one whose process dies again
@@ -220,20 +191,20 @@ def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list
 
     bar = Progress(len(cases), "cases", delay=0.0)
     previous = signal.signal(signal.SIGTERM, terminate)  # SIGTERM stops the run as Ctrl-C does (exit 143)
-    documents, drawn, finished = [], [], False
+    results, drawn, finished = [], [], False
     try:
         futures = [pool(jobs).submit(work, case) for case in cases] if contained else None
         for index, case in enumerate(cases):
             if futures is None:
-                document, record = work(case)
+                result, record = work(case)
             else:
                 try:
-                    document, record = futures[index].result()
+                    result, record = futures[index].result()
                 except BrokenProcessPool:
-                    document, record = _alone(case, work, pool)
-            verdict = console.VERDICT_TEXT[overall(c["verdict"] for c in document["checks"])]
-            bar.advance(f"{document['case']['name']}: {verdict}")
-            documents.append(document)
+                    result, record = _alone(case, work, pool)
+            verdict = console.VERDICT_TEXT[overall(c.verdict for c in result.checks)]
+            bar.advance(f"{result.case['name']}: {verdict}")
+            results.append(result)
             drawn.append(record)
         bar.close()
         finished = True
@@ -243,11 +214,11 @@ def run_cases(cases: list[Case], seed: int, jobs: int) -> tuple[list[dict], list
             for process in [] if finished else list((getattr(executor, "_processes", None) or {}).values()):
                 process.terminate()
             executor.shutdown(wait=True, cancel_futures=True)
-    return documents, drawn
+    return results, drawn
 
 
-def _alone(case: Case, work, pool) -> tuple[dict, dict]:
-    """``case`` in a process of its own, after a worker died: its document, or, if its process dies
+def _alone(case: Case, work, pool) -> tuple[CaseResult, dict]:
+    """``case`` in a process of its own, after a worker died: its result, or, if its process dies
     too, a failed check ``error`` naming the cause."""
     try:
         return pool(1).submit(work, case).result()

@@ -1,9 +1,10 @@
 """The HTML report: a results document in, one self-contained page out.
 
-Data first: :func:`records` turns the results (the JSON ``run`` writes) into plain records,
-formatted numbers and inline SVG figures; the jinja2 template ``templates/report.html`` only
-lays them out. Nothing is read but the results, so ``report RESULTS.json`` rebuilds the same
-page, and nothing is fetched: styles and figures are inline.
+Data first: :func:`case_record` turns each case's :class:`~mapg_verify.results.CaseResult`, as
+the results file holds it, into plain records, formatted numbers and inline SVG figures; the
+jinja2 template ``templates/report.html`` only lays them out. Nothing is read but the results,
+so ``report RESULTS.json`` rebuilds the same page, and nothing is fetched: styles and figures
+are inline.
 """
 
 from __future__ import annotations
@@ -17,9 +18,21 @@ import numpy as np
 from scipy import stats
 
 from mapg_verify import figures
-from mapg_verify.checks.result import estimator_verdict, overall
+from mapg_verify.checks.estimator import EstimatorReport
+from mapg_verify.checks.fingerprint import Fit
+from mapg_verify.checks.result import (
+    Bias,
+    CheckResult,
+    Claimed,
+    MeanTestFigures,
+    Spread,
+    estimator_verdict,
+    overall,
+    per_estimator,
+)
+from mapg_verify.output import writable, write_atomic
 from mapg_verify.problem.errors import InputError
-from mapg_verify.results import load_results, writable, write_atomic
+from mapg_verify.results import CaseResult, from_json, load_results
 from mapg_verify.spec.case import BASIS
 
 PROVENANCE = (
@@ -89,11 +102,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def records(results: dict, cases: list[dict] | None = None) -> dict:
-    """Everything the template shows, computed from the results alone; ``cases`` may hold the
-    cases' records already drawn (by :func:`case_record` on the same documents, say in the
-    processes that ran them)."""
-    cases = cases if cases is not None else [case_record(document) for document in results["cases"]]
+def records(results: dict, cases: list[dict]) -> dict:
+    """Everything the template shows: the run's versions and options (``results``, the results
+    file's document) and the cases' records (:func:`case_record`, drawn from the results as the
+    file holds them)."""
     checks = [check for case in cases for check in case["checks"]]
     return {
         "versions": results.get("mapg_verify", {}),
@@ -112,17 +124,16 @@ def records(results: dict, cases: list[dict] | None = None) -> dict:
     }
 
 
-def case_record(document: dict) -> dict:
-    """One case's record and figures, from its document as the results file holds it."""
-    case, exact = document["case"], document["exact"]
+def case_record(result: CaseResult) -> dict:
+    """One case's record and figures, from its result as the results file holds it (:func:`from_json`)."""
+    case, truth = result.case, result.truth
     checks = [
         {
-            **check,
-            "figures_text": ", ".join(f"{k}: {number(v)}" for k, v in check["figures"].items()),
+            **{key: getattr(check, key) for key in ("name", "passed", "figures", "summary", "verdict")},
+            "figures_text": ", ".join(f"{k}: {number(v)}" for k, v in check.figures.items()),
         }
-        for check in document["checks"]
+        for check in result.checks
     ]
-    estimators = document.get("estimators", {})
     record = {
         "name": case["name"],
         "slug": slug(case["name"]),
@@ -133,69 +144,70 @@ def case_record(document: dict) -> dict:
         "payoffs": _payoffs(case.get("game", {})),
         "agent_values": [
             (k, number(v, 8), number(s, 8))
-            for k, (v, s) in enumerate(zip(exact["values"], exact["per_step"], strict=True))
+            for k, (v, s) in enumerate(zip(truth.values, truth.per_step, strict=True) if truth else ())
         ],
         "truth": [
-            (model, term, vector(terms[term]))
-            for model, terms in exact["truth"].items()
+            (model, term, vector(getattr(gradient, term)))
+            for model, gradient in (truth.truth.items() if truth else ())
             for term in ("total", "current", "own", "peer")
         ],
-        "lola": [(name, vector(values)) for name, values in exact["lola"].items()],
-        "skipped": exact.get("skipped", {}),
+        "lola": [(name, vector(getattr(truth.lola, name))) for name in LOLA_FORMS] if truth else [],
+        "skipped": truth.skipped if truth else {},
         "checks": checks,
         "verdict": overall(check["verdict"] for check in checks),
-        "estimators": [_estimator(name, report, document) for name, report in estimators.items()],
+        "estimators": [_estimator(report, result) for report in result.estimators.values()],
         "figures": {},
-        "paper": _paper(document),
-        "derivatives": _derivatives(document),
+        "paper": _paper(result),
+        "derivatives": _derivatives(result),
     }
-    if exact["truth"]:
-        record["figures"]["exact terms"] = figures.terms(exact["truth"])
-    curves = {name: r["error_curve"] for name, r in estimators.items() if r.get("error_curve")}
+    if truth and truth.truth:
+        record["figures"]["exact terms"] = figures.terms(truth.truth)
+    reports = result.estimators.values()
+    curves = {report.name: report.error_curve for report in reports if report.error_curve}
     if curves:
         record["figures"]["Monte-Carlo error against samples"] = figures.errors(curves)
-    sweeps = {name: r["bias_sweep"] for name, r in estimators.items() if r.get("bias_sweep")}
+    sweeps = {report.name: report.sweep for report in reports if report.sweep}
     if sweeps:
         record["figures"]["bias against the inner batch size"] = figures.bias(sweeps)
-    spreads = _variance_rows(estimators, document["case"]["checks"]["relative_error"])
+    spreads = _variance_rows(result.estimators, case["checks"]["relative_error"])
     if spreads:
         record["figures"]["variance reduction: replicates for the target relative error"] = figures.variance(spreads)
-    fits = {name: (_check(r, "fingerprint") or {}).get("figures") for name, r in estimators.items()}
-    fits = {name: fit for name, fit in fits.items() if fit and "relative residual" in fit}  # fitted, not "not run"
+    fits = {report.name: _fit(report) for report in reports}
+    fits = {name: fit for name, fit in fits.items() if fit}  # fitted, not "not run"
     if fits:
         record["figures"]["fingerprint (95% intervals)"] = figures.fingerprints(fits, BASIS)
-    record["figures"] |= _calibration_figures(document)
-    curves = {
-        name: r["curve"]
-        for name, r in (document.get("derivatives") or {}).get("estimators", {}).items()
-        if "curve" in r
-    }
+    record["figures"] |= _calibration_figures(result)
+    derivatives = (result.derivatives or {}).get("estimators", {})
+    curves = {name: r["curve"] for name, r in derivatives.items() if "curve" in r}
     if curves:
         caption = "derivative estimates against the batch size (band: 95% of single estimates over seeds)"
         record["figures"][caption] = figures.correlation(curves)
     return record
 
 
-def _derivatives(document: dict) -> dict | None:
+LOLA_FORMS = ("exact", "first_order", "taylor")
+
+
+def _derivatives(result: CaseResult) -> dict | None:
     """The ``[derivatives]`` summary: what is differentiated and, per estimator, its figures."""
-    derivatives = document.get("derivatives")
+    derivatives = result.derivatives
     if not derivatives:
         return None
-    checks = {check["name"]: check for check in document["checks"]}
+    checks = {(check.kind, check.subject): check for check in result.checks}
     rows = []
     for name, estimator in derivatives.get("estimators", {}).items():
-        verdict = checks.get(f"derivative-claim:{name}") or checks[f"derivative-bias:{name}"]
-        implementation = checks.get(f"derivative-implementation:{name}")
+        verdict = checks.get(("derivative-claim", name)) or checks[("derivative-bias", name)]
+        implementation = checks.get(("derivative-implementation", name))
         curve = estimator.get("curve")
         rows.append(
             {
                 "name": name,
                 "bias": number(estimator["bias"], 3),
                 "cosine": number(estimator["cosine"], 4),
-                "claim": verdict["verdict"],
-                "claim_summary": verdict["summary"],
-                "implementation": implementation["summary"] if implementation else "not run (no seed)",
-                "implementation_verdict": implementation["verdict"] if implementation else "muted",
+                "claim": verdict.verdict,
+                "claim_summary": verdict.summary,
+                "implementation": implementation.summary if implementation else "not run (no seed)",
+                "implementation_verdict": implementation.verdict if implementation else "muted",
                 "correlation": number(curve["correlation"][-1]["mean"], 4) if curve else "-",
                 "largest": curve["batch"][-1] if curve else None,
             }
@@ -205,29 +217,28 @@ def _derivatives(document: dict) -> dict | None:
     return {"label": label, "source": derivatives["source"], "oracles": derivatives["oracles"], "rows": rows}
 
 
-def _variance_rows(estimators: dict, target: float) -> dict:
+def _variance_rows(estimators: dict[str, EstimatorReport], target: float) -> dict:
     """Per estimator, the replicates for the target relative error about its own mean and against
     model S, where the case runs one built-in with several options (``name[...]``) to compare."""
     bases = [name.partition("[")[0] for name in estimators]
     compared = {base for base in bases if bases.count(base) > 1}
     rows = {}
     for name, report in estimators.items():
-        figures_of = (_check(report, "bias") or {}).get("figures") or {}
-        if name.partition("[")[0] in compared and figures_of:
-            rows[name] = {
-                "spread": figures_of.get(f"samples for {target:g} relative spread"),
-                "model": figures_of.get(f"samples for {target:g} relative error vs model S"),
-            }
+        check = _check(report, "bias")
+        if name.partition("[")[0] in compared and check and check.figures:
+            model_s = next((b.samples_needed for b in Bias.of(check, target) if b.model == "S"), None)
+            spread = Spread.of(check, target)
+            rows[name] = {"spread": spread.samples_needed if spread else None, "model": model_s}
     return rows
 
 
-def _paper(document: dict) -> dict | None:
+def _paper(result: CaseResult) -> dict | None:
     """The paper section's record of a case that reproduces one of the paper's results."""
-    paper = document.get("paper")
+    paper = result.paper
     if not paper:
         return None
-    check = next((c for c in document["checks"] if c["name"].startswith("paper:")), None)
-    record = {"case": document["case"]["name"], "experiment": paper["experiment"], "check": check, "figures": {}}
+    check = next((c for c in result.checks if c.kind == "paper"), None)
+    record = {"case": result.case["name"], "experiment": paper["experiment"], "check": check, "figures": {}}
     if paper["experiment"] == "figure-1":
         record["settings"] = paper["settings"]
         record["claim"] = paper["paper"]
@@ -264,56 +275,64 @@ def _paper(document: dict) -> dict | None:
     return record
 
 
-def _check(report: dict, kind: str) -> dict | None:
-    return next((c for c in report["checks"] if c["name"].startswith(kind + ":")), None)
+def _check(report: EstimatorReport, kind: str) -> CheckResult | None:
+    return next((c for c in report.checks if c.kind == kind), None)
 
 
-def _estimator(name: str, report: dict, document: dict) -> dict:
-    implementation, bias = _check(report, "implementation"), _check(report, "bias")
-    monte_carlo = report.get("monte_carlo") or {}
+def _fit(report: EstimatorReport) -> Fit | None:
+    check = _check(report, "fingerprint")
+    return Fit.of(check) if check else None
+
+
+def _estimator(report: EstimatorReport, result: CaseResult) -> dict:
+    implementation, bias, claim = (_check(report, kind) for kind in ("implementation", "bias", "claim"))
+    target = result.case["checks"]["relative_error"]
+    monte_carlo, expectation = report.monte_carlo or {}, (report.expectation or {}).get("total")
     interval = ""
     if monte_carlo:
         interval = vector(np.array(monte_carlo["standard_error"]) * stats.norm.ppf(0.975), 2)
-    figures_of = bias["figures"] if bias else {}
-    needed = {k: v for k, v in figures_of.items() if k.startswith("samples for")}
-    claim = _check(report, "claim")
-    claimed = claim["figures"] if claim else {}
+    biases = {b.model: b for b in Bias.of(bias, target)} if bias else {}
+    needed = [(f"model {m}", b.samples_needed) for m, b in sorted(biases.items())]
+    spread = Spread.of(bias, target) if bias else None
+    if spread:
+        needed.append((f"samples for {target:g} relative spread", spread.samples_needed))
+    test = MeanTestFigures.of(implementation) if implementation else None
+    claimed = Claimed.of(claim) if claim else None
     return {
-        "claim": claimed.get("claim", "none"),
-        "claim_mode": claimed.get("mode", ""),
-        "claim_against": claimed.get("against", ""),
-        "claim_verdict": claim["verdict"] if claim else "info",
-        "claim_summary": claim["summary"] if claim else "no claim: its bias and fingerprint are information only",
-        "claim_diagnosis": claimed.get("diagnosis", {}).get("sentence", ""),
-        "name": name,
-        "expectation": vector(report["expectation"]) if report.get("expectation") else "not enumerable",
+        "claim": claimed.claim if claimed and claimed.claim is not None else "none",
+        "claim_mode": claimed.mode if claimed else "",
+        "claim_against": claimed.against if claimed else "",
+        "claim_verdict": claim.verdict if claim else "info",
+        "claim_summary": claim.summary if claim else "no claim: its bias and fingerprint are information only",
+        "claim_diagnosis": claimed.diagnosis if claimed else "",
+        "name": report.name,
+        "expectation": vector(expectation) if expectation else "not enumerable",
         "mean": vector(monte_carlo["mean"]) if monte_carlo else "-",
         "interval": interval,
-        "bias_e": number(figures_of.get("relative bias vs model E"), 3),
-        "bias_s": number(figures_of.get("relative bias vs model S"), 3),
-        "statistic": number(implementation["figures"].get("T-squared"), 3) if implementation else "-",
-        "p_value": number(implementation["figures"].get("p-value"), 3) if implementation else "-",
-        "needed": ", ".join(
-            f"{k.split(' vs ')[-1]}: {number(math.inf if v is None else v)}" for k, v in needed.items()
-        ),
-        **dict(zip(("verdict", "verdict_reason"), estimator_verdict(report["checks"]), strict=True)),
-        "options": report.get("options", {}),
+        "bias_e": number(biases["E"].relative if "E" in biases else None, 3),
+        "bias_s": number(biases["S"].relative if "S" in biases else None, 3),
+        "statistic": number(test.statistic if test else None, 3) if implementation else "-",
+        "p_value": number(test.p if test else None, 3) if implementation else "-",
+        "needed": ", ".join(f"{label}: {number(math.inf if n is None else n)}" for label, n in needed),
+        **dict(zip(("verdict", "verdict_reason"), estimator_verdict(report.checks), strict=True)),
+        "options": report.options,
     }
 
 
-def _calibration_figures(document: dict) -> dict:
+def _calibration_figures(result: CaseResult) -> dict:
     shown = {}
-    for check in document["checks"]:
-        if check["name"] == "calibration":
-            alarms = {k.split(":")[0]: v for k, v in check["figures"].items() if k.endswith("false alarms")}
-            seeds = document["case"].get("checks", {}).get("seeds") or 1
-            level = document["case"].get("checks", {}).get("level", 0.01)
+    settings = result.case.get("checks", {})
+    for check in result.checks:
+        if check.name == "calibration":
+            alarms = per_estimator(check, "false alarms")
+            seeds = settings.get("seeds") or 1
+            level = settings.get("level", 0.01)
             low, high = stats.binom.ppf([0.0005, 0.9995], seeds, level) / seeds
             shown["calibration: false-alarm rate (band: binomial 99.9%)"] = figures.rates(
                 {k: v / seeds for k, v in alarms.items()}, level, f"false-alarm rate over {seeds} seeds", (low, high)
             )
-        if check["name"] == "power":
-            power = {k.split(":")[0]: v for k, v in check["figures"].items() if k.endswith("rejection rate")}
+        if check.name == "power":
+            power = per_estimator(check, "rejection rate")
             if power:
                 shown["power: rejection rate of the wrong variants"] = figures.rates(power, 0.99, "rejection rate")
     return shown
@@ -343,8 +362,8 @@ def _template(name: str) -> jinja2.Template:
     return environment.get_template(name)
 
 
-def render(results: dict, cases: list[dict] | None = None) -> str:
-    """The report page for a results document (``cases``: see :func:`records`)."""
+def render(results: dict, cases: list[dict]) -> str:
+    """The report page for a results document and its cases' records (see :func:`records`)."""
     return _template("report.html").render(**records(results, cases))
 
 
@@ -355,7 +374,7 @@ def rebuild(source: Path, out: str | None) -> Path:
     target = Path(out or source.parent) / "index.html"
     writable(target, "--out")
     try:
-        page = render(results)
+        page = render(results, [case_record(from_json(document)) for document in results["cases"]])
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         reason = f"is not a results file written by run ({type(error).__name__}: {error})"
         raise InputError("cases", reason, str(source)) from None

@@ -1,4 +1,5 @@
-"""Result records and their JSON form, written atomically.
+"""The results' records (:class:`CaseResult`, :class:`ExactTruth`) and their JSON: :func:`to_json`
+writes a case's document and :func:`from_json` reads it back, the one serialisation of results.
 
 The ``exact`` JSON (SPEC §8): ``values`` per agent, ``truth.expected`` with
 ``total``, ``current``, ``own``, ``peer`` (flat over ``theta^i``), ``truth.sampled``
@@ -14,25 +15,21 @@ exact expectation could be enumerated, ``expectation`` (flat over ``theta^i``) a
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import symengine
-import sympy
 
+from mapg_verify.checks.estimator import EstimatorReport
 from mapg_verify.checks.result import CheckResult
+from mapg_verify.estimators.table import Parts
 from mapg_verify.exact.compiled import CompiledValues, default_backend
-from mapg_verify.exact.metagradient import LolaGradient, lola
-from mapg_verify.exact.symbolic import symbolic_values
+from mapg_verify.exact.metagradient import LolaGradient, MetaGradient, lola
 from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case
@@ -40,29 +37,16 @@ from mapg_verify.spec.case import Case
 
 @dataclass(frozen=True)
 class ExactTruth:
-    """Exact values, meta-gradients (model name -> terms) and LOLA of a case; what was skipped, and why."""
+    """Exact values, meta-gradients (model name -> terms) and LOLA of a case, the oracles' check,
+    the estimators' exact expectations; what was skipped, and why."""
 
     values: tuple[float, ...]
     per_step: tuple[float, ...]
-    truth: dict
+    truth: dict[str, MetaGradient]
     lola: LolaGradient
     oracles: CheckResult
-    skipped: dict
-    estimators: dict  # name -> Parts
-
-    def to_json(self) -> dict:
-        return {
-            "values": list(self.values),
-            "per_step": list(self.per_step),
-            "truth": {model: _lists(asdict(gradient)) for model, gradient in self.truth.items()},
-            "lola": _lists(asdict(self.lola)),
-            "oracles": asdict(self.oracles),
-            "skipped": dict(self.skipped),
-            "estimators": {
-                name: {"expectation": parts.total.tolist(), **_lists(asdict(parts))}
-                for name, parts in self.estimators.items()
-            },
-        }
+    skipped: dict[str, str]
+    estimators: dict[str, Parts]
 
 
 NOT_ASKED = "not asked for ([inner] model)"
@@ -90,196 +74,159 @@ def exact_truth(
     )
 
 
-LATEX_LIMIT = 400  # characters: larger closed forms are not shown
+@dataclass(frozen=True)
+class CaseResult:
+    """One case's results: ``case``, the case as the results file names and describes it
+    (:func:`mapg_verify.description.header`); its exact ``truth`` (``None``: the case could not be
+    evaluated, and its one check ``error`` says why); each estimator's report; every check, in the
+    order run; the paper's experiment and the ``[derivatives]`` record where the case has them
+    (JSON-ready, as :mod:`mapg_verify.paper` and :mod:`mapg_verify.checks.derivatives` make them);
+    and the timings in seconds."""
+
+    case: dict
+    truth: ExactTruth | None
+    estimators: dict[str, EstimatorReport]
+    checks: tuple[CheckResult, ...]
+    paper: dict | None = None
+    derivatives: dict | None = None
+    timings: dict = field(default_factory=dict)
 
 
-# operations: 2x2 one-shot games count 23 to 39, and simplify takes 0.1-0.4 s there; 2x3 softmax games
-# (59-77) take 0.8-1.3 s and their LaTeX is too long to show anyway; some larger ones take minutes
-SIMPLIFY_LIMIT = 40
+def to_json(result: CaseResult) -> dict:
+    """A case's document as ``results.json`` holds it (timings aside), in JSON's own types and key
+    order (:func:`plain`): the one writer of results, read back by :func:`from_json`."""
+    document = {
+        "case": result.case,
+        "exact": _truth_json(result.truth),
+        "estimators": {name: _report_json(report) for name, report in result.estimators.items()},
+        "checks": [_check_json(check) for check in result.checks],
+    }
+    if result.truth is not None:  # an evaluated case; one that failed names no paper
+        document["paper"] = result.paper
+    if result.derivatives is not None:
+        document["derivatives"] = result.derivatives
+    return plain(document)
 
 
-def describe_case(case: Case) -> dict:
-    """What the report shows of a case's game and settings: sizes, payoffs, conventions, the inner
-    loop and estimator settings, and each value ``V^k`` in LaTeX where the closed form is small
-    (one-shot and differentiable games)."""
-    game = case.game
-    info: dict = {"name": game.name, "description": " ".join(game.description.split())}
-    latex = None
-    if isinstance(game, Game):
-        info |= {
-            "states": game.n_states,
-            "actions": list(game.n_actions),
-            "gamma": game.gamma,
-            "horizon": "inf" if game.infinite else int(game.horizon),
-        }
-        if game.rewards.size <= 64:
-            info["rewards"] = game.rewards.tolist()
-        if game.n_states == 1 and not game.infinite and game.horizon == 1:
-            latex = _latex(case)
-    else:
-        latex = _latex(case)
-    inner, estimators = case.inner, case.estimators
+def from_json(document: dict) -> CaseResult:
+    """The case's record from its document (:func:`to_json`), as ``report`` reads a results file."""
+    exact = document["exact"]
+    truth = None
+    if "oracles" in exact:
+        truth = ExactTruth(
+            tuple(exact["values"]),
+            tuple(exact["per_step"]),
+            {model: MetaGradient(**_arrays(terms)) for model, terms in exact["truth"].items()},
+            LolaGradient(**_arrays(exact["lola"])),
+            _check(exact["oracles"]),
+            exact["skipped"],
+            {name: Parts(**_arrays(terms, PARTS)) for name, terms in exact["estimators"].items()},
+        )
+    estimators = {name: _report(name, report) for name, report in document["estimators"].items()}
+    checks = tuple(_check(check) for check in document["checks"])
+    paper, derivatives = document.get("paper"), document.get("derivatives")
+    return CaseResult(document["case"], truth, estimators, checks, paper, derivatives, document.get("timings", {}))
+
+
+PARTS = ("current", "own", "peer")
+CHECK_FIELDS = ("name", "passed", "figures", "summary", "verdict")
+FAILED_TRUTH = {"values": [], "per_step": [], "truth": {}, "lola": {}, "skipped": {}, "estimators": {}}
+
+
+def _truth_json(truth: ExactTruth | None) -> dict:
+    if truth is None:
+        return FAILED_TRUTH
     return {
-        "game": info,
-        "value_latex": latex,
-        "inner": {
-            "models": list(inner.models),
-            "steps": inner.steps,
-            "alpha": list(inner.alpha),
-            "batch": inner.batch,
-            "horizon": inner.horizon,
-            "objective": inner.objective,
-            "meta_agent": inner.meta_agent,
-        },
+        "values": truth.values,
+        "per_step": truth.per_step,
+        "truth": {model: asdict(gradient) for model, gradient in truth.truth.items()},
+        "lola": asdict(truth.lola),
+        "oracles": _check_json(truth.oracles),
+        "skipped": truth.skipped,
         "estimators": {
-            "names": list(estimators.names),
-            "samples": estimators.samples,
-            "outer": estimators.outer,
-            "pairing": estimators.pairing,
-            "outer_batch": estimators.outer_batch,
-            "returns": estimators.returns,
-            "baseline": estimators.baseline,
-            "gae_lambda": estimators.gae_lambda,
-            "dice_lambda": estimators.dice_lambda,
-            "plugin_calls": estimators.plugin_calls,
-            "plugin_timeout": estimators.plugin_timeout,
+            name: {"expectation": parts.total, **{part: getattr(parts, part) for part in PARTS}}
+            for name, parts in truth.estimators.items()
         },
-        "checks": asdict(case.checks),
     }
 
 
-def _latex(case: Case) -> list[str] | None:
-    """Each value typeset, simplified by sympy only when small: ``simplify`` on a one-shot 3x3
-    softmax game's value (about 100 operations) runs for minutes."""
-    values = symbolic_values(case.game, case.policy).to_sympy()
-    shown = [
-        sympy.latex(sympy.simplify(value) if sympy.count_ops(value) <= SIMPLIFY_LIMIT else value) for value in values
-    ]
-    return shown if all(len(text) <= LATEX_LIMIT for text in shown) else None
+def _report_json(report: EstimatorReport) -> dict:
+    terms = report.expectation
+    return {
+        "error_curve": report.error_curve,
+        "bias_sweep": report.sweep,
+        "expectation": None if terms is None else terms["total"],
+        "expectation_terms": terms,
+        "monte_carlo": report.monte_carlo,
+        "options": report.options,
+        "checks": [_check_json(check) for check in report.checks],
+        "skipped": report.skipped,
+    }
 
 
-def _lists(record: dict) -> dict:
-    return {key: np.asarray(value).tolist() for key, value in record.items()}
+def _report(name: str, document: dict) -> EstimatorReport:
+    return EstimatorReport(
+        name,
+        document["expectation_terms"],
+        document["monte_carlo"],
+        document["options"],
+        tuple(_check(check) for check in document["checks"]),
+        document["skipped"],
+        tuple(document["bias_sweep"]),
+        tuple(document["error_curve"]),
+    )
 
 
-def writable(path: str | Path, key: str) -> None:
-    """Check, before any work, that file ``path`` can be written: not a folder, and its nearest
-    existing ancestor a writable folder (the folders in between are made when it is written)."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(key, "names a folder where a file is to be written", str(path))
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputError(key, f"cannot be written: {folder} is a file, not a folder", str(path))
-    if not os.access(folder, os.W_OK):
-        raise InputError(key, f"cannot be written: no permission to write in {folder}", str(path))
+def _check_json(check: CheckResult) -> dict:
+    return {key: getattr(check, key) for key in CHECK_FIELDS}
 
 
-OUTPUT_BYTES_PER_CASE = 256 * 1024  # free space asked of --out per case: twice a large case's results and report
+def _check(document: dict) -> CheckResult:
+    return CheckResult(*(document[key] for key in CHECK_FIELDS))
 
 
-@contextlib.contextmanager
-def output_folder(out: Path, cases: int):
-    """Claim ``out`` for one run before any work: its files writable, a probe write of
-    :data:`OUTPUT_BYTES_PER_CASE` per case (a full disk or a read-only folder is found now, not
-    after the work), and a lock (``out/.lock``) that refuses a second run into the same folder
-    while this one runs. On the way out the lock goes, and a folder made here and left empty too."""
-    for name in ("results.json", "index.html"):
-        writable(out / name, "--out")
-    made = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        lock = open(out / ".lock", "w")  # noqa: SIM115 (held for the run)
-    except OSError as error:
-        raise InputError("--out", f"cannot be written: {error.strerror}", str(out)) from None
-    try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(
-                "--out", "another run is writing into this folder: wait for it, or choose another --out", str(out)
-            ) from None
-        _probe(out, cases * OUTPUT_BYTES_PER_CASE)
-        yield
-    finally:
-        lock.close()
-        (out / ".lock").unlink(missing_ok=True)
-        if made and not any(out.iterdir()):
-            out.rmdir()
+def _arrays(terms: dict, keys: tuple[str, ...] = ()) -> dict:
+    return {key: np.asarray(terms[key], dtype=float) for key in keys or terms}
 
 
-def _probe(out: Path, size: int) -> None:
-    """Write and remove ``size`` bytes in ``out``: an input error if the disk cannot take them."""
-    handle, probe = tempfile.mkstemp(dir=out, prefix=".probe.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            for start in range(0, size, 1 << 20):
-                stream.write(b"\0" * min(1 << 20, size - start))
-            stream.flush()
-            os.fsync(stream.fileno())
-    except OSError as error:
-        raise InputError("--out", f"cannot hold this run's {size / 1e6:.1f} MB: {error.strerror}", str(out)) from None
-    finally:
-        Path(probe).unlink(missing_ok=True)
+def plain(value):
+    """``value`` as JSON holds it: what ``json.loads(dumps(value))`` gives back, without the text
+    (lists for tuples and arrays, plain numbers for numpy's, string keys in sorted order); NaN,
+    infinities and what JSON cannot hold are refused as :func:`dumps` refuses them."""
+    if isinstance(value, dict):
+        return {_key(key): plain(item) for key, item in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, np.ndarray | np.generic):
+        return plain(value.tolist() if isinstance(value, np.ndarray) else value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("Out of range float values are not JSON compliant")
+    if value is None or isinstance(value, str | int | float):
+        return value
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def publish(out: Path, files: dict[str, str]) -> None:
-    """Write ``files`` (name -> text) into a fresh folder ``out/.runs/ID`` and swap it in with one
-    rename of the link ``out/.run``; each ``out/NAME`` is a link to ``.run/NAME``, so a reader
-    sees the old set or the new one, never a mixed pair. The previous set is then removed."""
-    try:
-        runs = out / ".runs"
-        runs.mkdir(exist_ok=True)
-        fresh = Path(tempfile.mkdtemp(dir=runs))
-        for name, text in files.items():
-            write_atomic(fresh / name, text)
-        link = out / ".run"
-        old = link.resolve() if link.is_symlink() else None
-        _link(out, ".run", os.path.relpath(fresh, out))
-        for name in files:
-            if not ((out / name).is_symlink() and os.readlink(out / name) == f".run/{name}"):
-                _link(out, name, f".run/{name}")
-        if old is not None and old != fresh.resolve():
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as error:
-        raise InputError("--out", f"cannot write the results: {error.strerror}", str(out)) from None
-
-
-def _link(folder: Path, name: str, target: str) -> None:
-    """Make ``folder/name`` a symbolic link to ``target`` with one rename (atomic)."""
-    temporary = folder / f".{name}.{os.getpid()}.link"
-    temporary.unlink(missing_ok=True)
-    os.symlink(target, temporary)
-    os.replace(temporary, folder / name)
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a synced temporary file and a rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())  # on disk before the rename makes it the file
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the report from other readers
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def _key(key) -> str:
+    """A dict key as JSON writes it."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool):
+        return {None: "null", True: "true", False: "false"}[key]
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return float.__repr__(plain(key))
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 def dumps(document: dict) -> str:
     """Stable JSON: sorted keys, numpy values as plain numbers; NaN and infinities are refused."""
-    return json.dumps(document, indent=2, sort_keys=True, default=_plain, allow_nan=False) + "\n"
+    return json.dumps(plain(document), indent=2) + "\n"  # plain sorts the keys and refuses NaN
 
 
 def canonical(document) -> str:
     """One line of stable JSON (sorted keys, no spaces, ASCII): what :func:`digest` hashes."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=_plain, allow_nan=False)
+    return json.dumps(plain(document), separators=(",", ":"))
 
 
 def digest(document) -> str:
@@ -287,22 +234,33 @@ def digest(document) -> str:
     return hashlib.sha256(canonical(document).encode()).hexdigest()
 
 
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def results_document(results: list[CaseResult], seed: int, quick: bool, seconds: float) -> dict:
+    """A run's results file (:func:`plain`): versions, the run's options, every case's document, the timings."""
+    return plain(
+        {
+            "mapg_verify": versions(),
+            "run": {"seed": seed, "quick": quick},
+            "cases": [to_json(result) for result in results],
+            "timings": {"total seconds": seconds, "cases": {r.case["name"]: r.timings for r in results}},
+        }
+    )
 
 
-def results_document(documents: list[dict], seed: int, quick: bool, seconds: float) -> dict:
-    """A run's results file: versions, the run's options, every case's document, the timings."""
-    return {
-        "mapg_verify": versions(),
-        "run": {"seed": seed, "quick": quick},
-        "cases": [{k: v for k, v in d.items() if k != "timings"} for d in documents],
-        "timings": {"total seconds": seconds, "cases": {d["case"]["name"]: d["timings"] for d in documents}},
-    }
+def exact_document(result: CaseResult) -> dict:
+    """What ``exact --json`` writes: the exact truth, the ``[derivatives]`` record, the case, its checks."""
+    document = to_json(result)
+    derivatives = {key: document[key] for key in ("derivatives",) if key in document}
+    return {**document["exact"], **derivatives, "case": document["case"], "checks": document["checks"]}
+
+
+def loads(text: str):
+    """JSON text as data (campaign stores read their own lines through it); NaN and infinities,
+    which are not JSON, are refused as a ``ValueError``."""
+    return json.loads(text, parse_constant=_not_json)
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
 
 
 def load_results(path: Path) -> dict:

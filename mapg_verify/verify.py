@@ -19,7 +19,7 @@ from pathlib import Path
 from mapg_verify import pipeline
 from mapg_verify.casefile.estimators import parse_claims
 from mapg_verify.casefile.reader import load_case
-from mapg_verify.checks.result import overall
+from mapg_verify.checks.result import CheckResult, overall
 from mapg_verify.estimators.dispatch import REGISTERED
 from mapg_verify.estimators.frameworks import FRAMEWORKS, require
 from mapg_verify.estimators.records import Plugin
@@ -32,13 +32,13 @@ class EstimatorCheck:
     """What :func:`check_estimator` found: ``verdict`` (``fail`` if a check failed, else
     ``untested`` if a claim could not be tested here, else ``pass``), ``passed`` (the verdict is
     ``pass``: "not tested" is never a pass), each check's verdict (``pass``, ``fail``,
-    ``untested`` or ``info``), the check records with their figures, and the estimator's exact
+    ``untested`` or ``info``), the checks with their figures, and the estimator's exact
     expectation and Monte-Carlo summary."""
 
     name: str
     verdict: str
     verdicts: dict[str, str]
-    checks: tuple[dict, ...]
+    checks: tuple[CheckResult, ...]
     expectation: list | None
     monte_carlo: dict | None
 
@@ -48,7 +48,7 @@ class EstimatorCheck:
 
     @property
     def summary(self) -> str:
-        return "; ".join(f"{c['name']}: {c['verdict']} ({c['summary']})" for c in self.checks)
+        return "; ".join(f"{c.name}: {c.verdict} ({c.summary})" for c in self.checks)
 
 
 def check_estimator(
@@ -79,16 +79,15 @@ def check_estimator(
     require(framework, "framework", name)
     REGISTERED[name] = Plugin(name, function, framework)
     try:
-        document = pipeline.evaluate(dataclasses.replace(case, estimators=estimators, checks=checks), seed=seed)
+        result = pipeline.evaluate(dataclasses.replace(case, estimators=estimators, checks=checks), seed=seed)
     finally:
         del REGISTERED[name]
-    report = document["estimators"][name]
-    records = tuple(document["checks"])
+    report = result.estimators[name]
     return EstimatorCheck(
         name,
-        overall(c["verdict"] for c in records),
-        {c["name"]: c["verdict"] for c in records},
-        records,
-        report.get("expectation"),
-        report.get("monte_carlo"),
+        overall(c.verdict for c in result.checks),
+        {c.name: c.verdict for c in result.checks},
+        result.checks,
+        report.expectation["total"] if report.expectation else None,
+        report.monte_carlo,
     )

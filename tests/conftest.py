@@ -17,3 +17,14 @@ settings.load_profile(os.environ.get("MAPG_HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261124)
+
+
+@pytest.fixture(scope="session")
+def tiny_result():
+    """The gold case's result (``tests/gold/tiny.toml``, seed 0), estimators and all."""
+    from pathlib import Path
+
+    from mapg_verify import pipeline
+    from mapg_verify.casefile.reader import load_case
+
+    return pipeline.evaluate(load_case(Path(__file__).resolve().parent / "gold" / "tiny.toml"), seed=0)

@@ -16,6 +16,8 @@ LAYERS = {  # lowest first; a top-level module or subpackage -> its layer
     "figures": 6,
     "casefile": 6,
     "results": 6,
+    "description": 6,
+    "output": 6,
     "report": 7,
     "paper": 7,
     "strategies": 7,

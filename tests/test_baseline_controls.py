@@ -85,9 +85,9 @@ def test_a_state_time_baseline_differs_by_the_controls_alone():
     meta-mapg batch by batch, but its difference is a combination of the baseline controls: the
     test is as sharp as for a port with no baseline."""
     found = check_estimator(_state_time_baseline, CASE, claim="meta-mapg", samples=2000, mode="statistical")
-    claim = next(c for c in found.checks if c["name"].startswith("claim:"))
-    assert claim["figures"]["largest relative gap"] > 1e-2, claim["figures"]
-    assert claim["verdict"] == "pass" and "by terms of exactly zero mean only" in claim["summary"], claim["summary"]
+    claim = next(c for c in found.checks if c.kind == "claim")
+    assert claim.figures["largest relative gap"] > 1e-2, claim.figures
+    assert claim.verdict == "pass" and "by terms of exactly zero mean only" in claim.summary, claim.summary
 
 
 def _discount_slip(inner, outer, theta, settings):
@@ -107,10 +107,10 @@ def test_one_percent_bugs_behind_a_baseline_are_caught_at_the_default_budget(fun
     baseline, on the 2-step IPD with K = 2 at 2,000 samples, are rejected (p below 1e-10); without
     the baseline controls the same test passes them (the baseline's noise hides them)."""
     found = check_estimator(function, CASE, claim="meta-mapg", samples=2000, mode="statistical")
-    claim = next(c for c in found.checks if c["name"].startswith("claim:"))
-    assert claim["verdict"] == "fail" and claim["figures"]["relative difference measured"] < 0.013, claim["summary"]
-    assert claim["figures"]["p-value"] is None or claim["figures"]["p-value"] < 1e-10, claim["summary"]
+    claim = next(c for c in found.checks if c.kind == "claim")
+    assert claim.verdict == "fail" and claim.figures["relative difference measured"] < 0.013, claim.summary
+    assert claim.figures["p-value"] is None or claim.figures["p-value"] < 1e-10, claim.summary
     monkeypatch.setattr(plugins, "BASELINE_ROWS_PER_CONTROL", 10**9)
     found = check_estimator(function, CASE, claim="meta-mapg", samples=2000, mode="statistical")
-    claim = next(c for c in found.checks if c["name"].startswith("claim:"))
-    assert claim["verdict"] == "pass", claim["summary"]
+    claim = next(c for c in found.checks if c.kind == "claim")
+    assert claim.verdict == "pass", claim.summary

@@ -18,7 +18,7 @@ from mapg_verify.cli import main
 from mapg_verify.estimators.dispatch import draw_rows, rng_for
 from mapg_verify.estimators.plugins import plugin_draws
 from mapg_verify.exact.compiled import compile_game
-from mapg_verify.exact.metagradient import meta_gradients
+from mapg_verify.exact.truths import Truths
 from mapg_verify.spec.case import Claim
 
 sys.path.insert(0, str(ROOT))
@@ -57,7 +57,7 @@ def test_a_bad_claim_mode_exits_2(tmp_path, capsys):
 
 
 def _claim(result):
-    (record,) = [c for c in result.checks if c["name"].startswith("claim:")]
+    (record,) = [c for c in result.checks if c.kind == "claim"]
     return record
 
 
@@ -75,8 +75,8 @@ def _claim(result):
 def test_exact_claims_on_a_one_shot_game(function, verdict):
     result = check_estimator(function, TINY, claim="meta-mapg", samples=200, mode="exact")
     record = _claim(result)
-    assert record["verdict"] == verdict, record["summary"]
-    assert record["figures"]["mode"] == "exact"
+    assert record.verdict == verdict, record.summary
+    assert record.figures["mode"] == "exact"
     assert result.passed == (verdict == "pass")
 
 
@@ -85,9 +85,9 @@ def test_rewards_for_returns_is_caught_where_they_differ(function):
     """Rewards in place of returns equal the port on a one-shot game (one step's reward is its
     return), and not on a two-step one; the port passes on both."""
     wrong = function is dice.reward_target
-    assert _claim(check_estimator(function, TINY, claim="meta-mapg", samples=200, mode="exact"))["verdict"] == "pass"
+    assert _claim(check_estimator(function, TINY, claim="meta-mapg", samples=200, mode="exact")).verdict == "pass"
     record = _claim(check_estimator(function, HORIZON_TWO, claim="meta-mapg", samples=200, mode="exact"))
-    assert record["verdict"] == ("fail" if wrong else "pass"), record["summary"]
+    assert record.verdict == ("fail" if wrong else "pass"), record.summary
 
 
 def test_statistical_claims_pair_the_port_with_the_built_in_on_the_same_batches():
@@ -95,12 +95,12 @@ def test_statistical_claims_pair_the_port_with_the_built_in_on_the_same_batches(
     port with a leave-one-out baseline does not, but differs only by a baseline term, which the
     baseline controls span exactly: it passes, and says so."""
     plain = _claim(check_estimator(dice.meta_mapg, TINY, claim="meta-mapg", samples=300, mode="statistical"))
-    assert plain["verdict"] == "pass" and "to rounding, on each of 300 batches" in plain["summary"], plain["summary"]
-    assert plain["figures"]["against"].startswith("meta-mapg on the same batches (paired")
+    assert plain.verdict == "pass" and "to rounding, on each of 300 batches" in plain.summary, plain.summary
+    assert plain.figures["against"].startswith("meta-mapg on the same batches (paired")
     loo = _claim(check_estimator(dice.meta_mapg_loo, TINY, claim="meta-mapg", samples=2000, mode="statistical"))
-    assert loo["verdict"] == "pass", loo["summary"]
-    assert loo["figures"]["largest relative gap"] > 1e-3, loo["figures"]  # not equal batch by batch
-    assert "by terms of exactly zero mean only" in loo["summary"], loo["summary"]
+    assert loo.verdict == "pass", loo.summary
+    assert loo.figures["largest relative gap"] > 1e-3, loo.figures  # not equal batch by batch
+    assert "by terms of exactly zero mean only" in loo.summary, loo.summary
 
 
 @pytest.mark.parametrize(
@@ -118,16 +118,16 @@ def test_statistical_claims_catch_the_bugs(function, path):
     """Paired with meta-mapg on the same batches, each bug fails at 1,000 samples, far below the
     default budget (the 11-16% bugs too; without pairing they needed over 100,000)."""
     record = _claim(check_estimator(function, path, claim="meta-mapg", samples=1000, mode="statistical"))
-    assert record["verdict"] == "fail", record["summary"]
-    assert "paired" in record["figures"]["against"]
+    assert record.verdict == "fail", record.summary
+    assert "paired" in record.figures["against"]
 
 
 def test_a_plug_in_returning_its_phis_has_them_checked():
     correct = check_estimator(plugins.adapted_with_phis, TINY, claim=None, samples=200)
     assert correct.verdicts["inner-update:python:adapted_with_phis"] == "pass", correct.summary
     wrong = check_estimator(plugins.adapted_with_wrong_phis, TINY, claim=None, samples=200)
-    record = next(c for c in wrong.checks if c["name"].startswith("inner-update:"))
-    assert record["verdict"] == "fail" and "batches its own inner update would not draw" in record["summary"]
+    record = next(c for c in wrong.checks if c.kind == "inner-update")
+    assert record.verdict == "fail" and "batches its own inner update would not draw" in record.summary
     assert not wrong.passed
     silent = check_estimator(plugins.adapted_loo, TINY, claim=None, samples=200)
     assert silent.verdicts["inner-update:python:adapted_loo"] == "info"
@@ -135,7 +135,7 @@ def test_a_plug_in_returning_its_phis_has_them_checked():
 
 def test_a_biased_estimator_without_a_claim_informs():
     result = check_estimator(dice.no_peer_log_probs, TINY, claim=None, samples=200)
-    assert not [c for c in result.checks if c["name"].startswith("claim:")]
+    assert not [c for c in result.checks if c.kind == "claim"]
     assert result.verdicts["bias:python:no_peer_log_probs"] == "info"
     assert result.passed
 
@@ -144,7 +144,7 @@ def _false_alarms(case, name, claim: Claim, seeds: int, samples: int) -> int:
     """False alarms of ``claim`` on estimator ``name`` (a built-in) or function ``name`` (a plug-in,
     paired with its claim's partner on the same batches) over ``seeds`` seeds."""
     compiled = compile_game(case.game, case.policy)
-    truth, design = meta_gradients(compiled, case), design_for(case, compiled)
+    truths, design = Truths(case, compiled), design_for(case, compiled)
     count = 0
     for seed in range(seeds):
         rng = rng_for(seed, case, "calibration")
@@ -156,7 +156,7 @@ def _false_alarms(case, name, claim: Claim, seeds: int, samples: int) -> int:
             rows, paired = draws.rows, (partner[0], draws.partner, controls)
         else:
             rows = draw_rows(case, compiled, name, samples, rng)
-        count += check_claim(case, compiled, truth, "x", claim, None, rows, seed, design, paired).verdict == "fail"
+        count += check_claim(case, compiled, truths, "x", claim, None, rows, seed, design, paired).verdict == "fail"
     return count
 
 

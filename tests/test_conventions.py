@@ -203,7 +203,7 @@ def _verdicts(path: Path, claims: dict | None = None) -> dict:
     case = load_case(path)
     if claims is not None:
         case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, claims=tuple(claims.items())))
-    return {c["name"]: c["verdict"] for c in pipeline.evaluate(case, seed=0)["checks"]}
+    return {c.name: c.verdict for c in pipeline.evaluate(case, seed=0).checks}
 
 
 def test_the_lola_dice_style_port_passes_in_its_own_conventions_and_fails_in_ours(monkeypatch):

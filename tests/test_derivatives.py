@@ -95,5 +95,5 @@ def test_a_wrong_derivative_fails_its_check(monkeypatch):
     monkeypatch.setattr(derivative_check, "derivative_of", perturbed)
     _, (check, *_) = derivative_check.derivative_truth(case)
     assert check.verdict == "fail" and "autograd" in check.summary
-    checks = {c["name"]: c for c in pipeline.evaluate(case)["checks"]}  # the pipeline runs it too
-    assert checks["derivative-oracles"]["verdict"] == "fail"
+    checks = {c.name: c for c in pipeline.evaluate(case).checks}  # the pipeline runs it too
+    assert checks["derivative-oracles"].verdict == "fail"

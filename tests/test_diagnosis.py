@@ -16,6 +16,7 @@ from mapg_verify.estimators.dispatch import REGISTERED
 from mapg_verify.estimators.plugins import plugin_expectation
 from mapg_verify.estimators.records import Plugin
 from mapg_verify.exact.backend import case_values
+from mapg_verify.exact.truths import Truths
 from mapg_verify.spec.case import Claim
 
 VIEWS = "agent 1 reads its states without its view (CD and DC swapped)"
@@ -30,10 +31,10 @@ def _case(path: str, meta_agent: int = 0, **estimators):
 
 def _diagnosis(function, case, claim=ADAPTED, mode=None, samples=300) -> dict:
     result = check_estimator(function, case, claim=claim, samples=samples, mode=mode)
-    check = next(c for c in result.checks if c["name"].startswith("claim:"))
-    assert check["verdict"] == "fail", check["summary"]
-    assert check["summary"].endswith(check["figures"]["diagnosis"]["searched"])
-    return check["figures"]["diagnosis"]
+    check = next(c for c in result.checks if c.kind == "claim")
+    assert check.verdict == "fail", check.summary
+    assert check.summary.endswith(check.figures["diagnosis"]["searched"])
+    return check.figures["diagnosis"]
 
 
 def _exact_dice(function, case) -> dict:
@@ -46,9 +47,11 @@ def _exact_dice(function, case) -> dict:
         assert claim_of(case, name) == claim and partner_of(case, claim) is not None
         exact = plugin_expectation(case, compiled, REGISTERED[name], partner_of(case, claim)[1])
         design = Design((), None, 0.0)
-        failed = check_claim(case, compiled, {}, name, claim, exact, None, 0, design)
+        failed = check_claim(case, compiled, Truths(case, compiled), name, claim, exact, None, 0, design)
         assert failed.verdict == "fail", failed.summary
-        return diagnose(case, compiled, {}, name, claim, failed, exact, 0, design).figures["diagnosis"]
+        return diagnose(case, compiled, Truths(case, compiled), name, claim, failed, exact, 0, design).figures[
+            "diagnosis"
+        ]
     finally:
         del REGISTERED[name]
 

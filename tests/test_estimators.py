@@ -22,6 +22,7 @@ from mapg_verify.estimators.table import ESTIMATORS, MUTANTS
 from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.enumeration import Trajectories, discounted_to_go
 from mapg_verify.exact.metagradient import meta_gradients
+from mapg_verify.exact.truths import Truths
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 ALL = {**ESTIMATORS, **MUTANTS}
@@ -64,7 +65,7 @@ def test_declared_fingerprints_hold_beyond_one_step_and_the_batch_pairing(path, 
         return
     design = design_for(case, compiled)
     exact = exact_expectation(case, compiled, name)
-    result = check_claim(case, compiled, meta_gradients(compiled, case), name, claim, exact, None, 0, design)
+    result = check_claim(case, compiled, Truths(case, compiled), name, claim, exact, None, 0, design)
     assert result.verdict == "pass", result.summary
 
 
@@ -177,7 +178,7 @@ def test_fingerprint_claim_catches_a_missing_or_flipped_term(name):
     claim = default_claim(case, "meta-mapg")
     exact = exact_expectation(case, compiled, name)
     result = check_claim(
-        case, compiled, meta_gradients(compiled, case), name, claim, exact, None, 0, design_for(case, compiled)
+        case, compiled, Truths(case, compiled), name, claim, exact, None, 0, design_for(case, compiled)
     )
     assert result.verdict == "fail" and result.summary.startswith("does not hold"), result.summary
     assert fingerprint(case, compiled, name).verdict == "info"

@@ -172,16 +172,15 @@ def _wrong_shape(inner, outer, theta, settings):
 def test_a_framework_plugin_that_misbehaves_fails_its_own_checks(function, framework, message):
     result = check_estimator(function, PD, claim="meta-mapg", samples=50, framework=framework)
     assert not result.passed
-    failed = [c for c in result.checks if c["verdict"] == "fail"]
-    assert failed and all(c["name"].endswith(function.__name__) for c in failed)
-    assert any(message in c["summary"] for c in failed), result.summary
+    failed = [c for c in result.checks if c.verdict == "fail"]
+    assert failed and all(c.name.endswith(function.__name__) for c in failed)
+    assert any(message in c.summary for c in failed), result.summary
 
 
 def _verdicts(path, samples=400):
     case = load_case(path)
     case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, samples=samples))
-    document = pipeline.evaluate(case, seed=0)
-    return {c["name"]: c["verdict"] for c in document["checks"]}
+    return {c.name: c.verdict for c in pipeline.evaluate(case, seed=0).checks}
 
 
 def test_the_torch_official_port_passes_its_claim_and_its_bug_fails():
@@ -210,9 +209,9 @@ def test_a_statistical_claim_of_a_torch_plugin_is_paired_with_its_partner():
     result = check_estimator(
         torch_meta_mapg.meta_mapg, PD, claim="meta-mapg", samples=2000, mode="statistical", framework="torch"
     )
-    (claim,) = [c for c in result.checks if c["name"].startswith("claim:")]
-    assert claim["verdict"] == "pass"
-    assert "equal to meta-mapg on the same batches, to rounding" in claim["summary"]
+    (claim,) = [c for c in result.checks if c.kind == "claim"]
+    assert claim.verdict == "pass"
+    assert "equal to meta-mapg on the same batches, to rounding" in claim.summary
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])

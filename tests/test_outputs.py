@@ -16,7 +16,7 @@ from test_bad_input import SLOW_CASE, _default_sigint, _group_is_gone
 from test_cli import ROOT, write
 from test_plugins import CASE
 
-from mapg_verify import results
+from mapg_verify import output
 from mapg_verify.cli import main
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
@@ -43,7 +43,7 @@ def test_a_plugin_that_ends_its_process_fails_its_case_and_the_others_stand(tmp_
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path, capsys):
     case = write(tmp_path, CASE.format(plugin="sampled-exact").replace(', "sampled-exact"]', "]"))
     out = tmp_path / "out"
-    with results.output_folder(out, 1):
+    with output.output_folder(out, 1):
         assert main(["run", str(case), "--out", str(out)]) == 2
     assert "another run is writing into this folder" in capsys.readouterr().err
     assert not out.exists()  # the folder the first run made, left empty, is gone with its lock
@@ -73,9 +73,9 @@ def test_an_unwritable_out_exits_2_before_any_work(tmp_path, capsys):
 def test_results_and_report_are_swapped_in_together(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    results.publish(out, {"results.json": "1", "index.html": "1"})
+    output.publish(out, {"results.json": "1", "index.html": "1"})
     first = (out / ".run").resolve()
-    results.publish(out, {"results.json": "2", "index.html": "2"})
+    output.publish(out, {"results.json": "2", "index.html": "2"})
     assert (out / "results.json").read_text() == (out / "index.html").read_text() == "2"
     assert os.readlink(out / "results.json") == ".run/results.json"  # both follow the one link
     assert not first.exists()  # the previous set is removed

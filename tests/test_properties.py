@@ -63,7 +63,7 @@ def test_no_valid_game_fails_a_check_of_exact(games, models, scale, data):
         case = mst.parse_back(text)
     except InputError:
         reject()
-    failed = [c for c in evaluate(case)["checks"] if c["verdict"] == "fail"]
+    failed = [c for c in evaluate(case).checks if c.verdict == "fail"]
     assert not failed, failed
 
 

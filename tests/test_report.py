@@ -11,7 +11,7 @@ from pathlib import Path
 import goldfiles
 import pytest
 
-from mapg_verify import pipeline, results
+from mapg_verify import output, pipeline, results
 from mapg_verify.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def test_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path, monkey
 
     monkeypatch.setattr(os, "replace", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        results.write_atomic(target, "new")
+        output.write_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 

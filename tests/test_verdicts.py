@@ -47,9 +47,9 @@ def test_verdicts_combine_fail_before_untested_before_pass():
 def test_exact_mode_out_of_reach_is_untested_not_green():
     """A wrong estimator whose exact expectation is out of reach: not a pass in exact mode."""
     result = check_estimator(off_by_half, _out_of_reach(), claim="meta-mapg", samples=300, mode="exact")
-    claim = next(c for c in result.checks if c["name"].startswith("claim:"))
-    assert claim["verdict"] == "untested", claim["summary"]
-    assert "plugin_calls" in claim["summary"] and 'claim_mode = "auto"' in claim["summary"]
+    claim = next(c for c in result.checks if c.kind == "claim")
+    assert claim.verdict == "untested", claim.summary
+    assert "plugin_calls" in claim.summary and 'claim_mode = "auto"' in claim.summary
     assert result.verdict == "untested" and not result.passed
     # the same estimator in auto mode is tested, statistically, and fails
     tested = check_estimator(off_by_half, _out_of_reach(), claim="meta-mapg", samples=300, mode="auto")
@@ -159,11 +159,11 @@ def test_a_fingerprint_claim_out_of_enumeration_is_paired_with_the_basis_surroga
     """Every basis term is a switch of the one DiCE surrogate: the claim's partner is that
     combination on the plug-in's own batches, so a fingerprint claim is tested at any scale."""
     result = check_estimator(function, _out_of_reach(), claim=FULL, samples=300, mode="auto")
-    claim = next(c for c in result.checks if c["name"].startswith("claim:"))
-    assert claim["figures"]["mode"] == "statistical" and "basis surrogates" in claim["figures"]["against"]
-    assert claim["verdict"] == verdict, claim["summary"]
+    claim = next(c for c in result.checks if c.kind == "claim")
+    assert claim.figures["mode"] == "statistical" and "basis surrogates" in claim.figures["against"]
+    assert claim.verdict == verdict, claim.summary
     if verdict == "pass":
-        assert "to rounding, on each of 300 batches" in claim["summary"]  # the port is the combination
+        assert "to rounding, on each of 300 batches" in claim.summary  # the port is the combination
 
 
 def test_basis_weights_span_the_terms():
@@ -185,7 +185,7 @@ def test_one_verdict_per_estimator_says_what_differs():
     from mapg_verify.checks.result import estimator_verdict
 
     def check(name, verdict, summary="s", figures=None):
-        return {"name": f"{name}:p", "verdict": verdict, "summary": summary, "figures": figures or {}}
+        return CheckResult(f"{name}:p", verdict in ("pass", "info"), figures or {}, summary, verdict)
 
     claim = check("claim", "pass", figures={"claim": "meta-mapg"})
     inner = check("inner-update", "fail", "does not hold: its phi_l differ")
@@ -204,20 +204,20 @@ def test_float32_plugins_are_judged_at_their_own_precision():
     """Float32 returns: detected, the inner-update tolerance scaled to 256 of its epsilons; the
     summary says so."""
     result = check_estimator(plugins.adapted_in_float32, CLAIMS, claim={"adapted": 1}, samples=200)
-    inner = next(c for c in result.checks if c["name"].startswith("inner-update:"))
-    assert inner["verdict"] == "pass" and "it computes in float32" in inner["summary"], inner["summary"]
-    assert inner["figures"]["tolerance"] == pytest.approx(256 * np.finfo(np.float32).eps)
-    claim = next(c for c in result.checks if c["name"].startswith("claim:"))
-    assert claim["verdict"] == "pass", claim["summary"]
+    inner = next(c for c in result.checks if c.kind == "inner-update")
+    assert inner.verdict == "pass" and "it computes in float32" in inner.summary, inner.summary
+    assert inner.figures["tolerance"] == pytest.approx(256 * np.finfo(np.float32).eps)
+    claim = next(c for c in result.checks if c.kind == "claim")
+    assert claim.verdict == "pass", claim.summary
 
 
 def test_a_float32_constant_in_float64_code_is_named_and_can_be_declared():
     found = check_estimator(plugins.adapted_with_a_float32_constant, CLAIMS, claim={"adapted": 1}, samples=200)
-    inner = next(c for c in found.checks if c["name"].startswith("inner-update:"))
-    assert inner["verdict"] == "fail" and "declare it with precision = 'float32'" in inner["summary"]
+    inner = next(c for c in found.checks if c.kind == "inner-update")
+    assert inner.verdict == "fail" and "declare it with precision = 'float32'" in inner.summary
     declared = check_estimator(plugins.declared_float32, CLAIMS, claim={"adapted": 1}, samples=200)
-    inner = next(c for c in declared.checks if c["name"].startswith("inner-update:"))
-    assert inner["verdict"] == "pass", inner["summary"]
+    inner = next(c for c in declared.checks if c.kind == "inner-update")
+    assert inner.verdict == "pass", inner.summary
     wrong = check_estimator(plugins.adapted_with_wrong_phis, CLAIMS, claim={"adapted": 1}, samples=200)
     assert wrong.verdicts["inner-update:python:adapted_with_wrong_phis"] == "fail"  # a real bug still fails
 
@@ -228,8 +228,8 @@ def test_control_variates_catch_what_the_plain_paired_test_misses():
     partner's parts less their exact expectations) rejects it; a correct port still passes."""
     case = ROOT / "tests" / "claims" / "ipd_two_steps.toml"
     found = check_estimator(dice.reward_target, case, claim="meta-mapg", samples=2000, mode="statistical")
-    claim = next(c for c in found.checks if c["name"].startswith("claim:"))
-    assert claim["verdict"] == "fail" and "control variates of zero mean" in claim["figures"]["against"]
+    claim = next(c for c in found.checks if c.kind == "claim")
+    assert claim.verdict == "fail" and "control variates of zero mean" in claim.figures["against"]
     right = check_estimator(dice.meta_mapg_loo, case, claim="meta-mapg", samples=2000, mode="statistical")
     assert right.passed, right.summary
 

@@ -53,6 +53,7 @@ from mapg_verify.checks.result import (
     untested,
 )
 from mapg_verify.checks.statistics import adjusted_mean_test, mean_test, two_sample_test
+from mapg_verify.checks.sweep import truth_for
 from mapg_verify.estimators.dispatch import builtin_for, draw_rows, exact_expectation, rng_for, split_name
 from mapg_verify.estimators.expectations import expectation
 from mapg_verify.estimators.plugins import count_text
@@ -67,7 +68,7 @@ from mapg_verify.estimators.table import (
     declared_terms,
 )
 from mapg_verify.exact.compiled import CompiledValues
-from mapg_verify.exact.metagradient import expected_update, sampled_update
+from mapg_verify.exact.truths import Truths
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import BASIS, Case, Claim
 
@@ -158,10 +159,10 @@ def partner_controls(case: Case, compiled: CompiledValues, partner: tuple, draws
     return np.hstack([draws.zero_mean, draws.components - means])
 
 
-def reference_value(case: Case, compiled: CompiledValues, truth: dict, claim: Claim, design: Design):
-    """The claim's exact value at the case's ``theta``, or ``None`` where it cannot be enumerated."""
-    x, inner = case.flat_theta, case.inner
-    i = inner.meta_agent
+def reference_value(case: Case, truths: Truths, name: str, claim: Claim, design: Design):
+    """The claim's exact value at the case's ``theta``, or ``None`` where it cannot be enumerated; a
+    model among the case's is the one estimator ``name`` is compared with (:func:`truth_for`)."""
+    x, i, compiled = case.flat_theta, case.inner.meta_agent, truths.compiled
     if claim.kind == "gradient":
         return compiled.gradient(x)[i, compiled.layout.slice(i)]
     if claim.kind == "fingerprint":
@@ -169,13 +170,11 @@ def reference_value(case: Case, compiled: CompiledValues, truth: dict, claim: Cl
         return design.design[:rows] @ np.array(claim.target) if design.draws else None
     if claim.kind == "model":
         model = "expected" if claim.target == "model-E" else "sampled"
-        if model in truth:
-            return truth[model].total
-        if model == "expected":
-            return expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
+        if model in case.inner.models:
+            return truth_for(case, truths, name)[model].total
     try:
         if claim.kind == "model":
-            return sampled_update(compiled, case.game, case.policy, x, inner).total
+            return (truths.expected() if claim.target == "model-E" else truths.sampled()).total
         return exact_expectation(case, compiled, claim.target).total
     except InputError:
         return None
@@ -184,7 +183,7 @@ def reference_value(case: Case, compiled: CompiledValues, truth: dict, claim: Cl
 def check_claim(
     case: Case,
     compiled: CompiledValues,
-    truth: dict,
+    truths: Truths,
     name: str,
     claim: Claim,
     exact,
@@ -198,7 +197,7 @@ def check_claim(
     or ``None``), ``rows`` its Monte-Carlo rows, ``paired`` the partner's name and rows on the
     same batches (plug-ins with a partner)."""
     check = f"claim:{name}"
-    reference = reference_value(case, compiled, truth, claim, design)
+    reference = reference_value(case, truths, name, claim, design)
     mode = case.checks.claim_mode
     figures: dict = {"claim": claim.label}
     if mode == "auto":

@@ -57,6 +57,7 @@ from mapg_verify.estimators.records import PluginError
 from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import FROZEN, Estimator, outer_of
 from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.exact.truths import Truths
 from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case, Claim
@@ -240,7 +241,7 @@ def statistical_p_values(case, compiled, plugin, name: str, candidates, partner,
 def diagnose(
     case: Case,
     compiled: CompiledValues,
-    truth: dict,
+    truths: Truths,
     name: str,
     claim: Claim,
     check: CheckResult,
@@ -261,7 +262,7 @@ def diagnose(
         *([] if own else relabellings(case)),
         *(c for c in found if c.loop),
     ]
-    reference = reference_value(case, compiled, truth, claim, design)
+    reference = reference_value(case, truths, name, claim, design)
     exact_mode = check.figures.get("mode") == "exact" and exact is not None and reference is not None
     calling = sum(c.convention is not None or c.loop for c in candidates)
     if exact_mode and plugin_calls(case, plugin, loop) * calling <= CALLS:

@@ -35,7 +35,9 @@ from mapg_verify.checks.diagnosis import diagnose
 from mapg_verify.checks.fingerprint import fingerprint
 from mapg_verify.checks.result import (
     DOUBLE,
+    Bias,
     CheckResult,
+    Spread,
     case_floor,
     info,
     precision_note,
@@ -50,14 +52,17 @@ from mapg_verify.estimators.plugins import plugin_draws
 from mapg_verify.estimators.records import PluginError
 from mapg_verify.estimators.table import FROZEN, Parts, outer_of
 from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.exact.truths import Truths
 from mapg_verify.problem.errors import InputError
-from mapg_verify.spec.case import Case
+from mapg_verify.spec.case import MODEL_LETTER, Case
 
 
 @dataclass(frozen=True)
 class EstimatorReport:
-    """One estimator on one case: its exact expectation (or why there is none), Monte-Carlo
-    summary, the options it ran with, and checks 3 to 5."""
+    """One estimator on one case: its exact expectation's terms (``total``, ``current``, ``own``,
+    ``peer``; ``None``, and why under ``skipped``, where there is none), Monte-Carlo summary
+    (``mean``, ``standard_error``, ``samples``), the options it ran with, checks 3 to 5, and, for
+    the report's figures, the bias sweep's rows and the Monte-Carlo error curve."""
 
     name: str
     expectation: dict | None
@@ -68,23 +73,11 @@ class EstimatorReport:
     sweep: tuple[dict, ...] = ()
     error_curve: tuple[dict, ...] = ()
 
-    def to_json(self) -> dict:
-        return {
-            "error_curve": list(self.error_curve),
-            "bias_sweep": list(self.sweep),
-            "expectation": None if self.expectation is None else self.expectation["total"],
-            "expectation_terms": self.expectation,
-            "monte_carlo": self.monte_carlo,
-            "options": self.options,
-            "checks": [dataclasses.asdict(check) for check in self.checks],
-            "skipped": self.skipped,
-        }
-
 
 def verify_estimator(
     case: Case,
     compiled: CompiledValues,
-    truth: dict,
+    truths: Truths,
     name: str,
     seed: int,
     exact: Parts | None,
@@ -95,7 +88,7 @@ def verify_estimator(
     has none) and the case's :class:`Shared` context (computed here if not given); a plug-in's
     failure fails its checks, nothing more."""
     options = _options(case, name, seed)
-    truth = truth_for(case, compiled, truth, name)
+    truth = truth_for(case, truths, name)
     skipped = {} if exact is not None else {"expectation": reason}
     claim, builtin = claim_of(case, name), builtin_for(case, name)
     if reason.startswith("plug-in"):
@@ -139,7 +132,7 @@ def verify_estimator(
         scale = case_floor(case, compiled)
         checks.append(implementation(name, rows, exact.total, case.checks.level, scale))
     checks.append(bias(case, compiled, truth, name, exact.total if exact is not None else mean, covariance))
-    context = context or shared(case, compiled)
+    context = context or shared(case, truths)
     try:
         known = exact.total if exact is not None else None
         checks.append(fingerprint(case, compiled, name, context.design, known))
@@ -149,9 +142,9 @@ def verify_estimator(
     except PluginError as error:
         checks.append(CheckResult(f"fingerprint:{name}", False, {}, f"plug-in {error}"))
     if claim is not None:
-        claimed = check_claim(case, compiled, truth, name, claim, exact, rows, seed, context.design, paired, eps)
+        claimed = check_claim(case, compiled, truths, name, claim, exact, rows, seed, context.design, paired, eps)
         if claimed.verdict == "fail" and builtin is None:
-            claimed = diagnose(case, compiled, truth, name, claim, claimed, exact, seed, context.design)
+            claimed = diagnose(case, compiled, truths, name, claim, claimed, exact, seed, context.design)
         checks.append(claimed)
     if updates is not None:
         checks.append(updates)
@@ -332,16 +325,13 @@ def bias(case: Case, compiled: CompiledValues, truth: dict, name: str, value, co
         relative = relative_bias(value, reference)
         cosine = float(value @ reference / max(np.linalg.norm(value) * scale, 1e-300))
         needed = samples_needed(difference, covariance, scale, target)
-        figures[f"relative bias vs model {model[0].upper()}"] = relative
-        figures[f"cosine vs model {model[0].upper()}"] = cosine
-        figures[f"samples for {target:g} relative error vs model {model[0].upper()}"] = (
-            None if math.isinf(needed) else needed
-        )
+        letter = MODEL_LETTER[model]
+        figures |= Bias(letter, relative, cosine, None if math.isinf(needed) else needed).figures(target)
         text = "never" if math.isinf(needed) else f"{needed:.0f}"
-        parts.append(f"{model[0].upper()}: bias {relative:.2g}, cos {cosine:.3f}, n({target:g}) {text}")
+        parts.append(f"{letter}: bias {relative:.2g}, cos {cosine:.3f}, n({target:g}) {text}")
     own_scale = float(np.linalg.norm(value))
     spread = samples_needed(np.zeros_like(np.asarray(value)), covariance, own_scale, target) if own_scale else math.inf
-    figures[f"samples for {target:g} relative spread"] = None if math.isinf(spread) else spread
+    figures |= Spread(target, None if math.isinf(spread) else spread).figures()
     summary = "; ".join(parts) or "no model truth asked for"
     estimator = builtin_for(case, name)
     if estimator is not None and not estimator.self_learns:
@@ -358,7 +348,7 @@ def holm_family(reports: dict, level: float) -> dict:
         (name, index)
         for name, report in reports.items()
         for index, check in enumerate(report.checks)
-        if check.name.split(":")[0] in ("implementation", "claim")
+        if check.kind in ("implementation", "claim")
         and check.verdict != "info"
         and check.figures.get("p-value") is not None
     ]
@@ -372,7 +362,7 @@ def holm_family(reports: dict, level: float) -> dict:
         if not reject:
             figures.pop("diagnosis", None)  # a claim that fails only before Holm's step-down needs none
         holm = (len(family), float(p)) if len(family) > 1 else None
-        if check.name.startswith("claim:"):
+        if check.kind == "claim":
             summary = statistical_summary(figures, reject, holm)
         else:
             verdict = "rejected" if reject else "consistent"

@@ -28,8 +28,9 @@ from mapg_verify.checks.result import CheckResult, error_floor, relative_error
 from mapg_verify.exact.backend import case_values
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import count_batches, count_trajectories, enumerate_trajectories
-from mapg_verify.exact.metagradient import expected_update, inner_path, lola, meta_gradients, sampled_update
+from mapg_verify.exact.metagradient import expected_update, inner_path, lola
 from mapg_verify.exact.reinforce import trajectory_terms
+from mapg_verify.exact.truths import Truths
 from mapg_verify.oracles.autodiff import (
     autograd_derivatives,
     autograd_gap_coefficient,
@@ -39,7 +40,7 @@ from mapg_verify.oracles.autodiff import (
 from mapg_verify.oracles.differences import richardson
 from mapg_verify.oracles.highprecision import mpmath_gradient, mpmath_values
 from mapg_verify.problem.errors import InputError
-from mapg_verify.spec.case import Case
+from mapg_verify.spec.case import MODEL_LETTER, Case
 
 TOLERANCE = {"autograd": 1e-10, "richardson": 1e-6, "mpmath": 1e-12}
 
@@ -93,7 +94,9 @@ IDENTITY_TOLERANCE = 1e-12  # identities that hold by algebra: only rounding sep
 LOLA_RATES = np.geomspace(1e-2, 1e-4, 5)  # small enough that alpha^3 terms barely tilt the fit
 
 
-def expected_identities(case: Case, compiled: CompiledValues | None = None, truth: dict | None = None) -> CheckResult:
+def expected_identities(
+    case: Case, compiled: CompiledValues | None = None, truths: Truths | None = None
+) -> CheckResult:
     """Model E identities at the case's ``theta`` and inner-loop settings (SPEC §3).
 
     ``total = current + own + peer``; ``current = 0``; ``peer = 0`` when every peer's
@@ -111,7 +114,7 @@ def expected_identities(case: Case, compiled: CompiledValues | None = None, trut
     compiled = compiled or case_values(case)
     x, inner, i = case.flat_theta, case.inner, case.inner.meta_agent
     own_rows = compiled.layout.slice(i)
-    truth = (truth or {}).get("expected") or expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective)
+    truth = (truths or Truths(case, compiled)).expected()
     no_peers = tuple(a if k == i else 0.0 for k, a in enumerate(inner.alpha))
     no_self = tuple(0.0 if k == i else a for k, a in enumerate(inner.alpha))
     still = expected_update(compiled, x, no_self, inner.steps, i, "terminal")
@@ -172,7 +175,7 @@ GAP_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 NOISE_BOUND = 0.5  # the largest update noise (logit units) at which the 1/K expansion is judged
 
 
-def sampled_identities(case: Case, compiled: CompiledValues | None = None, truth: dict | None = None) -> CheckResult:
+def sampled_identities(case: Case, compiled: CompiledValues | None = None, truths: Truths | None = None) -> CheckResult:
     """Model S identities (SPEC §3), with errors floored at :func:`error_floor`:
     ``total = current + own + peer`` and ``peer = 0`` with REINFORCE inner updates (1e-12 each);
     and model S tends to model E: ``S_K = E + c/K + O(K^-2)``, ``c`` exact
@@ -190,9 +193,9 @@ def sampled_identities(case: Case, compiled: CompiledValues | None = None, truth
     ``K`` below the bound: seen at ``K = 4..16`` with rates of 4).
     """
     compiled = compiled or case_values(case)
-    x, inner, i = case.flat_theta, case.inner, case.inner.meta_agent
-    truth = (truth or {}).get("sampled") or sampled_update(compiled, case.game, case.policy, x, inner)
-    expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
+    x = case.flat_theta
+    truths = truths or Truths(case, compiled)
+    truth, expected = truths.sampled(), truths.expected().total
     scale = error_floor(case.game, compiled.value(x))
     errors = {
         "total - (current + own + peer)": relative_error(truth.current + truth.own + truth.peer, truth.total, scale),
@@ -201,7 +204,7 @@ def sampled_identities(case: Case, compiled: CompiledValues | None = None, truth
     sizes, gaps = [], []
     for batch in GAP_BATCHES:
         try:
-            gaps.append(sampled_update(compiled, case.game, case.policy, x, inner, batch).total - expected)
+            gaps.append(truths.sampled(batch).total - expected)
         except InputError:  # over the enumeration cap: the sweep stops here
             break
         sizes.append(batch)
@@ -265,12 +268,12 @@ META_TOLERANCE = 1e-8  # autograd through the inner loop rounds differently over
 ORACLE_BATCH_LIMIT = 2_000  # autograd over the enumerated objective is slow beyond this many batches
 
 
-def meta_oracle_errors(case: Case, compiled: CompiledValues | None = None, truth: dict | None = None) -> dict:
+def meta_oracle_errors(case: Case, compiled: CompiledValues | None = None, truths: Truths | None = None) -> dict:
     """Error of each asked-for model's exact total against its autograd oracle, at the value
     scale (:func:`relative_error` with :func:`error_floor`; model name -> error, or ``None``
     where the enumeration exceeds :data:`ORACLE_BATCH_LIMIT`)."""
     compiled = compiled or case_values(case)
-    truth = truth or meta_gradients(compiled, case)
+    truth = (truths or Truths(case, compiled)).models()
     x, inner = case.flat_theta, case.inner
     own = compiled.layout.slice(inner.meta_agent)
     scale = error_floor(case.game, compiled.value(x))
@@ -290,16 +293,16 @@ def meta_oracle_errors(case: Case, compiled: CompiledValues | None = None, truth
     return errors
 
 
-def meta_oracles(case: Case, compiled: CompiledValues | None = None, truth: dict | None = None) -> CheckResult:
+def meta_oracles(case: Case, compiled: CompiledValues | None = None, truths: Truths | None = None) -> CheckResult:
     """The exact meta-gradient of each model against autograd through the whole inner loop
     (model E) or the whole enumerated objective (model S); tolerance 1e-8, relative to the larger
     of the meta-gradient and :func:`error_floor`."""
-    errors = meta_oracle_errors(case, compiled, truth)
+    errors = meta_oracle_errors(case, compiled, truths)
     checked = {model: error for model, error in errors.items() if error is not None}
     passed = all(error <= META_TOLERANCE for error in checked.values())
-    parts = [f"model {model[0].upper()} {error:.1e}" for model, error in checked.items()]
+    parts = [f"model {MODEL_LETTER[model]} {error:.1e}" for model, error in checked.items()]
     parts += [
-        f"model {model[0].upper()} not checked (over {ORACLE_BATCH_LIMIT} batches)"
+        f"model {MODEL_LETTER[model]} not checked (over {ORACLE_BATCH_LIMIT} batches)"
         for model, error in errors.items()
         if error is None
     ]

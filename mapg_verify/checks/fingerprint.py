@@ -84,12 +84,22 @@ def design_for(case: Case, compiled: CompiledValues) -> Design:
 class Fit:
     """The least-squares fit of an estimator's expectation on :data:`BASIS`: coefficient and 95%
     half-width per term (``None`` for a term that is 0 on every draw), the relative residual,
-    and the stacked expectations it was fitted to."""
+    and the stacked expectations it was fitted to (``None`` when read from a check's figures)."""
 
     coefficients: dict[str, float | None]
     half_widths: dict[str, float | None]
     residual: float
-    target: np.ndarray
+    target: np.ndarray | None = None
+
+    @staticmethod
+    def of(check: CheckResult) -> Fit | None:
+        """The fit a ``fingerprint`` check reports; ``None`` where it was not run."""
+        figures = check.figures
+        if "relative residual" not in figures:
+            return None
+        coefficients = {term: figures[f"coefficient {term}"] for term in BASIS}
+        half_widths = {term: figures[f"95% half-width {term}"] for term in BASIS}
+        return Fit(coefficients, half_widths, figures["relative residual"])
 
     def present(self, term: str) -> bool:
         """Nonzero beyond its interval (absent: the term vanishes on this inner loop)."""

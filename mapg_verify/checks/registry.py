@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from mapg_verify.checks.exact import expected_identities, meta_oracles, oracle_agreement, sampled_identities
 from mapg_verify.checks.result import CheckResult
+from mapg_verify.exact.truths import Truths
 
 
 @dataclass(frozen=True)
 class ExactCheck:
-    """One check of the exact truth: what it checks, ``run(case, compiled, truth)``, and the inner
+    """One check of the exact truth: what it checks, ``run(case, compiled, truths)``, and the inner
     model it needs (``None``: every case). ``oracles`` runs first, on the compiled game alone."""
 
     summary: str
@@ -41,10 +42,11 @@ CHECKS: dict[str, ExactCheck] = {
 }
 
 
-def meta_checks(case, compiled, truth: dict) -> list[CheckResult]:
-    """Every check after ``oracles``, in the table's order, that the case's inner models call for."""
+def meta_checks(case, compiled, truths: Truths) -> list[CheckResult]:
+    """Every check after ``oracles``, in the table's order, that the case's inner models call for,
+    reading the case's :class:`Truths`."""
     entries = [entry for name, entry in CHECKS.items() if name != "oracles"]
-    return [e.run(case, compiled, truth) for e in entries if e.model is None or e.model in case.inner.models]
+    return [e.run(case, compiled, truths) for e in entries if e.model is None or e.model in case.inner.models]
 
 
 ESTIMATOR_CHECKS = {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,19 +25,35 @@ class CheckResult:
     ``fail`` (tested, and it did not hold), ``untested`` (something was claimed but could not be
     tested here: the summary says why and what would make it testable) or ``info`` (figures
     nobody claimed). ``passed`` is true for ``pass`` and ``info`` only: "not tested" never reads
-    as a pass."""
+    as a pass. The name is ``kind:subject``: ``kind`` the check (``claim``, ``bias``, ...) and
+    ``subject`` the estimator or quantity it is about (empty for a case-wide check such as
+    ``oracles``); what readers read of the figures, they read through the records below
+    (:class:`Bias`, :class:`Spread`, :class:`MeanTestFigures`, :class:`Claimed`, and the fingerprint's
+    :class:`~mapg_verify.checks.fingerprint.Fit`)."""
 
     name: str
     passed: bool
     figures: dict
     summary: str
     verdict: str = ""
+    kind: str = field(init=False, repr=False, compare=False)
+    subject: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         verdict = self.verdict or ("pass" if self.passed else "fail")
         if verdict not in VERDICTS or (verdict in ("pass", "info")) != self.passed:
             raise ValueError(f"check {self.name}: verdict {verdict!r} with passed={self.passed}")
         object.__setattr__(self, "verdict", verdict)
+        kind, subject = name_parts(self.name)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "subject", subject)
+
+
+def name_parts(name: str) -> tuple[str, str]:
+    """A check's name ``kind:subject`` as its kind and subject (empty for a case-wide check): the
+    one place a check's name is taken apart."""
+    kind, _, subject = name.partition(":")
+    return kind, subject
 
 
 def info(name: str, figures: dict, summary: str) -> CheckResult:
@@ -70,22 +87,22 @@ def overall(verdicts) -> str:
     return next((v for v in ("fail", "untested") if v in verdicts), "pass")
 
 
-def estimator_verdict(checks: list[dict]) -> tuple[str, str]:
-    """One estimator's verdict from its check records (``name``, ``verdict``, ``summary``), and why:
-    a failed ``inner-update`` first (its own inner loop differs, so the rest was scored on batches
-    it would not draw), then a failed claim or other check, then an untested claim."""
-    kinds = {check["name"].split(":")[0]: check for check in checks}
-    verdict = overall(check["verdict"] for check in checks)
+def estimator_verdict(checks: Sequence[CheckResult]) -> tuple[str, str]:
+    """One estimator's verdict from its checks, and why: a failed ``inner-update`` first (its own
+    inner loop differs, so the rest was scored on batches it would not draw), then a failed claim
+    or other check, then an untested claim."""
+    kinds = {check.kind: check for check in checks}
+    verdict = overall(check.verdict for check in checks)
     inner, claim = kinds.get("inner-update"), kinds.get("claim")
-    if inner and inner["verdict"] == "fail":
-        return verdict, "its inner loop, not its outer term, differs: " + inner["summary"]
-    failed = next((check for check in checks if check["verdict"] == "fail"), None)
+    if inner and inner.verdict == "fail":
+        return verdict, "its inner loop, not its outer term, differs: " + inner.summary
+    failed = next((check for check in checks if check.verdict == "fail"), None)
     if failed:
-        return verdict, f"{failed['name'].split(':')[0]}: {failed['summary']}"
-    if claim and claim["verdict"] == "untested":
-        return verdict, claim["summary"]
+        return verdict, f"{failed.kind}: {failed.summary}"
+    if claim and claim.verdict == "untested":
+        return verdict, claim.summary
     if claim:
-        return verdict, f"its claim ({claim['figures'].get('claim', '')}) held"
+        return verdict, f"its claim ({Claimed.of(claim).claim or ''}) held"
     return verdict, "nothing claimed: its figures are information"
 
 
@@ -119,3 +136,97 @@ def relative_bias(value, reference) -> float:
 def case_floor(case: Case, compiled: CompiledValues) -> float:
     """:func:`error_floor` at the case's own ``theta``."""
     return error_floor(case.game, compiled.value(case.flat_theta))
+
+
+@dataclass(frozen=True)
+class Bias:
+    """An expectation against one model's truth (check ``bias``): model ``E`` or ``S``, the
+    ``relative`` bias ``||E - g|| / ||g||``, the ``cosine``, and ``samples_needed``, the replicates
+    whose mean reaches the case's target relative error (``None``: never, the bias alone exceeds it)."""
+
+    model: str
+    relative: float
+    cosine: float
+    samples_needed: float | None
+
+    def figures(self, target: float) -> dict:
+        """The figures of ``bias:NAME`` this record holds (``target``: the case's relative error)."""
+        return {
+            f"relative bias vs model {self.model}": self.relative,
+            f"cosine vs model {self.model}": self.cosine,
+            f"samples for {target:g} relative error vs model {self.model}": self.samples_needed,
+        }
+
+    @staticmethod
+    def of(check: CheckResult, target: float) -> tuple[Bias, ...]:
+        """A bias check's records, model E first (none where its estimator produced no estimate)."""
+        figures = check.figures
+        return tuple(
+            Bias(model, figures[f"relative bias vs model {model}"], figures[f"cosine vs model {model}"],
+                 figures[f"samples for {target:g} relative error vs model {model}"])
+            for model in "ES" if f"relative bias vs model {model}" in figures
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Spread:
+    """An estimator's own spread (in ``bias:NAME``): ``samples_needed``, the replicates whose mean
+    reaches relative spread ``target`` about its own expectation (``None``: never, a zero mean)."""
+
+    target: float
+    samples_needed: float | None
+
+    def figures(self) -> dict:
+        return {f"samples for {self.target:g} relative spread": self.samples_needed}
+
+    @staticmethod
+    def of(check: CheckResult, target: float) -> Spread | None:
+        """A bias check's spread at the case's ``target``; ``None`` where it was not run."""
+        key = f"samples for {target:g} relative spread"
+        return Spread(target, check.figures[key]) if key in check.figures else None
+
+
+@dataclass(frozen=True)
+class MeanTestFigures:
+    """The figures of a test of a mean at a level (``implementation``, a statistical ``claim``; the
+    test itself is :class:`mapg_verify.checks.statistics.MeanTest`): Hotelling's
+    ``statistic`` and its ``p`` value (``None`` where not testable), the ``level``, and for a claim
+    ``detectable``, the smallest relative difference it detects with 99% power."""
+
+    statistic: float | None
+    p: float | None
+    level: float
+    detectable: float | None = None
+
+    @staticmethod
+    def of(check: CheckResult) -> MeanTestFigures | None:
+        """The test a check ran at the case's level; ``None`` for a check that tests at no level."""
+        figures = check.figures
+        if "level" not in figures:
+            return None
+        detectable = figures.get("smallest relative difference detected (99% power)")
+        return MeanTestFigures(figures.get("T-squared"), figures.get("p-value"), figures["level"], detectable)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a ``claim`` check compared: the ``claim`` in words (``None`` if unnamed), its ``mode``
+    (exact or statistical), what it was tested ``against``, and the ``diagnosis`` sentence of a
+    plug-in's failed claim (empty strings where there is none)."""
+
+    claim: str | None
+    mode: str
+    against: str
+    diagnosis: str
+
+    @staticmethod
+    def of(check: CheckResult) -> Claimed:
+        figures = check.figures
+        diagnosis = figures.get("diagnosis", {}).get("sentence", "")
+        return Claimed(figures.get("claim"), figures.get("mode", ""), figures.get("against", ""), diagnosis)
+
+
+def per_estimator(check: CheckResult, figure: str) -> dict[str, float]:
+    """Figure ``figure`` of each estimator in a case-wide check (``calibration``'s ``false alarms``,
+    ``power``'s ``rejection rate``), by estimator."""
+    return {key[: -len(figure) - 2]: value for key, value in check.figures.items() if key.endswith(f": {figure}")}

@@ -13,35 +13,37 @@ from mapg_verify.checks.fingerprint import Design, design_for
 from mapg_verify.checks.result import relative_bias
 from mapg_verify.estimators.dispatch import builtin_for, exact_expectation
 from mapg_verify.exact.compiled import CompiledValues
-from mapg_verify.exact.metagradient import MetaGradient, expected_update, meta_gradients, sampled_update
+from mapg_verify.exact.metagradient import MetaGradient
+from mapg_verify.exact.truths import Truths
 from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import MODELS, Case
 
 
-def truth_for(case: Case, compiled: CompiledValues, truth: dict, name: str) -> dict:
-    """The models' truth an estimator is compared with: model S's with the estimator's own inner
-    loop (:func:`inner_truth`); for an estimator of a meta-agent that does not learn
-    (``lola-dice``), its own objective, LOLA's: both models with the meta-agent's rate 0."""
-    estimator = builtin_for(case, name)
-    if estimator is not None and not estimator.self_learns:
-        i = case.inner.meta_agent
-        alpha = tuple(0.0 if k == i else a for k, a in enumerate(case.inner.alpha))
-        case = dataclasses.replace(case, inner=dataclasses.replace(case.inner, alpha=alpha))
-        truth = meta_gradients(compiled, case)
-    own = inner_truth(case, compiled, name) if "sampled" in truth else None
-    return truth if own is None else {**truth, "sampled": own}
+def truth_for(case: Case, truths: Truths, name: str) -> dict[str, MetaGradient]:
+    """The models' truth an estimator is compared with, by model name: model S's with the
+    estimator's own inner loop (:func:`model_s`); for an estimator of a meta-agent that does not
+    learn (``lola-dice``), its own objective, LOLA's: both models with the meta-agent's rate 0."""
+    alpha = own_rates(case, name)
+    truth = truths.models(alpha)
+    return {**truth, "sampled": model_s(case, truths, name, alpha)} if "sampled" in truth else truth
 
 
-def inner_truth(case: Case, compiled: CompiledValues, name: str) -> MetaGradient | None:
-    """Model S's meta-gradient with a built-in's inner baseline (a baseline changes the updates'
-    law, so model S is computed with the same inner update); ``None`` for the plain inner loop."""
+def own_rates(case: Case, name: str) -> tuple[float, ...]:
+    """The inner rates of an estimator's objective: the case's, with the meta-agent's set to 0 for a
+    meta-agent that does not learn."""
+    estimator, inner = builtin_for(case, name), case.inner
+    if estimator is None or estimator.self_learns:
+        return inner.alpha
+    return tuple(0.0 if k == inner.meta_agent else a for k, a in enumerate(inner.alpha))
+
+
+def model_s(case: Case, truths: Truths, name: str, alpha: tuple[float, ...]) -> MetaGradient:
+    """Model S at ``case``'s ``K`` and rates ``alpha`` with a built-in's inner baseline (a baseline
+    changes the updates' law, so model S is computed with the same inner update)."""
     estimator = builtin_for(case, name)
     if estimator is None or estimator.inner_baseline == "none":
-        return None
-    x, inner = case.flat_theta, case.inner
-    return sampled_update(
-        compiled, case.game, case.policy, x, inner, baseline=estimator.inner_baseline, fit=estimator.baseline_fit
-    )
+        return truths.sampled(case.inner.batch, alpha)
+    return truths.sampled(case.inner.batch, alpha, estimator.inner_baseline, estimator.baseline_fit)
 
 
 SWEEP_BATCHES = (1, 2, 4, 8)
@@ -51,29 +53,29 @@ SWEEP_RATES = (0.25, 0.5, 1.0)  # multiples of the case's inner rates
 @dataclass(frozen=True, eq=False)
 class Shared:
     """What every estimator of one case shares, computed once: the sweep's variants of the case
-    with both models' truth, and the fingerprint's :class:`~mapg_verify.checks.fingerprint.Design`."""
+    with both models' truth, the fingerprint's :class:`~mapg_verify.checks.fingerprint.Design`, and
+    the case's :class:`Truths`."""
 
     sweep: tuple[tuple[float, Case, np.ndarray, np.ndarray], ...]  # (rate factor, variant, E total, S total)
     design: Design
+    truths: Truths
 
 
-def shared(case: Case, compiled: CompiledValues, sweep: bool = True) -> Shared:
+def shared(case: Case, truths: Truths, sweep: bool = True) -> Shared:
     """The fingerprint's design and, with ``sweep`` (and the case's ``[checks] sweep``), the sweep
-    over ``K`` and the rates (both models needed)."""
+    over ``K`` and the rates (both models needed), read from the case's :class:`Truths`."""
     variants = []
-    x, i = case.flat_theta, case.inner.meta_agent
     if sweep and case.inner.models == MODELS and case.checks.sweep:
         for factor in SWEEP_RATES:
             for batch in SWEEP_BATCHES:
                 variant = _variant(case, batch, tuple(factor * a for a in case.inner.alpha))
+                alpha = variant.inner.alpha
                 try:
-                    sampled = sampled_update(compiled, case.game, case.policy, x, variant.inner).total
+                    sampled = truths.sampled(batch, alpha).total
                 except InputError:  # over the cap: larger K are larger still
                     break
-                inner = variant.inner
-                expected = expected_update(compiled, x, inner.alpha, inner.steps, i, inner.objective).total
-                variants.append((factor, variant, expected, sampled))
-    return Shared(tuple(variants), design_for(case, compiled))
+                variants.append((factor, variant, truths.expected(alpha).total, sampled))
+    return Shared(tuple(variants), design_for(case, truths.compiled), truths)
 
 
 def _variant(case: Case, batch: int, alpha: tuple[float, ...]) -> Case:
@@ -98,9 +100,7 @@ def bias_sweep(compiled: CompiledValues, name: str, context: Shared) -> tuple[di
             value = exact_expectation(variant, compiled, name).total
         except InputError:
             continue
-        sampled = truth_for(variant, compiled, {"sampled": MetaGradient(sampled, *[sampled] * 3)}, name)[
-            "sampled"
-        ].total
+        sampled = model_s(variant, context.truths, name, own_rates(variant, name)).total
         rows.append(
             {
                 "K": variant.inner.batch,
