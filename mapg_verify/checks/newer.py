@@ -7,7 +7,12 @@
   recovers and its covariance's trace;
 - ``pola-invariance``: one step of exact POLA and of exact LOLA from the same policy in two
   parameterisations (:mod:`mapg_verify.exact.proximal`), the largest gap between the policies
-  they reach; invariance holds when POLA's gap is within the solves' precision.
+  they reach; invariance holds when POLA's gap is within the solves' precision;
+- ``advantage-alignment``: Theorems 1 and 2 of Duque et al. read as identities
+  (:mod:`mapg_verify.exact.advantage_alignment`): LOLA's Eq. 6 shaping term per unit ``alpha``, and
+  LOQA's chain-rule shaping term at an opponent that really is ``softmax(q / tau)``, each against the
+  paper's, ``train.py``'s and the derived alignment term: the best factor, the residual after it, the
+  cosine. "Holds up to a factor" when that residual is at most :data:`IDENTITY_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from mapg_verify.checks.result import CheckResult, relative_error
+from mapg_verify.exact import advantage_alignment as aa
 from mapg_verify.exact.coala import VARIANTS, CoalaTruth
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.opponent_model import opponent_model_gradients
@@ -22,6 +28,8 @@ from mapg_verify.exact.proximal import Reparameterisation, identity, lola_update
 from mapg_verify.problem.game import Game
 from mapg_verify.problem.policies import Policy
 
+IDENTITY_TOLERANCE = 1e-10  # relative residual of an identity between two exact closed forms
+CODE_STEPS = 50  # train.py's episodes (max_traj_len) for the code variant on infinite-horizon games
 SOLVE_TOLERANCE = 1e-9  # policy probabilities: the proximal solves stop at gradients of 1e-11 to 1e-12
 
 
@@ -108,3 +116,59 @@ def invariance_claim(
         )
         results.append(CheckResult(f"claim:{name}-invariance", held, figures, summary))
     return results[0], results[1]
+
+
+def proportional(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """``reference ~ c estimate``: the least-squares ``c``, the relative residual ``|ref - c est| / |ref|``
+    and the cosine; a norm below ``1e-12`` counts as 0 (then ``c = 0``, residual 1, unless both are)."""
+    r_norm, e_norm = float(np.linalg.norm(reference)), float(np.linalg.norm(estimate))
+    if r_norm < 1e-12 or e_norm < 1e-12:
+        both = r_norm < 1e-12 and e_norm < 1e-12
+        return {"factor": 0.0, "residual": 0.0 if both else 1.0, "cosine": 0.0, "reference norm": r_norm,
+                "alignment norm": e_norm}  # fmt: skip
+    factor = float(reference @ estimate / e_norm**2)
+    residual = float(np.linalg.norm(reference - factor * estimate) / r_norm)
+    cosine = float(reference @ estimate / (r_norm * e_norm))
+    norms = {"reference norm": r_norm, "alignment norm": e_norm}
+    return {"factor": factor, "residual": residual, "cosine": cosine, **norms}
+
+
+def _alignment_forms(game: Game, policy: Policy, x, meta_agent: int, beta: float, steps: int) -> dict:
+    data = aa.alignment(game, policy, x, meta_agent)
+    code = aa.truncated(data, steps, beta)["code"] if game.infinite else np.zeros(data.dmine.shape[-1])
+    return {"paper": aa.paper(data, beta), "code": code, "derived": aa.derived(data, beta)}
+
+
+def _alignment_result(name: str, reference: np.ndarray, forms: dict, what: str, extra: dict) -> CheckResult:
+    figures = {form: proportional(reference, value) for form, value in forms.items()}
+    paper = figures["paper"]
+    held = paper["residual"] <= IDENTITY_TOLERANCE
+    scale = f"a factor {paper['factor']:.3g}" if held else f"{paper['residual']:.3g} relative after the best factor"
+    summary = (
+        f"{'holds' if held else 'does not hold'}: {what} against the paper's alignment term, {scale} "
+        f"(cosine {paper['cosine']:.3f}); train.py's cosine {figures['code']['cosine']:.3f}; the derived form "
+        f"(inner sum undiscounted, k <= t, Abar) residual {figures['derived']['residual']:.2g}, "
+        f"factor {figures['derived']['factor']:.3g}"
+    )
+    return CheckResult(f"claim:advantage-alignment[{name}]", held, {**figures, **extra}, summary)
+
+
+def alignment_claims(
+    game: Game, compiled: CompiledValues, policy: Policy, x: np.ndarray, meta_agent: int = 0, temperature: float = 1.0,
+    steps: int = CODE_STEPS,
+) -> tuple[CheckResult, CheckResult]:  # fmt: skip
+    """``claim:advantage-alignment[lola]`` (Theorem 1: LOLA's Eq. 6 shaping term per unit ``alpha``,
+    ``(d grad_j V^j / d theta^i)^T grad_j V^i``, at ``x``) and ``[loqa]`` (Theorem 2: LOQA's chain-rule
+    shaping through ``softmax(q / tau)`` at the self-consistent opponent of ``x``; ``beta = 1 / tau``)."""
+    layout = compiled.layout
+    own, theirs = layout.slice(meta_agent), layout.slice(1 - meta_agent)
+    gradients, jacobian = compiled.gradient_and_jacobian(x)
+    lola = gradients[meta_agent][theirs] @ jacobian[theirs, own]
+    lola_forms = _alignment_forms(game, policy, x, meta_agent, 1.0, steps)
+    first = _alignment_result("lola", lola, lola_forms, "LOLA's shaping term", {"beta": 1.0})
+    point, left = aa.self_consistent(game, policy, x, meta_agent, temperature)
+    ideal = opponent_model_gradients(game, policy, point, meta_agent, temperature).ideal
+    loqa_forms = _alignment_forms(game, policy, point, meta_agent, 1.0 / temperature, steps)
+    extra = {"beta": 1.0 / temperature, "fixed point residual": left}
+    second = _alignment_result("loqa", ideal, loqa_forms, "LOQA's chain-rule shaping term", extra)
+    return first, second

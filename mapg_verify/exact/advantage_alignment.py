@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 
 from mapg_verify.exact.opponent_model import (
     agent_probabilities,
@@ -41,7 +42,9 @@ from mapg_verify.exact.opponent_model import (
     oriented,
     probability_jacobian,
 )
+from mapg_verify.problem.errors import InputError
 from mapg_verify.problem.game import Game
+from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import Policy
 
 
@@ -149,3 +152,29 @@ def truncated(data: Alignment, steps: int, beta: float) -> dict[str, np.ndarray]
         bar = bar @ data.chain + reach @ inflow_bar
         reach = reach @ data.chain
     return out
+
+
+def self_consistent(game: Game, policy: Policy, x: np.ndarray, meta_agent: int = 0, temperature: float = 1.0):
+    """``x`` with the opponent's parameters replaced by a fixed point ``pi^j = softmax(q(pi^i, pi^j) / tau)``
+    (LOQA's assumption made true; ``scipy.optimize.root`` on ``theta^j - logits(q / tau)``, the logits
+    ``q / tau`` for a softmax, ``(q_0 - q_1) / tau`` for a sigmoid), and the residual left."""
+    layout = layout_of(game, policy)
+    theirs_slice, rows = layout.slice(1 - meta_agent), game.views[1 - meta_agent]
+    if sorted(rows) != list(range(game.n_states)):
+        raise InputError("game.views", "a self-consistent opponent needs its view to be a permutation of the states")
+    point = np.array(x, dtype=float)
+    mine = agent_probabilities(game, policy, point, meta_agent)
+    dmine = probability_jacobian(game, policy, point, meta_agent)
+
+    def residual(theta_j):
+        point[theirs_slice] = theta_j
+        theirs = agent_probabilities(game, policy, point, 1 - meta_agent)
+        q, _ = opponent_q_jacobian(game, meta_agent, mine, theirs, dmine)
+        logits = q / temperature if policy.name == "softmax" else (q[:, 0] - q[:, 1]) / temperature
+        target = np.zeros_like(logits)
+        target[rows] = logits
+        return theta_j - target.ravel()
+
+    found = optimize.root(residual, point[theirs_slice], method="hybr", options={"xtol": 1e-14})
+    point[theirs_slice] = found.x
+    return point, float(np.max(np.abs(residual(found.x))))
