@@ -15,7 +15,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mapg_verify.checks.newer import coala_claims, invariance_claim, loqa_claim  # noqa: E402
+from mapg_verify.checks.newer import alignment_claims, coala_claims, invariance_claim, loqa_claim  # noqa: E402
 from mapg_verify.checks.result import relative_error  # noqa: E402
 from mapg_verify.estimators.newer import NEWER_ESTIMATORS  # noqa: E402
 from mapg_verify.exact.coala import VARIANTS, CoalaSetting, coala_truth  # noqa: E402
@@ -23,7 +23,7 @@ from mapg_verify.exact.compiled import compile_game  # noqa: E402
 from mapg_verify.exact.metagradient import expected_update  # noqa: E402
 from mapg_verify.exact.proximal import scaled, two_logit  # noqa: E402
 from mapg_verify.oracles.mamaml import mamaml_gradient  # noqa: E402
-from mapg_verify.problem.catalog import ipd, ipd_finite, prisoners_dilemma  # noqa: E402
+from mapg_verify.problem.catalog import imp, ipd, ipd_finite, matching_pennies, prisoners_dilemma  # noqa: E402
 from mapg_verify.problem.policies import POLICIES  # noqa: E402
 
 COMMAND = "python benchmarks/findings_newer.py"
@@ -115,8 +115,49 @@ def coala_rows() -> list[dict]:
     return rows
 
 
+def _alignment_verdict(theorem: str, figures: dict, where: str) -> str:
+    def median(form, key):
+        return float(np.median([f[form][key] for f in figures]))
+
+    paper, derived, factor = median("paper", "residual"), median("derived", "residual"), median("derived", "factor")
+    if max(f["paper"]["alignment norm"] for f in figures) == 0.0:
+        head = f"fails on {where}: {theorem} is not 0, the paper's term is (no past advantages at T = 1)"
+        exact = f"as a multiple (factor {factor:.3g}), trivially: one state, one direction of theta"
+    else:
+        head = (
+            f"fails on {where}: {theorem} is not a multiple of the paper's term (residual {paper:.2g} after the "
+            f"best factor, cosine {median('paper', 'cosine'):.2f}; train.py's, T = 50: cosine "
+            f"{median('code', 'cosine'):.2f})"
+        )
+        exact = f"exactly (factor {factor:.3g})" if derived <= 1e-10 else f"to {derived:.2g} (best factor {factor:.3g})"
+    return f"{head}; the derived form (undiscounted, k <= t, Abar) matches it {exact}"
+
+
+def alignment_rows() -> list[dict]:
+    rows = []
+    for game, kind in ((ipd(), "sigmoid"), (ipd(), "softmax"), (imp(), "softmax"), (matching_pennies(), "softmax")):
+        policy = POLICIES[kind]
+        compiled = compile_game(game, policy)
+        claims = [
+            alignment_claims(
+                game, compiled, policy, 0.5 * np.random.default_rng(s).standard_normal(compiled.layout.size)
+            )
+            for s in SEEDS
+        ]
+        where = f"{game.name} ({kind}, {len(SEEDS)} draws, medians)"
+        for index, theorem in (
+            (0, "LOLA's Eq. 6 shaping term (Theorem 1)"),
+            (1, "LOQA's chain rule at a self-consistent opponent (Theorem 2)"),
+        ):
+            figures = [c[index].figures for c in claims]
+            verdict = _alignment_verdict(theorem, figures, where)
+            row = {"estimator": "advantage-alignment", "game": f"{game.name}/{kind}", "verdict": verdict}
+            rows.append({**row, "theorem": theorem, "figures": figures})
+    return rows
+
+
 def main(out: Path) -> None:
-    rows = [*loqa_rows(), mamaml_row(), *pola_rows(), *coala_rows()]
+    rows = [*loqa_rows(), mamaml_row(), *pola_rows(), *coala_rows(), *alignment_rows()]
     for row in rows:
         row["claim"], row["source"] = (
             NEWER_ESTIMATORS[row["estimator"]].claim,
