@@ -3,8 +3,9 @@
 Run: ``python benchmarks/bench_shipped_bugs.py [SAMPLES]`` (default 2,000). Each bug's claim
 (``meta-mapg``, or ``claim_of``'s built-in) is checked in exact mode (every expectation here
 enumerates) and in statistical mode at ``SAMPLES`` draws: the paired test against that built-in on
-the same batches, its p-value and the samples that detect the measured difference with 99% power. The default is below the toolkit's
-20,000 because one plug-in call takes about 10 ms on a shared 2-core machine (20,000: ~3 minutes a bug).
+the same batches, its p-value and the samples that detect the measured difference with 99% power.
+The default is below the toolkit's 20,000 because one plug-in call takes about 10 ms on a shared
+2-core machine (20,000: ~3 minutes a bug).
 """
 
 from __future__ import annotations
