@@ -1,7 +1,9 @@
 """The field's newer estimators: their published claims, settled exactly on small games.
 
 Run: ``python benchmarks/findings_newer.py [OUT.json]`` (default ``benchmarks/findings_newer.json``).
-Prints the README's table (section "The field's newer estimators") and writes its figures to the JSON.
+Prints the findings table (docs/findings.md, "The field's newer estimators") and writes its figures to the
+JSON; the rows are built by :mod:`mapg_verify.checks.findings`, which ``experiments/newer/findings.toml``
+also runs (its figures then in ``results.json``).
 """
 
 from __future__ import annotations
@@ -10,119 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mapg_verify.checks.newer import coala_claims, invariance_claim, loqa_claim  # noqa: E402
-from mapg_verify.checks.result import relative_error  # noqa: E402
-from mapg_verify.estimators.newer import NEWER_ESTIMATORS  # noqa: E402
-from mapg_verify.exact.coala import VARIANTS, CoalaSetting, coala_truth  # noqa: E402
-from mapg_verify.exact.compiled import compile_game  # noqa: E402
-from mapg_verify.exact.metagradient import expected_update  # noqa: E402
-from mapg_verify.exact.proximal import scaled, two_logit  # noqa: E402
-from mapg_verify.oracles.mamaml import mamaml_gradient  # noqa: E402
-from mapg_verify.problem.catalog import ipd, ipd_finite, prisoners_dilemma  # noqa: E402
-from mapg_verify.problem.policies import POLICIES  # noqa: E402
-
-COMMAND = "python benchmarks/findings_newer.py"
-SEEDS = range(5)
-
-
-def loqa_rows() -> list[dict]:
-    rows = []
-    for game, kind in ((ipd(), "sigmoid"), (ipd(), "softmax"), (prisoners_dilemma(), "sigmoid")):
-        policy = POLICIES[kind]
-        size = 2 * compile_game(game, policy).layout.sizes[0]
-        results = [
-            loqa_claim(game, policy, 0.5 * np.random.default_rng(s).standard_normal(size)).figures for s in SEEDS
-        ]
-        figures = {key: [r[key] for r in results] for key in results[0]}
-        shaping, cosine = np.median(figures["shaping relative gap"]), np.median(figures["total cosine"])
-        total = np.median(figures["total relative gap"])
-        where = f"{game.name} ({kind}, {len(SEEDS)} draws, medians)"
-        if max(figures["ideal shaping norm"]) < 1e-12:
-            loqa = np.median(figures["loqa shaping norm"])
-            verdict = f"fails on {where}: the chain rule's shaping term is 0, LOQA's has norm {loqa:.3g}"
-        else:
-            verdict = f"fails on {where}: its shaping term is off by {shaping:.3g} of the chain rule's"
-        verdict += f"; whole gradient off by {total:.3g} (cosine {cosine:.2f})"
-        rows.append({"estimator": "loqa", "game": f"{game.name}/{kind}", "verdict": verdict, "figures": figures})
-    return rows
-
-
-def mamaml_row() -> dict:
-    compiled = compile_game(ipd(), POLICIES["sigmoid"])
-    errors, off_by_one = [], []
-    for steps in (2, 4, 8):
-        rng = np.random.default_rng(steps)
-        x = rng.standard_normal(10)
-        mamaml = mamaml_gradient(x[:5], x[5:], steps, 1.0, 0.37)
-        for target, length in ((errors, steps - 1), (off_by_one, steps)):
-            chain = expected_update(compiled, x, (1.0, 0.37), length, meta_agent=1, objective="chain")
-            target.append(relative_error(chain.total, mamaml))
-    verdict = (
-        f"holds, as model E with the chain objective over L = S - 1 (error {max(errors):.1g} at S = 2, 4, 8); "
-        f"read as L = S it is off by {min(off_by_one):.2g} to {max(off_by_one):.2g}"
-    )
-    figures = {"steps": [2, 4, 8], "error L = S - 1": errors, "error L = S": off_by_one}
-    return {"estimator": "mamaml", "game": "ipd/sigmoid", "verdict": verdict, "figures": figures}
-
-
-def pola_rows() -> list[dict]:
-    policy = POLICIES["sigmoid"]
-    compiled = compile_game(ipd(), policy)
-    x = 0.5 * np.random.default_rng(0).standard_normal(10)
-    rows = []
-    for other in (
-        scaled(compiled.layout, (np.linspace(0.5, 2.0, 5), np.linspace(2.0, 0.7, 5))),
-        two_logit(compiled.layout),
-    ):
-        pola, lola = invariance_claim(compiled, policy, x, other)
-        verdict = (
-            f"holds under {other.name}: POLA's policies {pola.figures['policy gap']:.1g} apart; "
-            f"LOLA's {lola.figures['policy gap']:.2f} apart"
-        )
-        figures = {"pola": pola.figures, "lola": lola.figures}
-        rows.append({"estimator": "pola", "game": "ipd/sigmoid", "verdict": verdict, "figures": figures})
-    return rows
-
-
-def coala_rows() -> list[dict]:
-    policy, rows = POLICIES["sigmoid"], []
-    for game, x, episodes in (
-        (prisoners_dilemma(), np.array([0.3, -0.2]), 3),
-        (ipd_finite(horizon=2), 0.5 * np.random.default_rng(0).standard_normal(10), 2),
-    ):
-        setting = CoalaSetting(batch=2, episodes=episodes, alpha=0.7)
-        truth = coala_truth(game, policy, compile_game(game, policy), x, setting)
-        claims = coala_claims(truth, setting.batch)
-        paper = np.trace(truth.covariances["paper"])
-        parts = []
-        for name, claim in claims.items():
-            f = claim.figures
-            spread = f"variance x{f['covariance trace'] / paper:.2f}"
-            parts.append(
-                f"{name} ({VARIANTS[name].source.split(':')[0]}) {'unbiased' if claim.passed else 'biased'}, "
-                f"{f['direct coefficient']:g} direct + {f['shaping coefficient']:g} shaping, "
-                f"error {f['relative error']:.2g}, {spread}"
-            )
-        where = f"{game.name}, T = {game.horizon}, B = 2, M = {episodes}"
-        verdict = f"on {where}: " + "; ".join(parts)
-        figures = {name: claim.figures for name, claim in claims.items()}
-        rows.append({"estimator": "coala-pg", "game": f"{game.name}/sigmoid", "verdict": verdict, "figures": figures})
-    return rows
+from mapg_verify.checks.findings import newer_rows  # noqa: E402
 
 
 def main(out: Path) -> None:
-    rows = [*loqa_rows(), mamaml_row(), *pola_rows(), *coala_rows()]
-    for row in rows:
-        row["claim"], row["source"] = (
-            NEWER_ESTIMATORS[row["estimator"]].claim,
-            NEWER_ESTIMATORS[row["estimator"]].source,
-        )
-        row["command"] = COMMAND
+    rows = newer_rows()
     out.write_text(json.dumps(rows, indent=1) + "\n")
     print("| estimator | published claim | exact verdict | command |\n|---|---|---|---|")
     for row in rows:

@@ -14,7 +14,8 @@ import numpy as np
 
 from examples.dice_meta_mapg import _estimate
 from mapg_verify.casefile.reader import load_case
-from mapg_verify.plugins import discounts
+from mapg_verify.exact.baselines import batch_baseline, returns_from_t
+from mapg_verify.plugins import discounts, returns
 
 
 def pola_stale_lookahead(inner, outer, theta, settings):
@@ -94,6 +95,30 @@ def batch_mean_with_self(inner, outer, theta, settings):
     return _estimate(inner, outer, theta, settings, "self-in-baseline", baseline=True)
 
 
+def _linear_target(fit: str):
+    """The outer target ``G_t - gamma^t b_t`` with the official linear baseline ``b`` fitted on the
+    outer batch (:func:`mapg_verify.exact.baselines.batch_baseline`, ``fit`` aligned or as shipped)."""
+
+    def target(batch, settings, i):
+        to_go = returns_from_t(settings.game, np.asarray(batch.rewards, dtype=float))
+        fitted = batch_baseline("linear", settings.game, np.asarray(batch.states)[None], to_go[None], fit)[0]
+        return returns(batch, settings, i) - discounts(batch, settings) * fitted[..., i]
+
+    return target
+
+
+def official_baseline_aligned(inner, outer, theta, settings):
+    """The outer term with the official linear baseline fitted aligned (row ``b H + t`` on its own
+    return): the control, whose claim ``meta-mapg[baseline=linear, inner_baseline=none]`` holds."""
+    return _estimate(inner, outer, theta, settings, target=_linear_target("aligned"))
+
+
+def official_baseline_fit(inner, outer, theta, settings):
+    """dkkim93/meta-mapg ``meta/linear_baseline.py`` as shipped: features flattened time-major, returns
+    batch-major, so each feature row is regressed on another trajectory's and step's return (K, H >= 2)."""
+    return _estimate(inner, outer, theta, settings, target=_linear_target("as-shipped"))
+
+
 PD, IPD2 = "cases/claims.toml", "examples/shipped_bugs_ipd2.toml"
 SHIPPED = {  # name: (source, plug-in, case file, (K, L, K_out))
     "pola_stale_lookahead": ("Silent-Zebra/POLA 985aad6", pola_stale_lookahead, PD, (1, 2, 1)),
@@ -104,8 +129,19 @@ SHIPPED = {  # name: (source, plug-in, case file, (K, L, K_out))
     "pax_state_swap": ("ucl-dark/pax, IPD CD/DC state swap", pax_state_swap, IPD2, (1, 1, 1)),
     "no_create_graph": ("a missing create_graph=True (PyTorch ports)", no_create_graph, PD, (1, 1, 1)),
     "batch_mean_with_self": ("a batch-mean baseline including the sample itself", batch_mean_with_self, PD, (1, 1, 2)),
+    "official_baseline_fit": ("dkkim93/meta-mapg meta/linear_baseline.py", official_baseline_fit, IPD2, (1, 1, 2)),
 }
-"""Each shipped bug's source, plug-in and smallest case that shows it (all claim ``meta-mapg``)."""
+"""Each shipped bug's source, plug-in and smallest case that shows it (claiming ``meta-mapg``, or
+:data:`CLAIMS`'s built-in)."""
+CLAIMS = {"official_baseline_fit": "meta-mapg[baseline=linear, inner_baseline=none]"}
+"""A bug in a baseline claims the built-in with that baseline fitted right."""
+
+
+def claim_of(name: str) -> str:
+    """The built-in the bug's plug-in claims."""
+    return CLAIMS.get(name, "meta-mapg")
+
+
 UNCATCHABLE = {
     "pola_gae_batch_axis": "with exact state values each TD error has mean 0 given the past, so GAE along either "
     "axis leaves the expectation unchanged: only variance (or a learned critic's error) shows it"

@@ -31,6 +31,7 @@ import math
 import numpy as np
 from scipy import stats
 
+from mapg_verify.checks.findings import newer_findings
 from mapg_verify.checks.fingerprint import design_for, fit_fingerprint
 from mapg_verify.checks.result import CheckResult
 from mapg_verify.estimators.montecarlo import draw
@@ -313,4 +314,4 @@ def _band(values: np.ndarray) -> dict:
     return {"mean": mean.tolist(), "low": (mean - half).tolist(), "high": (mean + half).tolist()}
 
 
-RUNS = {"figure-1": figure_one, "table-1": table_one, "figure-3": figure_three}
+RUNS = {"figure-1": figure_one, "table-1": table_one, "figure-3": figure_three, "newer-findings": newer_findings}

@@ -4,7 +4,8 @@ against an autograd oracle written from its definition, to 1e-10, and the publis
 import numpy as np
 import pytest
 
-from mapg_verify.checks.newer import invariance_claim
+from mapg_verify.checks import newer
+from mapg_verify.checks.newer import invariance_claim, kind_claim, shift_claim
 from mapg_verify.checks.result import relative_error
 from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.metagradient import expected_update
@@ -96,3 +97,33 @@ def test_pola_is_parameterisation_invariant_and_lola_is_not(kind):
     pola, lola = invariance_claim(compiled, policy, x, other)
     assert pola.passed, pola.summary
     assert not lola.passed and lola.figures["policy gap"] > 0.1, lola.summary
+
+
+@pytest.mark.parametrize("kind", ["scale", "shift", "sigmoid"])
+def test_pola_with_softmax_policies_is_invariant(kind):
+    """Softmax logits on the IPD (beta = 0.2, where the outer solve converges to 1e-13): POLA reaches
+    the same policies under per-state scales, per-state shifts and against sigmoid policies; LOLA does
+    not under scales or against the sigmoid (a step twice as long in the logits' difference), but a
+    shift leaves LOLA's step unchanged too: its gradient is a function of the policy alone."""
+    softmax = compile_game(ipd(), POLICIES["softmax"])
+    x = 0.5 * np.random.default_rng(0).standard_normal(20)
+    beta = (0.2, 0.2)
+    if kind == "scale":
+        other = scaled(softmax.layout, (np.linspace(0.5, 2.0, 5), np.linspace(2.0, 0.7, 5)))
+        pola, lola = invariance_claim(softmax, POLICIES["softmax"], x, other, beta)
+    elif kind == "shift":
+        pola, lola = shift_claim(softmax, POLICIES["softmax"], x, (np.linspace(-1, 2, 5), np.linspace(3, -1, 5)), beta)
+    else:
+        pola, lola = kind_claim(softmax, compile_game(ipd(), POLICIES["sigmoid"]), x, beta)
+    assert pola.passed, pola.summary
+    if kind == "shift":
+        assert lola.passed and lola.figures["policy gap"] <= 1e-12, lola.summary
+    else:
+        assert not lola.passed and lola.figures["policy gap"] > 0.1, lola.summary
+
+
+def test_invariance_is_untested_where_the_outer_solve_stops_short(monkeypatch):
+    compiled = compile_game(prisoners_dilemma(), POLICIES["sigmoid"])
+    monkeypatch.setattr(newer, "_step", lambda *args: (np.zeros(4), 0.5))
+    pola, _ = invariance_claim(compiled, POLICIES["sigmoid"], np.zeros(2), two_logit(compiled.layout))
+    assert pola.verdict == "untested" and "0.5" in pola.summary

@@ -45,6 +45,17 @@ NEWER_ESTIMATORS: dict[str, NewerEstimator] = {
         "Lu et al., M-FOS, ICML 2022; luchris429/model-free-opponent-shaping src/environments.py generate_mamaml",
         "mapg_verify.exact.metagradient.expected_update (objective chain); test tests/test_newer.py",
     ),
+    "advantage-alignment": NewerEstimator(
+        "Advantage Alignment's opponent-shaping term with exact advantages: the paper's and README's "
+        "beta gamma E[sum_t gamma^t (sum_{k<t} gamma^{t-k} A^1_k) A^2_t grad log pi^1_t]; train.py's "
+        "linear_aa_loss (undiscounted cumulative sum divided by arange(1..T), a mean over time); the derived "
+        "form (undiscounted, k <= t, the advantage of the opponent's action)",
+        "existing opponent shaping methods implicitly perform Advantage Alignment (Theorems 1 and 2: LOLA, LOQA)",
+        "Duque et al., Advantage Alignment Algorithms, ICLR 2025; jduquevan/advantage-alignment README.md, "
+        "train.py linear_aa_loss",
+        "mapg_verify.exact.advantage_alignment; claim mapg_verify.checks.newer.alignment_claims; "
+        "oracle mapg_verify.oracles.advantage_alignment",
+    ),
     "pola": NewerEstimator(
         "POLA's exact update: the opponent's and then the agent's proximal maximisers (KL to the old policy, "
         "summed over states), solved by trust-region Newton, differentiated by the implicit function theorem",

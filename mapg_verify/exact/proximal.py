@@ -14,6 +14,10 @@ values, gradients and the simultaneous Jacobian follow by the chain rule
   gradient (``scipy.optimize``), to ``gtol``;
 - LOLA's step: ``y^i + alpha^i d/dy^i V^i(y^i, y^j + alpha^j grad_{y^j} V^j(y))``, exact.
 
+Directions of ``y`` that leave the policy unchanged (a softmax's per-state shift, the two-logit map's
+common part) make both problems' Hessians singular; a penalty ``|P y|^2 / 2`` on them
+(:meth:`Lookahead.gauge`) fixes the gauge without moving the policies reached.
+
 The maximisers depend on ``y`` only through ``R y``'s policy, so POLA's update is the same policy in
 every parameterisation (to the precision of the solves); LOLA's gradient steps are not.
 """
@@ -24,7 +28,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import linalg, optimize
 
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.params import Layout
@@ -89,6 +93,17 @@ class Lookahead:
         gradients, jacobian = self.compiled.gradient_and_jacobian(matrix @ y)
         return gradients @ matrix, matrix.T @ jacobian @ matrix
 
+    def gauge(self, agent: int) -> np.ndarray:
+        """The projector onto the directions of ``y^k`` that leave the policy unchanged: the null space
+        of ``C R^k``, ``C`` centring each state's logits (a softmax's common shift) or the identity (a
+        sigmoid). The proximal objectives are constant along them, so a penalty ``|P y^k|^2 / 2`` fixes the
+        solves' gauge (their Hessians singular there otherwise) without moving the policy they reach."""
+        block = self.reparameterisation.maps[agent]
+        rows, width = self.compiled.layout.shapes[agent][0], block.shape[0] // self.compiled.layout.shapes[agent][0]
+        centring = np.eye(width) - 1.0 / width if self.policy.name == "softmax" else np.eye(width)
+        null = linalg.null_space(np.kron(np.eye(rows), centring) @ block)
+        return null @ null.T
+
     def proximity(self, y: np.ndarray, agent: int) -> tuple[float, np.ndarray, np.ndarray]:
         """``D^k``, its gradient and Hessian in ``y^k``: ``-sum p_old score`` and ``-sum p_old hess log pi``."""
         block = self.reparameterisation.maps[agent]
@@ -145,17 +160,22 @@ def inner_solution(problem: Lookahead, y, opponent: int, beta: float, gtol: floa
         point[rows] = block
         return point
 
+    gauge = problem.gauge(opponent)
+
     def negative(block):
         point = at(block)
-        return problem.proximity(point, opponent)[0] / beta - problem.compiled.value(matrix @ point)[opponent]
+        value = problem.proximity(point, opponent)[0] / beta - problem.compiled.value(matrix @ point)[opponent]
+        return value + block @ gauge @ block / 2
 
     def gradient(block):
         point = at(block)
-        return problem.proximity(point, opponent)[1] / beta - problem.derivatives(point)[0][opponent, rows]
+        return (
+            problem.proximity(point, opponent)[1] / beta - problem.derivatives(point)[0][opponent, rows] + gauge @ block
+        )
 
     def hessian(block):
         point = at(block)
-        return problem.proximity(point, opponent)[2] / beta - problem.derivatives(point)[1][rows, rows]
+        return problem.proximity(point, opponent)[2] / beta - problem.derivatives(point)[1][rows, rows] + gauge
 
     options = {"gtol": gtol, "maxiter": 1000}
     block = optimize.minimize(negative, start[rows], jac=gradient, hess=hessian, method=TRUST, options=options).x
@@ -191,11 +211,15 @@ def pola_update(problem: Lookahead, y, meta_agent: int, beta_in: float, beta_out
         point[own] = theta_i
         return point
 
+    gauge = problem.gauge(meta_agent)
+
     def negative(theta_i):
-        return -pola_outer_gradient(problem, at(theta_i), meta_agent, beta_in, beta_out)[0]
+        return (
+            -pola_outer_gradient(problem, at(theta_i), meta_agent, beta_in, beta_out)[0] + theta_i @ gauge @ theta_i / 2
+        )
 
     def gradient(theta_i):
-        return -pola_outer_gradient(problem, at(theta_i), meta_agent, beta_in, beta_out)[1]
+        return -pola_outer_gradient(problem, at(theta_i), meta_agent, beta_in, beta_out)[1] + gauge @ theta_i
 
     def hessian(theta_i):
         steps = DIFFERENCE_STEP * np.eye(len(theta_i))

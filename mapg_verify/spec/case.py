@@ -11,7 +11,7 @@ from mapg_verify.problem.game import DifferentiableGame, Game
 from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import Policy
 
-EXPERIMENTS = ("figure-1", "table-1", "figure-3")
+EXPERIMENTS = ("figure-1", "table-1", "figure-3", "newer-findings")
 META_GRADIENTS = ("exact", "sampled", "official", "official-aligned")  # model E, the theorem's estimators, the code's
 MODELS = ("expected", "sampled")
 MODEL_LETTER = {"expected": "E", "sampled": "S"}  # model E, model S in prose and in figures' names
