@@ -83,19 +83,17 @@ def test_backwards_meta_gradient_equals_forward(game, policy, steps, objective):
             _agree(getattr(b, term), getattr(a, term), scale)
 
 
-def test_lu_factors_equal_the_inverse(monkeypatch):
-    """Large games apply ``N`` through LU factors: forced onto small games, the same figures."""
-    game, policy = random_game(seed=4, states=3, actions=[2, 3], gamma=0.8), POLICIES["softmax"]
-    symbolic = exact_values(game, policy, "symbolic")
-    x = np.random.default_rng(3).normal(size=symbolic.layout.size)
-    monkeypatch.setattr(numeric_module, "LU_STATES", 1)
-    numeric = numeric_values(game, policy)
-    assert numeric_module.evaluate(numeric_module.structure(game, policy), x).solver.factors is not None
-    scale = error_floor(game, symbolic.value(x))
-    _agree(numeric.gradient_and_jacobian(x)[1], symbolic.gradient_and_jacobian(x)[1], scale)
-    for objective in ("terminal", "chain"):
-        a, b = (expected_update(c, x, (0.6, 0.9), 2, 1, objective).total for c in (symbolic, numeric))
-        _agree(b, a, scale)
+def test_one_lu_factorization_applies_n_both_ways():
+    """Every solve at a point shares one LU factorization: ``right(b) = (N b^T)^T`` and
+    ``left(c) = c N`` for rows with leading axes, against numpy's solve of ``M`` and ``M^T``."""
+    rng = np.random.default_rng(0)
+    matrix = np.eye(7) - 0.9 * rng.dirichlet(np.ones(7), 7)
+    solver = numeric_module.Solver.of(matrix)
+    rows = rng.normal(size=(2, 3, 7))
+    np.testing.assert_allclose(solver.right(rows), np.linalg.solve(matrix, rows.reshape(-1, 7).T).T.reshape(rows.shape))
+    np.testing.assert_allclose(
+        solver.left(rows), np.linalg.solve(matrix.T, rows.reshape(-1, 7).T).T.reshape(rows.shape)
+    )
 
 
 def test_dense_32_states_against_autograd():

@@ -30,12 +30,13 @@ local parameter, applied as a sorted segment sum).
   through the inner loop (:func:`mapg_verify.exact.metagradient.expected_update`) at the cost of
   a few value evaluations.
 
-``N`` is applied through one factorization per point: the inverse itself on small games (each
-solve one product; ``M`` is strictly diagonally dominant, its condition number at most
-``(1 + gamma) / (1 - gamma)``), LU factors on large ones (:class:`Solver`). Small games avoid
-scipy's LAPACK: scipy ships a second OpenBLAS whose thread pool contends with numpy's, and its
-``lu_solve`` interleaved with numpy's calls ran 1.2 to 3 times slower there
-(``benchmarks/bench_numeric.py``).
+``N`` is applied through one LU factorization per point (LAPACK's ``getrf`` through scipy,
+:class:`Solver`), shared by the values and by every adjoint solve of :func:`xi_vjp` (``getrs``);
+``M`` is strictly diagonally dominant, its condition number at most ``(1 + gamma) / (1 - gamma)``.
+Against the inverse it replaced this is a third of the flops and one factorization a point instead
+of one per solve: 3.5x faster evaluations at 256 states (``benchmarks/bench_jax.py``). scipy ships
+its own OpenBLAS; with BLAS threads unpinned on a loaded machine its thread pool can contend with
+numpy's (``benchmarks/bench_numeric.py``, last table), so pin them (``OMP_NUM_THREADS=1``) there.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
+import scipy.linalg.lapack
 
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.game import Game
@@ -70,6 +71,8 @@ class Structure:
     scatter: Segments
     own: tuple[Segments, ...]
     actions: np.ndarray  # (n, A): agent k's action in joint action a
+    gather: np.ndarray | None  # (S A n): where every agent's parameters have one shape, the flat
+    # index of (k, views[k, s], agent k's action in a) in the agents' stacked (n, S_k, A_k) tables
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,10 +80,11 @@ class Segments:
     """``E^T`` for ``E[r, targets[r]] = 1``: entry ``r`` of a vector added into ``targets[r]`` of
     ``size``, as ``numpy.add.reduceat`` over the entries sorted by target (two numpy calls, for any
     number of entries per target; the scipy sparse product it replaced made the gradient of a
-    one-state game take 53 us instead of 28)."""
+    one-state game take 53 us instead of 28); where every target is hit once (each agent sees every
+    state as itself), one scattering assignment (``starts`` is ``None``, ``targets`` in entry order)."""
 
-    order: np.ndarray
-    starts: np.ndarray
+    order: np.ndarray | None
+    starts: np.ndarray | None
     targets: np.ndarray
     size: int
 
@@ -88,11 +92,16 @@ class Segments:
         """``E^T`` along ``axis`` of ``values``."""
         values = np.moveaxis(values, axis, -1)
         out = np.zeros((*values.shape[:-1], self.size))
-        out[..., self.targets] = np.add.reduceat(values[..., self.order], self.starts, axis=-1)
+        if self.starts is None:
+            out[..., self.targets] = values
+        else:
+            out[..., self.targets] = np.add.reduceat(values[..., self.order], self.starts, axis=-1)
         return np.moveaxis(out, -1, axis)
 
 
 def _segments(columns: np.ndarray, size: int) -> Segments:
+    if len(np.unique(columns)) == len(columns):
+        return Segments(None, None, columns, size)
     order = np.argsort(columns, kind="stable")
     targets, starts = np.unique(columns[order], return_index=True)
     return Segments(order, starts, targets, size)
@@ -109,6 +118,7 @@ def structure(game: Game, policy: Policy) -> Structure:
         parts.append(slice(start, start + row))
         start += row
     index = np.concatenate([c + layout.slice(k).start for k, c in enumerate(columns)], axis=1)
+    actions = np.array(np.unravel_index(np.arange(joint), game.n_actions))
     return Structure(
         game,
         policy,
@@ -120,13 +130,28 @@ def structure(game: Game, policy: Policy) -> Structure:
         tuple(parts),
         _segments(index.ravel(), layout.size),
         tuple(_segments(c.ravel(), layout.sizes[k]) for k, c in enumerate(columns)),
-        np.array(np.unravel_index(np.arange(joint), game.n_actions)),
+        actions,
+        _gather(game, layout, actions),
     )
+
+
+def _gather(game: Game, layout: Layout, actions: np.ndarray) -> np.ndarray | None:
+    """:attr:`Structure.gather`, or ``None`` where the agents' parameter shapes differ."""
+    if len(set(layout.shapes)) > 1 or len(set(game.n_actions)) > 1:
+        return None
+    rows, width = layout.shapes[0][0], game.n_actions[0]
+    agents = np.arange(game.n_agents)[None, None, :]
+    states = np.stack(game.views, axis=-1)[:, None, :]  # (S, 1, n)
+    return ((agents * rows + states) * width + actions.T[None]).ravel()
 
 
 def local_policy(structure: Structure, x: np.ndarray, order: int = 2):
     """``(u, g, h)``: ``u (S, A)``; from ``order`` 1, ``g = grad log u (S, A, m)``; at ``order`` 2,
-    ``h = hess log u (S, A, m, m)`` over the local parameters, a block per agent (else ``None``)."""
+    ``h = hess log u (S, A, m, m)`` over the local parameters, a block per agent (else ``None``).
+    Agents whose parameters have one shape are evaluated in one call of the policy, and their
+    tables read with one gather each (:attr:`Structure.gather`)."""
+    if structure.gather is not None:
+        return _stacked_policy(structure, x, order)
     game, policy = structure.game, structure.policy
     S, A = structure.transitions.shape[:2]
     m = structure.index.shape[1]
@@ -145,6 +170,31 @@ def local_policy(structure: Structure, x: np.ndarray, order: int = 2):
         g[:, :, part] = scores[at].reshape(S, A, size)
         if order >= 2:
             h[:, :, part, part] = hessians[at].reshape(S, A, size, size)
+    return u, g, h
+
+
+def _stacked_policy(structure: Structure, x: np.ndarray, order: int):
+    """:func:`local_policy` for agents of one parameter shape."""
+    policy, n = structure.policy, structure.game.n_agents
+    S, A = structure.transitions.shape[:2]
+    m = structure.index.shape[1]
+    width, at = m // n, structure.gather
+    theta = x.reshape(n, *structure.layout.shapes[0])
+    if order == 0:
+        probs, scores, hessians = np.exp(policy.log_probs(theta)), None, None
+    else:
+        probs, scores, hessians = policy.derivatives(theta, order)
+    u = probs.reshape(-1)[at].reshape(S, A, n)
+    u = u[..., 0] * u[..., 1] if n == 2 else np.prod(u, axis=-1)
+    if order == 0:
+        return u, None, None
+    g = scores.reshape(-1, width)[at].reshape(S, A, m)
+    if order < 2:
+        return u, g, None
+    blocks = hessians.reshape(-1, width, width)[at].reshape(S, A, n, width, width)
+    h = np.zeros((S, A, m, m))
+    for k, part in enumerate(structure.parts):
+        h[:, :, part, part] = blocks[:, :, k]
     return u, g, h
 
 
@@ -176,33 +226,30 @@ class Point:
     q: np.ndarray
 
 
-LU_STATES = 512  # from this many states N is applied through an LU factorization, below it as a matrix
-
-
 @dataclass(frozen=True)
 class Solver:
-    """``N = M^-1`` applied to rows: ``right(b) = (N b^T)^T``, ``left(c) = c N``; through ``N``
-    itself below :data:`LU_STATES` states (one product per solve), through scipy's LU factors
-    from there on (a third of the factorization's flops, and no inverse's extra rounding)."""
+    """``N = M^-1`` applied to rows: ``right(b) = (N b^T)^T``, ``left(c) = c N``, through one LU
+    factorization of ``M^T`` (LAPACK's ``getrf``, a third of an inverse's flops and no inverse's
+    extra rounding) that the values and every adjoint solve at the point share (``getrs``; ``M^T``
+    is the transpose of a C-ordered ``M``, so LAPACK reads it in place)."""
 
-    inverse: np.ndarray | None
-    factors: tuple | None
+    lu: np.ndarray
+    pivots: np.ndarray
 
     @staticmethod
     def of(matrix: np.ndarray) -> Solver:
-        if len(matrix) < LU_STATES:
-            return Solver(np.linalg.inv(matrix), None)
-        return Solver(None, scipy.linalg.lu_factor(matrix, check_finite=False))
+        lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix.T)
+        return Solver(lu, pivots)
 
     def right(self, b: np.ndarray) -> np.ndarray:
-        return b @ self.inverse.T if self.factors is None else self._lu(b, 0)
+        return self._solve(b, 1)
 
     def left(self, c: np.ndarray) -> np.ndarray:
-        return c @ self.inverse if self.factors is None else self._lu(c, 1)
+        return self._solve(c, 0)
 
-    def _lu(self, rows: np.ndarray, trans: int) -> np.ndarray:
-        flat = rows.reshape(-1, rows.shape[-1]).T
-        return scipy.linalg.lu_solve(self.factors, flat, trans=trans, check_finite=False).T.reshape(rows.shape)
+    def _solve(self, rows: np.ndarray, trans: int) -> np.ndarray:
+        flat = rows.reshape(-1, rows.shape[-1]).T  # (S, rows), Fortran order where rows are C-ordered
+        return scipy.linalg.lapack.dgetrs(self.lu, self.pivots, flat, trans=trans)[0].T.reshape(rows.shape)
 
 
 def backward(structure: Structure, transition: np.ndarray, solver: Solver | None, b: np.ndarray) -> np.ndarray:
@@ -271,28 +318,29 @@ def gradient(structure: Structure, point: Point) -> np.ndarray:
 
 def xi_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
     """``w^T d xi/dx`` for rows ``w (r, D)``: ``sum_k hess V^k w_k`` with ``w_k`` the row restricted
-    to agent ``k``'s parameters, by directional derivatives (see the module's docstring)."""
-    game, layout = structure.game, structure.layout
+    to agent ``k``'s parameters, by directional derivatives (see the module's docstring). Along
+    ``w_k``: ``d r^k + gamma dP v_{t+1} = sum_a du q^k_t`` (``q = r + gamma P v``), and
+    ``d_t dP = (d_t du) P`` is one product with ``P (S A, S)``, so ``dP`` is never formed; the score
+    Hessians enter once, contracted with ``sum_t d_t u q^k_t``."""
+    game = structure.game
     n, r = game.n_agents, len(w)
     u, g, q, d = point.u, point.g, point.q, point.d
-    directions = np.zeros((n, r, layout.size))
-    for k in range(n):
-        directions[k, :, layout.slice(k)] = w[:, layout.slice(k)]
-    local = directions[..., structure.index]  # (n, r, S, m)
+    S, A = u.shape
+    local = np.zeros((n, r, S, structure.index.shape[1]))
+    for k, part in enumerate(structure.parts):
+        local[k, :, :, part] = w[:, structure.index[:, part]]  # w_k in local coordinates (n, r, S, m)
     du = u * np.einsum("krse,sae->krsa", local, g)
-    dg = np.einsum("saef,krsf->krsae", point.h, local)
-    d_transition, d_reward = _averaged(structure, du)  # (n, r, S, S), (n, r, n, S)
-    own_reward = d_reward[np.arange(n), :, np.arange(n)]  # (n, r, S): agent k's reward along direction k
-    gamma = game.gamma
-    # d v_t = d r + gamma dP v_{t+1} + gamma P_u d v_{t+1}; d d_{t+1} = d d_t gamma P_u + gamma d_t dP
-    pushed = np.einsum("krsz,tkz->tkrs", d_transition, point.ahead)
-    d_ahead = backward(structure, point.transition, point.solver, own_reward[None] + gamma * pushed)
-    d_d = forward(structure, point.transition, point.solver, gamma * np.einsum("ts,krsz->tkrz", d, d_transition))
+    # d v_t = sum_a du q_t + gamma P_u d v_{t+1}; d d_{t+1} = d d_t gamma P_u + gamma (d_t du) P
+    d_ahead = backward(structure, point.transition, point.solver, np.einsum("krsa,tksa->tkrs", du, q))
+    moved = (d[:, None, None, :, None] * du).reshape(-1, S * A) @ structure.transitions.reshape(S * A, S)
+    d_d = forward(structure, point.transition, point.solver, game.gamma * moved.reshape(len(d), n, r, S))
     d_q = _ahead(structure, d_ahead)  # (T, n, r, S, A)
     weights = np.einsum("ts,tkrsa->krsa", d, du[None] * q[:, :, None] + u * d_q)
-    out = _weighted_scores(weights, g) + np.einsum("ts,tksa,krsae->krse", d, u * q, dg)
-    out += np.einsum("tkrs,tkse->krse", d_d, _weighted_scores(u * q, g))
-    return _scattered(structure, out).sum(axis=0)
+    uq = u * q  # (T, n, S, A)
+    curvature = np.einsum("ts,tksa,saef->ksef", d, uq, point.h)  # sum_t d_t u q^k_t hess log u
+    out = _weighted_scores(weights, g) + np.matmul(curvature[:, None], local[..., None])[..., 0]
+    out += np.einsum("tkrs,tkse->krse", d_d, _weighted_scores(uq, g))
+    return _scattered(structure, out.sum(axis=0))
 
 
 def jacobian_rows(structure: Structure, point: Point) -> np.ndarray:
