@@ -83,17 +83,19 @@ def test_backwards_meta_gradient_equals_forward(game, policy, steps, objective):
             _agree(getattr(b, term), getattr(a, term), scale)
 
 
-def test_one_lu_factorization_applies_n_both_ways():
+@pytest.mark.parametrize("interchanges", [False, True])
+def test_one_lu_factorization_applies_n_both_ways(interchanges):
     """Every solve at a point shares one LU factorization: ``right(b) = (N b^T)^T`` and
-    ``left(c) = c N`` for rows with leading axes, against numpy's solve of ``M`` and ``M^T``."""
+    ``left(c) = c N`` for rows with leading axes, against numpy's solve of ``M`` and ``M^T``; for
+    ``M = I - gamma P`` (diagonally dominant, no row interchange) and for a matrix that needs them."""
     rng = np.random.default_rng(0)
-    matrix = np.eye(7) - 0.9 * rng.dirichlet(np.ones(7), 7)
+    matrix = rng.normal(size=(7, 7)) if interchanges else np.eye(7) - 0.9 * rng.dirichlet(np.ones(7), 7)
     solver = numeric_module.Solver.of(matrix)
+    assert (solver.order is not None) == interchanges
     rows = rng.normal(size=(2, 3, 7))
-    np.testing.assert_allclose(solver.right(rows), np.linalg.solve(matrix, rows.reshape(-1, 7).T).T.reshape(rows.shape))
-    np.testing.assert_allclose(
-        solver.left(rows), np.linalg.solve(matrix.T, rows.reshape(-1, 7).T).T.reshape(rows.shape)
-    )
+    flat = rows.reshape(-1, 7).T
+    np.testing.assert_allclose(solver.right(rows), np.linalg.solve(matrix, flat).T.reshape(rows.shape), rtol=1e-12)
+    np.testing.assert_allclose(solver.left(rows), np.linalg.solve(matrix.T, flat).T.reshape(rows.shape), rtol=1e-12)
 
 
 def test_dense_32_states_against_autograd():

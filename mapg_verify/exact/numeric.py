@@ -91,13 +91,14 @@ class Segments:
 
     def apply(self, values: np.ndarray, axis: int = -1) -> np.ndarray:
         """``E^T`` along ``axis`` of ``values``."""
-        values = np.moveaxis(values, axis, -1)
+        last = axis in (-1, values.ndim - 1)
+        values = values if last else np.moveaxis(values, axis, -1)
         out = np.zeros((*values.shape[:-1], self.size))
         if self.starts is None:
             out[..., self.targets] = values
         else:
             out[..., self.targets] = np.add.reduceat(values[..., self.order], self.starts, axis=-1)
-        return np.moveaxis(out, -1, axis)
+        return out if last else np.moveaxis(out, -1, axis)
 
 
 def _segments(columns: np.ndarray, size: int) -> Segments:
@@ -238,25 +239,29 @@ class Solver:
     threads on a loaded machine; ``trsm`` stays on one thread at that size."""
 
     lu: np.ndarray
-    order: np.ndarray  # Pi as a gather: (Pi c)[i] = c[order[i]]
-    inverse: np.ndarray  # its inverse permutation
+    order: np.ndarray | None  # Pi as a gather, (Pi c)[i] = c[order[i]]; None for no interchange
+    inverse: np.ndarray | None  # its inverse permutation
 
     @staticmethod
     def of(matrix: np.ndarray) -> Solver:
         lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix.T)
+        swaps = np.flatnonzero(pivots != np.arange(len(pivots)))
+        if not len(swaps):  # the rule for M = I - gamma P_u: its rows are strictly diagonally dominant
+            return Solver(lu, None, None)
         order = np.arange(len(matrix))
-        for i, j in enumerate(pivots):  # LAPACK's row interchanges, in turn
-            order[i], order[j] = order[j], order[i]
+        for i in swaps:  # LAPACK's row interchanges, in turn
+            order[i], order[pivots[i]] = order[pivots[i]], order[i]
         return Solver(lu, order, np.argsort(order))
 
     def right(self, b: np.ndarray) -> np.ndarray:
         flat = b.reshape(-1, b.shape[-1]).T  # (S, rows), Fortran order
         z = scipy.linalg.blas.dtrsm(1.0, self.lu, flat, lower=0, trans_a=1)
-        z = scipy.linalg.blas.dtrsm(1.0, self.lu, z, lower=1, trans_a=1, diag=1, overwrite_b=1)
-        return z.T[:, self.inverse].reshape(b.shape)
+        z = scipy.linalg.blas.dtrsm(1.0, self.lu, z, lower=1, trans_a=1, diag=1, overwrite_b=1).T
+        return (z if self.inverse is None else z[:, self.inverse]).reshape(b.shape)
 
     def left(self, c: np.ndarray) -> np.ndarray:
-        flat = c.reshape(-1, c.shape[-1])[:, self.order].T
+        flat = c.reshape(-1, c.shape[-1])
+        flat = (flat if self.order is None else flat[:, self.order]).T
         z = scipy.linalg.blas.dtrsm(1.0, self.lu, flat, lower=1, diag=1)
         z = scipy.linalg.blas.dtrsm(1.0, self.lu, z, lower=0, overwrite_b=1)
         return z.T.reshape(c.shape)
