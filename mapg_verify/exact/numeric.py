@@ -243,8 +243,9 @@ class Solver:
     inverse: np.ndarray | None  # its inverse permutation
 
     @staticmethod
-    def of(matrix: np.ndarray) -> Solver:
-        lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix.T)
+    def of(matrix: np.ndarray, overwrite: bool = False) -> Solver:
+        """The factors of ``matrix`` (C-ordered), factorized in its place if ``overwrite``."""
+        lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix.T, overwrite_a=overwrite)
         swaps = np.flatnonzero(pivots != np.arange(len(pivots)))
         if not len(swaps):  # the rule for M = I - gamma P_u: its rows are strictly diagonally dominant
             return Solver(lu, None, None)
@@ -296,10 +297,15 @@ def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     game = structure.game
     u, g, h = local_policy(structure, x, order)
     transition, reward = _averaged(structure, u)
-    solver = Solver.of(np.eye(game.n_states) - game.gamma * transition) if game.infinite else None
-    T = 1 if game.infinite else int(game.horizon)
-    ahead = backward(structure, transition, solver, np.repeat(reward[None], T, axis=0))
-    d = forward(structure, transition, solver, np.zeros((T, game.n_states)), game.initial)
+    if game.infinite:
+        matrix = transition * -game.gamma
+        matrix.flat[:: game.n_states + 1] += 1.0  # M = I - gamma P_u
+        solver = Solver.of(matrix, overwrite=True)
+        ahead, d = solver.right(reward[None]), solver.left(game.initial[None])
+    else:
+        T, solver = int(game.horizon), None
+        ahead = backward(structure, transition, solver, np.repeat(reward[None], T, axis=0))
+        d = forward(structure, transition, solver, np.zeros((T, game.n_states)), game.initial)
     return Point(u, g, h, transition, solver, d, ahead, structure.rewards + _ahead(structure, ahead))
 
 
