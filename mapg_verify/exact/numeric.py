@@ -246,11 +246,11 @@ class Solver:
     def of(matrix: np.ndarray, overwrite: bool = False) -> Solver:
         """The factors of ``matrix`` (C-ordered), factorized in its place if ``overwrite``."""
         lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix.T, overwrite_a=overwrite)
-        swaps = np.flatnonzero(pivots != np.arange(len(pivots)))
-        if not len(swaps):  # the rule for M = I - gamma P_u: its rows are strictly diagonally dominant
-            return Solver(lu, None, None)
         order = np.arange(len(matrix))
-        for i in swaps:  # LAPACK's row interchanges, in turn
+        swapped = pivots != order
+        if not swapped.any():  # the rule for M = I - gamma P_u: its rows are strictly diagonally dominant
+            return Solver(lu, None, None)
+        for i in np.flatnonzero(swapped):  # LAPACK's row interchanges, in turn
             order[i], order[pivots[i]] = order[pivots[i]], order[i]
         return Solver(lu, order, np.argsort(order))
 
