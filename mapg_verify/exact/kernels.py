@@ -16,7 +16,9 @@ reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum ove
 - :func:`products`: ``sum_t w^k_t c^k_t c_t^T`` on agent ``k``'s rows, summed over groups, with
   ``c_t = lam c_{t-1} + s_t``, as rank-one updates along the steps (or Loaded DiCE's difference
   ``c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T`` in the same pass);
-- :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group.
+- :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group;
+- :func:`along`: ``scale_t V^k_t(s_t)`` of chosen agents along each trajectory, read off the exact
+  state values of its group (the value baseline), in one pass.
 
 The kernels compile on first use and are cached on disk (``cache=True``), so later processes load
 them. ``MAPG_VERIFY_KERNELS=numpy`` (or a missing numba) keeps every computation in numpy, with the
@@ -188,12 +190,22 @@ def _project(columns, values, widths, per, tangent, out):
     return out
 
 
+def _along(states, per, table, scale, agents, out):
+    count, horizon = states.shape
+    for b in range(count):
+        g = b // per
+        for t in range(horizon):
+            for j in range(len(agents)):
+                out[b, t, j] = scale[t] * table[g, t, states[b, t], agents[j]]
+    return out
+
+
 @functools.cache
 def _compiled():
     """The kernels, compiled (or loaded from numba's cache) on first use."""
     jit = _numba().njit(cache=True, nogil=True)
     globals()["_invert"] = jit(_invert)  # so that the kernels calling it call it compiled
-    return {f.__name__: jit(f) for f in (_sample, _scores, _score_sums, _products, _project)}
+    return {f.__name__: jit(f) for f in (_sample, _scores, _score_sums, _products, _project, _along)}
 
 
 def sample(*arguments) -> None:
@@ -229,3 +241,12 @@ def project(columns, values, widths, per: int, tangent: np.ndarray, steps: bool)
     ``n`` in group ``g = n // per`` of ``tangent (G, D, d)``."""
     out = np.zeros((len(columns), columns.shape[1] if steps else 1, tangent.shape[2]))
     return _compiled()["_project"](columns, values, widths, per, np.ascontiguousarray(tangent), out)
+
+
+def along(states, table: np.ndarray, scale: np.ndarray, agents) -> np.ndarray:
+    """``scale[t] table[g, t, states[n, t], agents[j]]`` ``(N, H, len(agents))``, trajectory ``n`` in
+    group ``g = n // (N / G)`` of ``table (G, H, S, n)``."""
+    agents = np.asarray(agents, dtype=np.int64)
+    out = np.empty((*states.shape, len(agents)))
+    per = len(states) // len(table)
+    return _compiled()["_along"](states, per, np.ascontiguousarray(table), np.ascontiguousarray(scale), agents, out)
