@@ -38,9 +38,9 @@ from mapg_verify.problem.policies import POLICIES
 ALPHA = (1.0, 1.0)
 
 
-def jax_meta_gradient(game, policy, steps: int):
-    """Model E in JAX: ``V^0(phi_L)`` with ``phi_{l+1} = phi_l + alpha xi(phi_l)``, differentiated
-    by ``jax.grad`` with respect to agent 0's parameters; returns the jitted function of flat ``x``."""
+def jax_values(game, policy):
+    """``x -> V (n,)`` in JAX (not jitted): joint action probabilities, ``P_u`` and ``r_u``, then
+    ``jnp.linalg.solve`` (infinite horizon) or the backward recursion."""
     import jax
     import jax.numpy as jnp
 
@@ -67,6 +67,17 @@ def jax_meta_gradient(game, policy, steps: int):
         for _ in range(int(game.horizon)):
             v = reward + gamma * v @ transition.T
         return v @ rho
+
+    return values
+
+
+def jax_meta_gradient(game, policy, steps: int):
+    """Model E in JAX: ``V^0(phi_L)`` with ``phi_{l+1} = phi_l + alpha xi(phi_l)``, differentiated
+    by ``jax.grad`` with respect to agent 0's parameters; returns the jitted function of flat ``x``."""
+    import jax
+    import jax.numpy as jnp
+
+    layout, values, n = layout_of(game, policy), jax_values(game, policy), game.n_agents
 
     def xi(x):
         return jnp.concatenate([jax.grad(lambda y, k=k: values(y)[k])(x)[layout.slice(k)] for k in range(n)])
