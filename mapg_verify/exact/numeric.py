@@ -30,13 +30,12 @@ local parameter, applied as a sorted segment sum).
   through the inner loop (:func:`mapg_verify.exact.metagradient.expected_update`) at the cost of
   a few value evaluations.
 
-``N`` is applied through one LU factorization per point (LAPACK's ``getrf`` through scipy,
-:class:`Solver`), shared by the values and by every adjoint solve of :func:`xi_vjp` (``getrs``);
-``M`` is strictly diagonally dominant, its condition number at most ``(1 + gamma) / (1 - gamma)``.
-Against the inverse it replaced this is a third of the flops and one factorization a point instead
-of one per solve: 3.5x faster evaluations at 256 states (``benchmarks/bench_jax.py``). scipy ships
-its own OpenBLAS; with BLAS threads unpinned on a loaded machine its thread pool can contend with
-numpy's (``benchmarks/bench_numeric.py``, last table), so pin them (``OMP_NUM_THREADS=1``) there.
+``N`` is applied through one LU factorization per point (LAPACK's ``getrf``, :class:`Solver`)
+that the values and every adjoint solve of :func:`xi_vjp` share; ``M`` is strictly diagonally
+dominant, its condition number at most ``(1 + gamma) / (1 - gamma)``. The triangular solves are BLAS
+``trsm``, not LAPACK's ``getrs``: scipy's OpenBLAS starts every core for ``getrs`` at any size, and
+with BLAS threads unpinned on a loaded machine that took milliseconds where ``trsm`` takes
+microseconds (``benchmarks/bench_numeric.py``, last table).
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ import numpy as np
 import scipy.linalg.blas
 import scipy.linalg.lapack
 
+from mapg_verify.exact import kernels
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.game import Game
 from mapg_verify.problem.params import Layout, layout_of
@@ -69,20 +69,18 @@ class Structure:
     rewards: np.ndarray  # (n, S, A)
     index: np.ndarray  # (S, m)
     parts: tuple[slice, ...]
+    owner: np.ndarray  # (m,): the agent whose parameter local parameter e is
     scatter: Segments
     own: tuple[Segments, ...]
-    actions: np.ndarray  # (n, A): agent k's action in joint action a
-    gather: np.ndarray | None  # (S A n): where every agent's parameters have one shape, the flat
-    # index of (k, views[k, s], agent k's action in a) in the agents' stacked (n, S_k, A_k) tables
+    gather: np.ndarray  # (n, S A): the flat index of (views[k, s], agent k's action in a) in (S_k, A_k)
 
 
 @dataclass(frozen=True, eq=False)
 class Segments:
     """``E^T`` for ``E[r, targets[r]] = 1``: entry ``r`` of a vector added into ``targets[r]`` of
-    ``size``, as ``numpy.add.reduceat`` over the entries sorted by target (two numpy calls, for any
-    number of entries per target; the scipy sparse product it replaced made the gradient of a
-    one-state game take 53 us instead of 28); where every target is hit once (each agent sees every
-    state as itself), one scattering assignment (``starts`` is ``None``, ``targets`` in entry order)."""
+    ``size``, by ``numpy.add.reduceat`` over the entries sorted by target (53 us to 28 for a one-state
+    game's gradient against scipy's sparse product), or where each target is hit once (``starts``
+    ``None``, ``targets`` in entry order) by one assignment."""
 
     order: np.ndarray | None
     starts: np.ndarray | None
@@ -120,7 +118,8 @@ def structure(game: Game, policy: Policy) -> Structure:
         parts.append(slice(start, start + row))
         start += row
     index = np.concatenate([c + layout.slice(k).start for k, c in enumerate(columns)], axis=1)
-    actions = np.array(np.unravel_index(np.arange(joint), game.n_actions))
+    actions = np.array(np.unravel_index(np.arange(joint), game.n_actions))  # (n, A): agent k's in a
+    gather = [(v[:, None] * a + c[None]).ravel() for v, a, c in zip(game.views, game.n_actions, actions, strict=True)]
     return Structure(
         game,
         policy,
@@ -130,73 +129,38 @@ def structure(game: Game, policy: Policy) -> Structure:
         game.rewards.reshape(game.n_agents, S, joint),
         index,
         tuple(parts),
+        np.concatenate([np.full(p.stop - p.start, k) for k, p in enumerate(parts)]),
         _segments(index.ravel(), layout.size),
         tuple(_segments(c.ravel(), layout.sizes[k]) for k, c in enumerate(columns)),
-        actions,
-        _gather(game, layout, actions),
+        np.stack(gather),
     )
-
-
-def _gather(game: Game, layout: Layout, actions: np.ndarray) -> np.ndarray | None:
-    """:attr:`Structure.gather`, or ``None`` where the agents' parameter shapes differ."""
-    if len(set(layout.shapes)) > 1 or len(set(game.n_actions)) > 1:
-        return None
-    rows, width = layout.shapes[0][0], game.n_actions[0]
-    agents = np.arange(game.n_agents)[None, None, :]
-    states = np.stack(game.views, axis=-1)[:, None, :]  # (S, 1, n)
-    return ((agents * rows + states) * width + actions.T[None]).ravel()
 
 
 def local_policy(structure: Structure, x: np.ndarray, order: int = 2):
     """``(u, g, h)``: ``u (S, A)``; from ``order`` 1, ``g = grad log u (S, A, m)``; at ``order`` 2,
     ``h = hess log u (S, A, m, m)`` over the local parameters, a block per agent (else ``None``).
-    Agents whose parameters have one shape are evaluated in one call of the policy, and their
-    tables read with one gather each (:attr:`Structure.gather`)."""
-    if structure.gather is not None:
-        return _stacked_policy(structure, x, order)
-    game, policy = structure.game, structure.policy
+    Agents whose parameters have one shape are evaluated in one call of the policy."""
+    policy, layout = structure.policy, structure.layout
     S, A = structure.transitions.shape[:2]
     m = structure.index.shape[1]
-    u = np.ones((S, A))
-    g = np.zeros((S, A, m)) if order >= 1 else None
-    h = np.zeros((S, A, m, m)) if order >= 2 else None
-    for k, theta in enumerate(structure.layout.unflatten(x)):
-        at = (game.views[k][:, None], structure.actions[k][None])  # (state, joint action) -> agent k's
-        if order == 0:
-            u *= np.exp(policy.log_probs(theta))[at]
-            continue
-        probs, scores, hessians = policy.derivatives(theta, order)
-        part = structure.parts[k]
-        size = part.stop - part.start
-        u *= probs[at]
-        g[:, :, part] = scores[at].reshape(S, A, size)
-        if order >= 2:
-            h[:, :, part, part] = hessians[at].reshape(S, A, size, size)
-    return u, g, h
 
+    def tables(theta):
+        return policy.derivatives(theta, order) if order else (np.exp(policy.log_probs(theta)), None, None)
 
-def _stacked_policy(structure: Structure, x: np.ndarray, order: int):
-    """:func:`local_policy` for agents of one parameter shape."""
-    policy, n = structure.policy, structure.game.n_agents
-    S, A = structure.transitions.shape[:2]
-    m = structure.index.shape[1]
-    width, at = m // n, structure.gather
-    theta = x.reshape(n, *structure.layout.shapes[0])
-    if order == 0:
-        probs, scores, hessians = np.exp(policy.log_probs(theta)), None, None
+    thetas = layout.unflatten(x)
+    if len(set(layout.shapes)) == 1:
+        stacked = tables(np.stack(thetas))
+        per_agent = [[None if t is None else t[k] for t in stacked] for k in range(len(thetas))]
     else:
-        probs, scores, hessians = policy.derivatives(theta, order)
-    u = probs.reshape(-1)[at].reshape(S, A, n)
-    u = u[..., 0] * u[..., 1] if n == 2 else np.prod(u, axis=-1)
-    if order == 0:
-        return u, None, None
-    g = scores.reshape(-1, width)[at].reshape(S, A, m)
-    if order < 2:
-        return u, g, None
-    blocks = hessians.reshape(-1, width, width)[at].reshape(S, A, n, width, width)
-    h = np.zeros((S, A, m, m))
-    for k, part in enumerate(structure.parts):
-        h[:, :, part, part] = blocks[:, :, k]
+        per_agent = [tables(theta) for theta in thetas]
+    u, g, h = np.ones((S, A)), np.zeros((S, A, m)) if order else None, np.zeros((S, A, m, m)) if order > 1 else None
+    for (probs, scores, hessians), at, part in zip(per_agent, structure.gather, structure.parts, strict=True):
+        width = part.stop - part.start
+        u *= probs.reshape(-1)[at].reshape(S, A)
+        if order:
+            g[:, :, part] = scores.reshape(-1, width)[at].reshape(S, A, width)
+        if order > 1:
+            h[:, :, part, part] = hessians.reshape(-1, width, width)[at].reshape(S, A, width, width)
     return u, g, h
 
 
@@ -230,13 +194,9 @@ class Point:
 
 @dataclass(frozen=True)
 class Solver:
-    """``N = M^-1`` applied to rows: ``right(b) = (N b^T)^T``, ``left(c) = c N``, through one LU
-    factorization ``Pi M^T = L U`` (LAPACK's ``getrf`` reads the C-ordered ``M`` as ``M^T`` in place;
-    a third of an inverse's flops and no inverse's extra rounding) shared by the values and every
-    adjoint solve at the point: ``c N = (U^-1 L^-1 Pi c^T)^T`` and ``N b^T = Pi^T L^-T U^-T b^T``,
-    two triangular solves (BLAS ``trsm``) each. Not LAPACK's ``getrs``: scipy's OpenBLAS runs it on
-    every core whatever its size, 5 us a solve at 64 states on one thread, 300 to 600 us with two
-    threads on a loaded machine; ``trsm`` stays on one thread at that size."""
+    """``N = M^-1`` applied to rows, ``right(b) = (N b^T)^T`` and ``left(c) = c N``, by one LU
+    factorization ``Pi M^T = L U`` (``getrf`` reads the C-ordered ``M`` as ``M^T`` in place):
+    ``c N = (U^-1 L^-1 Pi c^T)^T``, ``N b^T = Pi^T L^-T U^-T b^T``, two ``trsm`` each (see above)."""
 
     lu: np.ndarray
     order: np.ndarray | None  # Pi as a gather, (Pi c)[i] = c[order[i]]; None for no interchange
@@ -332,7 +292,9 @@ def _scattered(structure: Structure, local: np.ndarray) -> np.ndarray:
 
 
 def gradient(structure: Structure, point: Point) -> np.ndarray:
-    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g``."""
+    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g`` (compiled from ``kernels.MIN_STATES``)."""
+    if kernels.numeric_enabled(structure.game.n_states):
+        return kernels.gradient(structure.index, point.u, point.g, point.q, point.d, structure.layout.size)
     weights = np.einsum("ts,tksa->ksa", point.d, point.q) * point.u
     return _scattered(structure, _weighted_scores(weights, point.g))
 
@@ -342,14 +304,16 @@ def xi_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
     to agent ``k``'s parameters, by directional derivatives (see the module's docstring). Along
     ``w_k``: ``d r^k + gamma dP v_{t+1} = sum_a du q^k_t`` (``q = r + gamma P v``), and
     ``d_t dP = (d_t du) P`` is one product with ``P (S A, S)``, so ``dP`` is never formed; the score
-    Hessians enter once, contracted with ``sum_t d_t u q^k_t``."""
+    Hessians enter once, contracted with ``sum_t d_t u q^k_t``. Compiled for infinite horizons from
+    :data:`~mapg_verify.exact.kernels.MIN_STATES` states."""
     game = structure.game
+    if point.solver is not None and kernels.numeric_enabled(game.n_states):
+        return _compiled_vjp(structure, point, np.ascontiguousarray(w, dtype=float))
     n, r = game.n_agents, len(w)
     u, g, q, d = point.u, point.g, point.q, point.d
     S, A = u.shape
-    local = np.zeros((n, r, S, structure.index.shape[1]))
-    for k, part in enumerate(structure.parts):
-        local[k, :, :, part] = w[:, structure.index[:, part]]  # w_k in local coordinates (n, r, S, m)
+    mask = structure.owner == np.arange(n)[:, None]  # (n, m): agent k's local parameters
+    local = mask[:, None, None, :] * w[:, structure.index]  # w_k in local coordinates (n, r, S, m)
     du = u * np.einsum("krse,sae->krsa", local, g)
     # d v_t = sum_a du q_t + gamma P_u d v_{t+1}; d d_{t+1} = d d_t gamma P_u + gamma (d_t du) P
     d_ahead = backward(structure, point.transition, point.solver, np.einsum("krsa,tksa->tkrs", du, q))
@@ -362,6 +326,19 @@ def xi_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
     out = _weighted_scores(weights, g) + np.matmul(curvature[:, None], local[..., None])[..., 0]
     out += np.einsum("tkrs,tkse->krse", d_d, _weighted_scores(uq, g))
     return _scattered(structure, out.sum(axis=0))
+
+
+def _compiled_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
+    """:func:`xi_vjp` at an infinite-horizon point, its elementwise work in two kernels
+    (:func:`mapg_verify.exact.kernels.directions`, ``assembled``), the solves and products with ``P`` in numpy."""
+    S, A = point.u.shape
+    fixed = (w, structure.index, structure.owner, point.u, point.g)
+    du, rhs, weighted = kernels.directions(*fixed, point.q[0], point.d[0], structure.game.gamma)
+    d_ahead = point.solver.right(rhs)
+    moved = weighted.reshape(-1, S * A) @ structure.transitions.reshape(S * A, S)
+    d_d = point.solver.left(moved.reshape(rhs.shape))
+    pushed = _ahead(structure, d_ahead)
+    return kernels.assembled(*fixed, point.h, point.q[0], point.d[0], du, pushed, d_d, structure.layout.size)
 
 
 def jacobian_rows(structure: Structure, point: Point) -> np.ndarray:
