@@ -1,4 +1,5 @@
-"""Compiled kernels (numba) for the sampled fast path, exploiting the sparsity of tabular scores.
+"""Compiled kernels (numba): the sampled fast path, exploiting the sparsity of tabular scores, and the
+numeric backend's elementwise work.
 
 A tabular policy's step score ``s_t = grad log pi(a_t | s_t)`` touches one parameter row per agent:
 agent ``k``'s segment of width ``W_k`` starts at column ``c_{t,k} = offset_k + view_k(s_t) W_k``.
@@ -18,12 +19,16 @@ reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum ove
   ``c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T`` in the same pass);
 - :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group;
 - :func:`along`: ``scale_t V^k_t(s_t)`` of chosen agents along each trajectory, read off the exact
-  state values of its group (the value baseline), in one pass.
+  state values of its group (the value baseline), in one pass;
+- :func:`gradient`, :func:`directions` and :func:`assembled`: the numeric backend's gradients and,
+  around its two solves, its Hessian-vector products (:mod:`mapg_verify.exact.numeric`), each one
+  pass over states, actions and local parameters instead of about forty small numpy calls.
 
 The kernels compile on first use and are cached on disk (``cache=True``), so later processes load
 them. ``MAPG_VERIFY_KERNELS=numpy`` (or a missing numba) keeps every computation in numpy, with the
-same draws and the same results up to rounding; so do draws below :data:`MIN_STEPS` trajectory steps,
-where loading the kernels would cost more than they save.
+same draws and the same results up to rounding; so do draws below :data:`MIN_STEPS` trajectory steps
+and numeric games below :data:`MIN_STATES` states, where loading the kernels would cost more than
+they save.
 """
 
 from __future__ import annotations
