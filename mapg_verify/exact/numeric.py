@@ -30,12 +30,11 @@ local parameter, applied as a sorted segment sum).
   through the inner loop (:func:`mapg_verify.exact.metagradient.expected_update`) at the cost of
   a few value evaluations.
 
-``N`` is applied through one LU factorization per point (LAPACK's ``getrf``, :class:`Solver`)
-that the values and every adjoint solve of :func:`xi_vjp` share; ``M`` is strictly diagonally
-dominant, its condition number at most ``(1 + gamma) / (1 - gamma)``. The triangular solves are BLAS
-``trsm``, not LAPACK's ``getrs``: scipy's OpenBLAS starts every core for ``getrs`` at any size, and
-with BLAS threads unpinned on a loaded machine that took milliseconds where ``trsm`` takes
-microseconds (``benchmarks/bench_numeric.py``, last table).
+``N`` is applied through one LU factorization per point (LAPACK's ``getrf``, :class:`Solver`) that
+the values and every adjoint solve of :func:`xi_vjp` share (``M`` is strictly diagonally dominant,
+its condition number at most ``(1 + gamma) / (1 - gamma)``), by BLAS ``trsm``, not LAPACK's
+``getrs``: scipy's OpenBLAS starts every core for ``getrs`` at any size, which with BLAS threads
+unpinned on a loaded machine took milliseconds (``benchmarks/bench_numeric.py``, last table).
 """
 
 from __future__ import annotations
@@ -56,10 +55,9 @@ from mapg_verify.problem.policies import Policy
 
 @dataclass(frozen=True, eq=False)
 class Structure:
-    """What does not depend on ``x``: the game's arrays over joint actions ``a``, and per state the
-    flat indices ``index[s]`` of the ``m`` local parameters ``u[s, .]`` depends on (agent ``k``'s
-    in ``parts[k]``), and the segment sums that apply ``E^T``: ``scatter`` onto every parameter,
-    ``own[k]`` from agent ``k``'s local parameters onto its own."""
+    """What does not depend on ``x``: the game's arrays over joint actions ``a``; per state the flat
+    indices ``index[s]`` of the ``m`` local parameters ``u[s, .]`` depends on (agent ``k``'s in
+    ``parts[k]``); ``E^T`` as segment sums onto every parameter (``scatter``) or agent ``k``'s (``own``)."""
 
     game: Game
     policy: Policy
@@ -77,10 +75,9 @@ class Structure:
 
 @dataclass(frozen=True, eq=False)
 class Segments:
-    """``E^T`` for ``E[r, targets[r]] = 1``: entry ``r`` of a vector added into ``targets[r]`` of
-    ``size``, by ``numpy.add.reduceat`` over the entries sorted by target (53 us to 28 for a one-state
-    game's gradient against scipy's sparse product), or where each target is hit once (``starts``
-    ``None``, ``targets`` in entry order) by one assignment."""
+    """``E^T`` for ``E[r, targets[r]] = 1``: entry ``r`` added into ``targets[r]`` of ``size``, by
+    ``numpy.add.reduceat`` over the entries sorted by target, or by one assignment where each target
+    is hit once (``starts`` ``None``, ``targets`` in entry order)."""
 
     order: np.ndarray | None
     starts: np.ndarray | None
@@ -99,7 +96,7 @@ class Segments:
         return out if last else np.moveaxis(out, -1, axis)
 
 
-def _segments(columns: np.ndarray, size: int) -> Segments:
+def _segments(columns: np.ndarray, size: int) -> Segments:  # 53 us to 28 against scipy's sparse product
     if len(np.unique(columns)) == len(columns):
         return Segments(None, None, columns, size)
     order = np.argsort(columns, kind="stable")
@@ -203,14 +200,12 @@ class Solver:
     inverse: np.ndarray | None  # its inverse permutation
 
     @staticmethod
-    def of(matrix: np.ndarray, overwrite: bool = False) -> Solver:
-        """The factors of ``matrix`` (C-ordered), factorized in its place if ``overwrite``."""
+    def of(matrix: np.ndarray, overwrite: bool = False) -> Solver:  # in matrix's place if overwrite
         lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix.T, overwrite_a=overwrite)
         order = np.arange(len(matrix))
-        swapped = pivots != order
-        if not swapped.any():  # the rule for M = I - gamma P_u: its rows are strictly diagonally dominant
+        if (pivots == order).all():  # the rule for M = I - gamma P_u: rows strictly diagonally dominant
             return Solver(lu, None, None)
-        for i in np.flatnonzero(swapped):  # LAPACK's row interchanges, in turn
+        for i in np.flatnonzero(pivots != order):  # LAPACK's row interchanges, in turn
             order[i], order[pivots[i]] = order[pivots[i]], order[i]
         return Solver(lu, order, np.argsort(order))
 
@@ -258,9 +253,7 @@ def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     u, g, h = local_policy(structure, x, order)
     transition, reward = _averaged(structure, u)
     if game.infinite:
-        matrix = transition * -game.gamma
-        matrix.flat[:: game.n_states + 1] += 1.0  # M = I - gamma P_u
-        solver = Solver.of(matrix, overwrite=True)
+        solver = _solver(game, transition)
         ahead, d = solver.right(reward[None]), solver.left(game.initial[None])
     else:
         T, solver = int(game.horizon), None
@@ -269,12 +262,19 @@ def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     return Point(u, g, h, transition, solver, d, ahead, structure.rewards + _ahead(structure, ahead))
 
 
+def _solver(game: Game, transition: np.ndarray) -> Solver:
+    """The factors of ``M = I - gamma P_u``, built and factorized in place."""
+    matrix = transition * -game.gamma
+    matrix.flat[:: game.n_states + 1] += 1.0
+    return Solver.of(matrix, overwrite=True)
+
+
 def values(structure: Structure, x: np.ndarray) -> np.ndarray:
-    """``V^k (n,)``: ``rho0 . v_0``."""
+    """``V^k (n,)``: ``rho0 . v_0``, for an infinite horizon ``(rho0^T N) . r^k``."""
     game = structure.game
     transition, reward = _averaged(structure, local_policy(structure, x, 0)[0])
     if game.infinite:
-        return np.linalg.solve(np.eye(game.n_states) - game.gamma * transition, reward.T).T @ game.initial
+        return reward @ _solver(game, transition).left(game.initial[None])[0]
     v = np.zeros_like(reward)
     for _ in range(int(game.horizon)):
         v = reward + game.gamma * v @ transition.T
