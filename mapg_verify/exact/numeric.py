@@ -329,15 +329,15 @@ def xi_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
 
 
 def _compiled_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
-    """:func:`xi_vjp` at an infinite-horizon point, its elementwise work in two kernels
-    (:func:`mapg_verify.exact.kernels.directions`, ``assembled``), the solves and products with ``P`` in numpy."""
+    """:func:`xi_vjp` at an infinite-horizon point: two kernels around the solves and products with ``P``."""
     S, A = point.u.shape
     fixed = (w, structure.index, structure.owner, point.u, point.g)
     du, rhs, weighted = kernels.directions(*fixed, point.q[0], point.d[0], structure.game.gamma)
-    d_ahead = point.solver.right(rhs)
-    moved = weighted.reshape(-1, S * A) @ structure.transitions.reshape(S * A, S)
+    d_ahead = point.solver.right(rhs)  # the products by scipy's BLAS too: one thread pool beside the solves
+    moved = scipy.linalg.blas.dgemm(1.0, structure.transitions.reshape(S * A, S).T, weighted.reshape(-1, S * A).T).T
     d_d = point.solver.left(moved.reshape(rhs.shape))
-    pushed = _ahead(structure, d_ahead)
+    pushed = scipy.linalg.blas.dgemm(structure.game.gamma, structure.successors.T, d_ahead.reshape(-1, S).T).T
+    pushed = pushed.reshape(*rhs.shape, A)
     return kernels.assembled(*fixed, point.h, point.q[0], point.d[0], du, pushed, d_d, structure.layout.size)
 
 
