@@ -12,8 +12,9 @@ Prints, against each goal:
    (``examples/jax_meta_mapg.py``) under ``jax.jit(jax.vmap(...))`` with the batches drawn
    beforehand (the only JAX port: the same JAX figure on every row); agreement: ``meta-mapg``'s
    estimates against JAX's on the same batches (goal: at least 1.5x);
-2. the numeric backend: the model-E meta-gradient (L = 1) on dense random games of 64 and 256
-   states against ``jax.jit(jax.grad(...))`` through ``jnp.linalg.solve`` (goal: at least 1x);
+2. the numeric backend on dense random games of 64 and 256 states: values, gradients and the
+   model-E meta-gradient (L = 1) against ``jax.jit`` of ``jnp.linalg.solve``, of its ``jax.jacrev``
+   and of ``jax.grad`` through the inner step (goal: at least 1x each);
 3. the symbolic backend: the IPD's model-E meta-gradient (L = 1) against JAX jit (goal: at least 3x).
 """
 
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_estimators import IPD10  # noqa: E402
-from bench_numeric import ALPHA, jax_meta_gradient  # noqa: E402
+from bench_numeric import ALPHA, jax_meta_gradient, jax_values  # noqa: E402
 
 from examples import jax_meta_mapg  # noqa: E402
 from mapg_verify.casefile.reader import parse_case  # noqa: E402
@@ -116,41 +117,53 @@ def sampled_table(repeats: int) -> None:
     print(f"meta-mapg against JAX on the same batches: max |difference| {agreement:.1e}")
 
 
-def meta_gradient_row(label: str, compiled, game, policy, x, repeats: int, goal: float) -> None:
-    jitted = jax_meta_gradient(game, policy, 1)
+def comparison_row(label: str, ours, theirs, repeats: int, goal: float) -> None:
+    """One row: ``ours()`` against the jitted ``theirs()`` (compiled by its first call), medians of
+    interleaved repeats of about 50 ms each, the ratio and the largest difference."""
     started = time.perf_counter()
-    theirs = np.asarray(jitted(x))
+    expected = np.asarray(theirs())
     compile_seconds = time.perf_counter() - started
-    ours = expected_update(compiled, x, ALPHA, 1).total
-    functions = {
-        "ours": lambda: expected_update(compiled, x, ALPHA, 1).total,
-        "jax": lambda: jitted(x).block_until_ready(),
-    }
+    difference = np.abs(ours() - expected).max()
+    functions = {"ours": ours, "jax": lambda: jax.block_until_ready(theirs())}
     calls = {name: max(1, int(0.05 / max(seconds, 1e-7))) for name, seconds in medians(functions, 1).items()}
     times = medians(functions, repeats, calls)
     ratio = times["jax"] / times["ours"]
     print(
-        f"{label:<22}{times['ours'] * 1e6:>11.1f}{times['jax'] * 1e6:>11.1f}{compile_seconds:>10.2f}"
-        f"{ratio:>8.2f}x{goal:>6.1f}x{verdict(ratio, goal):>9}{np.abs(ours - theirs).max():>11.1e}"
+        f"{label:<26}{times['ours'] * 1e6:>11.1f}{times['jax'] * 1e6:>11.1f}{compile_seconds:>10.2f}"
+        f"{ratio:>8.2f}x{goal:>6.1f}x{verdict(ratio, goal):>9}{difference:>11.1e}"
     )
 
 
 def meta_gradient_table(repeats: int) -> None:
-    print("\n2-3. model-E meta-gradient, L = 1, per evaluation: ours against jax.jit(jax.grad(...))")
+    print("\n2-3. per evaluation, L = 1: ours against jax.jit(...) of the same computation (values: jnp.linalg.solve;")
+    print("gradients: jax.jacrev; model-E meta-gradient: jax.grad through the inner step)")
     print(
-        f"{'game (backend)':<22}{'ours us':>11}{'JAX us':>11}{'compile s':>10}{'JAX/ours':>9}{'goal':>7}"
+        f"{'game (backend), quantity':<26}{'ours us':>11}{'JAX us':>11}{'compile s':>10}{'JAX/ours':>9}{'goal':>7}"
         f"{'verdict':>9}{'max diff':>11}"
     )
-    policy = POLICIES["softmax"]
     for states in (64, 256):
-        game = random_game(seed=0, states=states, horizon="inf")
-        compiled = exact_values(game, policy, "numeric")
-        x = np.random.default_rng(0).normal(size=compiled.layout.size)
-        meta_gradient_row(f"dense {states} (numeric)", compiled, game, policy, x, repeats, 1.0)
+        dense_rows(states, repeats)
     game, policy = ipd(), POLICIES["sigmoid"]
     compiled = exact_values(game, policy, "symbolic")
     x = np.random.default_rng(0).normal(size=compiled.layout.size)
-    meta_gradient_row("IPD (symbolic)", compiled, game, policy, x, repeats, 3.0)
+    jitted = jax_meta_gradient(game, policy, 1)
+    ours = lambda: expected_update(compiled, x, ALPHA, 1).total  # noqa: E731
+    comparison_row("IPD (symbolic), meta", ours, lambda: jitted(x), repeats, 3.0)
+
+
+def dense_rows(states: int, repeats: int) -> None:
+    """The numeric backend's rows on a dense random game (softmax, gamma 0.9, infinite horizon)."""
+    game, policy = random_game(seed=0, states=states, horizon="inf"), POLICIES["softmax"]
+    compiled = exact_values(game, policy, "numeric")
+    x = np.random.default_rng(0).normal(size=compiled.layout.size)
+    values = jax_values(game, policy)
+    rows = {
+        "values": (compiled.value, jax.jit(values)),
+        "gradients": (compiled.gradient, jax.jit(jax.jacrev(values))),
+        "meta-gradient": (lambda p: expected_update(compiled, p, ALPHA, 1).total, jax_meta_gradient(game, policy, 1)),
+    }
+    for quantity, (ours, jitted) in rows.items():
+        comparison_row(f"dense {states}, {quantity}", lambda f=ours: f(x), lambda j=jitted: j(x), repeats, 1.0)
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ Prints, in one run:
    difference between the two meta-gradients;
 3. ``python -m mapg_verify exact`` on a one-shot game and on 64 states (numeric), wall clock in a
    child process, and the ratio (the issue's goal: at most 3x);
-4. why the backend solves with numpy only: ``lu_solve`` from scipy against ``numpy.linalg.solve``
-   interleaved with the policy's numpy code, 5 and 64 states.
+4. why the backend solves with ``trsm`` on one LU factorization (:class:`Solver`): against LAPACK's
+   ``getrs`` on the same factors and numpy's solve, interleaved with the policy's numpy code, 5, 64
+   and 256 states, BLAS threads as the environment sets them.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
+import scipy.linalg.lapack
 from bench_values import per_call
 
 from mapg_verify.exact.backend import exact_values
 from mapg_verify.exact.metagradient import expected_update
+from mapg_verify.exact.numeric import Solver
 from mapg_verify.problem.catalog import ipd, random_game
 from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import POLICIES
@@ -38,9 +40,9 @@ from mapg_verify.problem.policies import POLICIES
 ALPHA = (1.0, 1.0)
 
 
-def jax_meta_gradient(game, policy, steps: int):
-    """Model E in JAX: ``V^0(phi_L)`` with ``phi_{l+1} = phi_l + alpha xi(phi_l)``, differentiated
-    by ``jax.grad`` with respect to agent 0's parameters; returns the jitted function of flat ``x``."""
+def jax_values(game, policy):
+    """``x -> V (n,)`` in JAX (not jitted): joint action probabilities, ``P_u`` and ``r_u``, then
+    ``jnp.linalg.solve`` (infinite horizon) or the backward recursion."""
     import jax
     import jax.numpy as jnp
 
@@ -67,6 +69,17 @@ def jax_meta_gradient(game, policy, steps: int):
         for _ in range(int(game.horizon)):
             v = reward + gamma * v @ transition.T
         return v @ rho
+
+    return values
+
+
+def jax_meta_gradient(game, policy, steps: int):
+    """Model E in JAX: ``V^0(phi_L)`` with ``phi_{l+1} = phi_l + alpha xi(phi_l)``, differentiated
+    by ``jax.grad`` with respect to agent 0's parameters; returns the jitted function of flat ``x``."""
+    import jax
+    import jax.numpy as jnp
+
+    layout, values, n = layout_of(game, policy), jax_values(game, policy), game.n_agents
 
     def xi(x):
         return jnp.concatenate([jax.grad(lambda y, k=k: values(y)[k])(x)[layout.slice(k)] for k in range(n)])
@@ -152,27 +165,30 @@ def exact_command_table() -> None:
             print(f"{label:<30}{seconds:>10.2f}{seconds / first:>7.2f}x")
 
 
-SOLVERS = (
-    lambda a, b: scipy.linalg.lu_solve(scipy.linalg.lu_factor(a, check_finite=False), b, check_finite=False),
-    np.linalg.solve,
-)
-
-
-def _interleaved(policy, theta, matrix, rhs, solve):
-    """One solve between two calls of the policy's numpy code, as in an evaluation."""
-    policy.derivatives(theta)
-    return solve(matrix, rhs)
+def _solvers(matrix: np.ndarray) -> dict:
+    """Ways to apply ``N = M^-1`` to 2 rows: LAPACK's ``getrs`` on LU factors, the backend's
+    :class:`Solver` (``trsm`` on the same factors), numpy's solve (a factorization per call)."""
+    solver = Solver.of(matrix)
+    lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix)
+    return {
+        "getrs us": lambda rows: scipy.linalg.lapack.dgetrs(lu, pivots, rows.T)[0],
+        "trsm us": solver.right,
+        "numpy us": lambda rows: np.linalg.solve(matrix, rows.T),
+    }
 
 
 def blas_table() -> None:
+    """Solves interleaved with the policy's numpy code, as in an evaluation, with BLAS threads as
+    the environment sets them (unpinned, scipy's OpenBLAS runs ``getrs`` on every core)."""
     policy = POLICIES["softmax"]
-    print(f"\n{'solve, interleaved':<20}{'scipy lu us':>13}{'numpy us':>10}{'ratio':>8}")
-    for states in (5, 64):
+    print(f"\n{'solve, interleaved':<20}{'getrs us':>10}{'trsm us':>10}{'numpy us':>10}")
+    for states in (5, 64, 256):
         rng = np.random.default_rng(0)
         matrix = np.eye(states) - 0.9 * rng.dirichlet(np.ones(states), states)
-        arguments = (policy, rng.random((states, 2)), matrix, rng.random((states, 2)))
-        slow, fast = (per_call(lambda a, f=f: _interleaved(*a, f), arguments) for f in SOLVERS)
-        print(f"{f'{states} states':<20}{slow * 1e6:>13.1f}{fast * 1e6:>10.1f}{slow / fast:>7.1f}x")
+        arguments = (rng.random((states, 2)), rng.random((2, states)))
+        solvers = _solvers(matrix).values()
+        times = [per_call(lambda a, f=f: (policy.derivatives(a[0]), f(a[1])), arguments) for f in solvers]
+        print(f"{f'{states} states':<20}" + "".join(f"{t * 1e6:>10.1f}" for t in times))
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from mapg_verify.problem.policies import POLICIES
 CASES = Path(__file__).resolve().parents[1] / "cases"
 VARIANTS = [
     "meta-mapg[baseline=value]",
+    "meta-mapg[baseline=value, returns=from-t]",
     "meta-mapg[baseline=batch-mean]",
     "meta-mapg[baseline=leave-one-out, returns=from-t]",
     "meta-mapg[baseline=linear, gae_lambda=0.5]",

@@ -13,6 +13,7 @@ from test_cli import write
 from mapg_verify.casefile.reader import parse_case
 from mapg_verify.checks.result import error_floor, relative_error
 from mapg_verify.cli import main
+from mapg_verify.exact import kernels
 from mapg_verify.exact import numeric as numeric_module
 from mapg_verify.exact.backend import AUTO_SECONDS, exact_values, resolve_backend
 from mapg_verify.exact.compiled import compile_seconds
@@ -83,19 +84,48 @@ def test_backwards_meta_gradient_equals_forward(game, policy, steps, objective):
             _agree(getattr(b, term), getattr(a, term), scale)
 
 
-def test_lu_factors_equal_the_inverse(monkeypatch):
-    """Large games apply ``N`` through LU factors: forced onto small games, the same figures."""
-    game, policy = random_game(seed=4, states=3, actions=[2, 3], gamma=0.8), POLICIES["softmax"]
-    symbolic = exact_values(game, policy, "symbolic")
-    x = np.random.default_rng(3).normal(size=symbolic.layout.size)
-    monkeypatch.setattr(numeric_module, "LU_STATES", 1)
-    numeric = numeric_values(game, policy)
-    assert numeric_module.evaluate(numeric_module.structure(game, policy), x).solver.factors is not None
-    scale = error_floor(game, symbolic.value(x))
-    _agree(numeric.gradient_and_jacobian(x)[1], symbolic.gradient_and_jacobian(x)[1], scale)
-    for objective in ("terminal", "chain"):
-        a, b = (expected_update(c, x, (0.6, 0.9), 2, 1, objective).total for c in (symbolic, numeric))
-        _agree(b, a, scale)
+@pytest.mark.parametrize("interchanges", [False, True])
+def test_one_lu_factorization_applies_n_both_ways(interchanges):
+    """Every solve at a point shares one LU factorization: ``right(b) = (N b^T)^T`` and
+    ``left(c) = c N`` for rows with leading axes, against numpy's solve of ``M`` and ``M^T``; for
+    ``M = I - gamma P`` (diagonally dominant, no row interchange) and for a matrix that needs them."""
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(7, 7)) if interchanges else np.eye(7) - 0.9 * rng.dirichlet(np.ones(7), 7)
+    solver = numeric_module.Solver.of(matrix)
+    assert (solver.order is not None) == interchanges
+    rows = rng.normal(size=(2, 3, 7))
+    flat = rows.reshape(-1, 7).T
+    np.testing.assert_allclose(solver.right(rows), np.linalg.solve(matrix, flat).T.reshape(rows.shape), rtol=1e-12)
+    np.testing.assert_allclose(solver.left(rows), np.linalg.solve(matrix.T, flat).T.reshape(rows.shape), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "game, policy",
+    [
+        (ipd(), "sigmoid"),  # views
+        (random_game(seed=2, states=3, actions=[2, 3], gamma=0.8), "softmax"),  # parameter shapes differ
+        (random_game(seed=3, states=2, actions=[2, 2, 2], horizon=3), "sigmoid"),  # finite: the gradient only
+    ],
+)
+def test_compiled_products_equal_numpy(game, policy, monkeypatch):
+    """From ``kernels.MIN_STATES`` states gradients and Hessian-vector products run compiled: forced
+    onto small games, the numpy figures (the path without numba) to rounding, and model E with them."""
+    structure = numeric_module.structure(game, POLICIES[policy])
+    x = np.random.default_rng(4).normal(size=structure.layout.size)
+    w = np.random.default_rng(5).normal(size=(2, structure.layout.size))
+    numeric = numeric_values(game, POLICIES[policy])
+    monkeypatch.setattr(kernels, "MIN_STATES", 1)
+    found = {}
+    for setting in ("numpy", "numba"):
+        monkeypatch.setenv("MAPG_VERIFY_KERNELS", setting)
+        point = numeric_module.evaluate(structure, x)
+        meta = expected_update(numeric, x, (0.6, 0.9, 0.3)[: game.n_agents], 2, 1, "chain")
+        found[setting] = (numeric_module.gradient(structure, point), numeric_module.xi_vjp(structure, point, w), meta)
+    scale = error_floor(game, numeric.value(x))
+    for slow, fast in zip(found["numpy"][:2], found["numba"][:2], strict=True):
+        _agree(fast, slow, scale)
+    for term in ("total", "own", "peer"):
+        _agree(getattr(found["numba"][2], term), getattr(found["numpy"][2], term), scale)
 
 
 def test_dense_32_states_against_autograd():

@@ -104,7 +104,7 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled:
             break
         drawn = sample_trajectories(game, policy, layout, phi, horizon, count * batch, rng, compiled)
         inner_record.append(drawn)
-        baseline = inner_baseline(surrogate, drawn, phi)
+        baseline = inner_baseline(surrogate, drawn, phi, compiled)
         weighted = with_returns(game, drawn, surrogate.estimator.returns)
         terms, jacobian = inner_terms(surrogate, weighted, phi, batch, baseline, compiled)
         paired = paired + projected(terms.step_scores, tangent, steps).reshape(paired.shape)

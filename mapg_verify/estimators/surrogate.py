@@ -45,7 +45,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapg_verify.estimators.table import Estimator, outer_of, pairing_of
-from mapg_verify.exact.baselines import discounts, fitted_values, gae, returns_from_t, trajectory_values
+from mapg_verify.exact import kernels
+from mapg_verify.exact.baselines import (
+    discounts,
+    fitted_values,
+    gae,
+    returns_from_t,
+    state_values,
+    trajectory_values,
+)
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, discounted_to_go, rewards_of, step_rewards
 from mapg_verify.exact.reinforce import (
@@ -130,12 +138,25 @@ def baseline_values(surrogate: Plan, kind: str, trajectories: Trajectories, phi,
     return fitted_values(kind, case.game, trajectories, size, surrogate.estimator.baseline_fit)
 
 
-def inner_baseline(surrogate: Plan, trajectories: Trajectories, phi) -> np.ndarray | None:
-    """``gamma^t b_t`` of the inner baseline for batches of ``K`` (``None`` without one)."""
-    values = baseline_values(surrogate, surrogate.estimator.inner_baseline, trajectories, phi, surrogate.batch)
+def scaled_values(surrogate: Plan, trajectories: Trajectories, phi, scale: np.ndarray, agents) -> np.ndarray:
+    """The value baseline's ``scale_t V^k_t(s_t)`` ``(N, H, len(agents))`` by the kernel
+    (:func:`mapg_verify.exact.kernels.along`): the values :func:`baseline_values` gathers, in one pass."""
+    case, phi = surrogate.case, np.atleast_2d(phi)
+    table = state_values(case.game, case.policy, surrogate.compiled.layout, phi, trajectories.states.shape[1])
+    return kernels.along(trajectories.states, table, scale, agents)
+
+
+def inner_baseline(surrogate: Plan, trajectories: Trajectories, phi, compiled: bool = False) -> np.ndarray | None:
+    """``gamma^t b_t`` of the inner baseline for batches of ``K`` (``None`` without one);
+    ``compiled``: the value baseline by the kernel."""
+    kind, game = surrogate.estimator.inner_baseline, surrogate.case.game
+    if compiled and kind == "value":
+        scale = discounts(game, trajectories.states.shape[1])
+        return scaled_values(surrogate, trajectories, phi, scale, range(game.n_agents))
+    values = baseline_values(surrogate, kind, trajectories, phi, surrogate.batch)
     if values is None:
         return None
-    return discounts(surrogate.case.game, values.shape[1])[None, :, None] * values
+    return discounts(game, values.shape[1])[None, :, None] * values
 
 
 def inner_step(surrogate: Plan, trajectories: Trajectories, phi) -> np.ndarray:
@@ -213,16 +234,21 @@ def outer_returns(surrogate: Plan, trajectories: Trajectories) -> np.ndarray:
     return returns_from_t(case.game, rewards_of(case.game, trajectories.states, trajectories.actions))[..., i]
 
 
-def outer_advantages(surrogate: Plan, trajectories: Trajectories, phi, returns: np.ndarray) -> np.ndarray:
+def outer_advantages(
+    surrogate: Plan, trajectories: Trajectories, phi, returns: np.ndarray, compiled: bool = False
+) -> np.ndarray:
     """Agent ``i``'s advantages ``(N, H)`` for batches of the plan's ``K_out`` drawn at the rows of
     ``phi``: the ``returns`` less the baseline, ``G_t - gamma^t b_t`` from zero and ``R_t - b_t``
-    from ``t``, or GAE's for ``lambda < 1`` (times ``gamma^t`` from zero); the returns without one."""
+    from ``t``, or GAE's for ``lambda < 1`` (times ``gamma^t`` from zero); the returns without one;
+    ``compiled``: the value baseline by the kernel."""
     estimator, game, i = surrogate.estimator, surrogate.case.game, surrogate.case.inner.meta_agent
+    horizon = trajectories.states.shape[1]
+    scale = discounts(game, horizon)[None, :] if estimator.convention == "from-zero" else np.ones((1, horizon))
+    if compiled and estimator.baseline == "value" and estimator.gae_lambda == 1.0:
+        return returns - scaled_values(surrogate, trajectories, phi, scale[0], [i])[..., 0]
     values = baseline_values(surrogate, estimator.baseline, trajectories, phi, surrogate.outer_batch)
     if values is None:
         return returns
-    horizon = trajectories.states.shape[1]
-    scale = discounts(game, horizon)[None, :] if estimator.convention == "from-zero" else np.ones((1, horizon))
     if estimator.gae_lambda == 1.0:
         return returns - scale * values[..., i]
     rewards = rewards_of(game, trajectories.states, trajectories.actions)
@@ -234,10 +260,10 @@ def outer_terms(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per outer trajectory at ``phi``: agent ``i``'s returns and advantages (:func:`outer_returns`,
     :func:`outer_advantages`) and its REINFORCE gradient over every parameter ``sum_t score_t A^i_t``
-    ``(N, D)``; ``compiled``: by the kernels."""
+    ``(N, D)``; ``compiled``: by the kernels (the value baseline's too)."""
     case = surrogate.case
     returns = outer_returns(surrogate, trajectories)
-    advantages = outer_advantages(surrogate, trajectories, phi, returns)
+    advantages = outer_advantages(surrogate, trajectories, phi, returns, compiled)
     layout = surrogate.compiled.layout
     gradients = score_sums(case.game, case.policy, layout, trajectories, phi, advantages, compiled)
     return returns, advantages, gradients

@@ -1,4 +1,5 @@
-"""Compiled kernels (numba) for the sampled fast path, exploiting the sparsity of tabular scores.
+"""Compiled kernels (numba): the sampled fast path, exploiting the sparsity of tabular scores, and the
+numeric backend's elementwise work.
 
 A tabular policy's step score ``s_t = grad log pi(a_t | s_t)`` touches one parameter row per agent:
 agent ``k``'s segment of width ``W_k`` starts at column ``c_{t,k} = offset_k + view_k(s_t) W_k``.
@@ -16,12 +17,18 @@ reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum ove
 - :func:`products`: ``sum_t w^k_t c^k_t c_t^T`` on agent ``k``'s rows, summed over groups, with
   ``c_t = lam c_{t-1} + s_t``, as rank-one updates along the steps (or Loaded DiCE's difference
   ``c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T`` in the same pass);
-- :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group.
+- :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group;
+- :func:`along`: ``scale_t V^k_t(s_t)`` of chosen agents along each trajectory, read off the exact
+  state values of its group (the value baseline), in one pass;
+- :func:`gradient`, :func:`directions` and :func:`assembled`: the numeric backend's gradients and,
+  around its two solves, its Hessian-vector products (:mod:`mapg_verify.exact.numeric`), each one
+  pass over states, actions and local parameters instead of about forty small numpy calls.
 
 The kernels compile on first use and are cached on disk (``cache=True``), so later processes load
 them. ``MAPG_VERIFY_KERNELS=numpy`` (or a missing numba) keeps every computation in numpy, with the
-same draws and the same results up to rounding; so do draws below :data:`MIN_STEPS` trajectory steps,
-where loading the kernels would cost more than they save.
+same draws and the same results up to rounding; so do draws below :data:`MIN_STEPS` trajectory steps
+and numeric games below :data:`MIN_STATES` states, where loading the kernels would cost more than
+they save.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import os
 import numpy as np
 
 MIN_STEPS = 1_000_000  # trajectory steps in one draw from which the kernels run (loading them takes about 1 s)
+MIN_STATES = 32  # states from which the numeric backend's Hessian-vector products run compiled
 
 
 @functools.cache
@@ -47,6 +55,12 @@ def enabled(steps: int) -> bool:
     """Whether a call over ``steps`` trajectory steps runs compiled: numba is there, the setting
     ``MAPG_VERIFY_KERNELS`` is not ``numpy``, and ``steps >= MIN_STEPS``."""
     return steps >= MIN_STEPS and os.environ.get("MAPG_VERIFY_KERNELS", "numba") != "numpy" and _numba() is not None
+
+
+def numeric_enabled(states: int) -> bool:
+    """Whether the numeric backend's Hessian-vector products on a game of ``states`` states run
+    compiled (:func:`directions`, :func:`assembled`): as :func:`enabled`, from :data:`MIN_STATES`."""
+    return states >= MIN_STATES and os.environ.get("MAPG_VERIFY_KERNELS", "numba") != "numpy" and _numba() is not None
 
 
 def _invert(uniform, cdf, start, size):
@@ -188,12 +202,81 @@ def _project(columns, values, widths, per, tangent, out):
     return out
 
 
+def _along(states, per, table, scale, agents, out):
+    count, horizon = states.shape
+    for b in range(count):
+        g = b // per
+        for t in range(horizon):
+            for j in range(len(agents)):
+                out[b, t, j] = scale[t] * table[g, t, states[b, t], agents[j]]
+    return out
+
+
+def _directions(w, index, owner, u, g, q, d, gamma, du, rhs, weighted):
+    n, r, n_states, n_actions = du.shape
+    for k in range(n):
+        for j in range(r):
+            for s in range(n_states):
+                for a in range(n_actions):
+                    total = 0.0
+                    for e in range(index.shape[1]):
+                        if owner[e] == k:
+                            total += w[j, index[s, e]] * g[s, a, e]
+                    value = u[s, a] * total
+                    du[k, j, s, a] = value
+                    rhs[k, j, s] += value * q[k, s, a]
+                    weighted[k, j, s, a] = gamma * d[s] * value
+
+
+def _assembled(w, index, owner, u, g, h, q, d, du, pushed, occupied, out):
+    n, r, n_states, n_actions = du.shape
+    m = index.shape[1]
+    y, curvature, local = np.empty(m), np.empty((m, m)), np.empty(m)
+    for k in range(n):
+        for s in range(n_states):
+            y[:], curvature[:, :] = 0.0, 0.0
+            for a in range(n_actions):
+                uq = u[s, a] * q[k, s, a]
+                for e in range(m):
+                    y[e] += uq * g[s, a, e]
+                    for f in range(m):
+                        curvature[e, f] += uq * h[s, a, e, f]
+            for j in range(r):
+                for f in range(m):
+                    local[f] = w[j, index[s, f]] if owner[f] == k else 0.0
+                for a in range(n_actions):
+                    weight = d[s] * (du[k, j, s, a] * q[k, s, a] + u[s, a] * pushed[k, j, s, a])
+                    for e in range(m):
+                        out[j, index[s, e]] += weight * g[s, a, e]
+                for e in range(m):
+                    total = 0.0
+                    for f in range(m):
+                        total += curvature[e, f] * local[f]
+                    out[j, index[s, e]] += d[s] * total + occupied[k, j, s] * y[e]
+
+
+def _gradient(index, u, g, q, d, out):
+    steps, n, n_states, n_actions = q.shape
+    for k in range(n):
+        for s in range(n_states):
+            for a in range(n_actions):
+                weight = 0.0
+                for t in range(steps):
+                    weight += d[t, s] * q[t, k, s, a]
+                weight *= u[s, a]
+                for e in range(index.shape[1]):
+                    out[k, index[s, e]] += weight * g[s, a, e]
+
+
 @functools.cache
 def _compiled():
     """The kernels, compiled (or loaded from numba's cache) on first use."""
     jit = _numba().njit(cache=True, nogil=True)
     globals()["_invert"] = jit(_invert)  # so that the kernels calling it call it compiled
-    return {f.__name__: jit(f) for f in (_sample, _scores, _score_sums, _products, _project)}
+    return {
+        f.__name__: jit(f)
+        for f in (_sample, _scores, _score_sums, _products, _project, _along, _directions, _assembled, _gradient)
+    }
 
 
 def sample(*arguments) -> None:
@@ -229,3 +312,41 @@ def project(columns, values, widths, per: int, tangent: np.ndarray, steps: bool)
     ``n`` in group ``g = n // per`` of ``tangent (G, D, d)``."""
     out = np.zeros((len(columns), columns.shape[1] if steps else 1, tangent.shape[2]))
     return _compiled()["_project"](columns, values, widths, per, np.ascontiguousarray(tangent), out)
+
+
+def along(states, table: np.ndarray, scale: np.ndarray, agents) -> np.ndarray:
+    """``scale[t] table[g, t, states[n, t], agents[j]]`` ``(N, H, len(agents))``, trajectory ``n`` in
+    group ``g = n // (N / G)`` of ``table (G, H, S, n)``."""
+    agents = np.asarray(agents, dtype=np.int64)
+    out = np.empty((*states.shape, len(agents)))
+    per = len(states) // len(table)
+    return _compiled()["_along"](states, per, np.ascontiguousarray(table), np.ascontiguousarray(scale), agents, out)
+
+
+def directions(w, index, owner, u, g, q, d, gamma: float):
+    """The Hessian-vector products' directions at an infinite-horizon point of the numeric backend
+    (:func:`mapg_verify.exact.numeric.xi_vjp`): along agent ``k``'s rows of ``w (r, D)``, ``du (n, r,
+    S, A)``, the right side ``sum_a du q^k (n, r, S)`` and ``gamma d du (n, r, S, A)``."""
+    n, r, (n_states, n_actions) = len(q), len(w), u.shape
+    du, rhs, weighted = (
+        np.empty((n, r, n_states, n_actions)),
+        np.zeros((n, r, n_states)),
+        np.empty((n, r, n_states, n_actions)),
+    )
+    _compiled()["_directions"](w, index, owner, u, g, q, d, float(gamma), du, rhs, weighted)
+    return du, rhs, weighted
+
+
+def assembled(w, index, owner, u, g, h, q, d, du, pushed, occupied, size: int) -> np.ndarray:
+    """``sum_k hess V^k w_k (r, D)`` from :func:`directions`, ``pushed = gamma P d v (n, r, S, A)`` and
+    ``occupied = d d (n, r, S)`` (see :func:`mapg_verify.exact.numeric.xi_vjp`)."""
+    out = np.zeros((len(w), size))
+    _compiled()["_assembled"](w, index, owner, u, g, h, q, d, du, pushed, occupied, out)
+    return out
+
+
+def gradient(index, u, g, q, d, size: int) -> np.ndarray:
+    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g`` (:func:`mapg_verify.exact.numeric.gradient`)."""
+    out = np.zeros((q.shape[1], size))
+    _compiled()["_gradient"](index, u, g, q, d, out)
+    return out

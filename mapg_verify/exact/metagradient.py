@@ -125,16 +125,14 @@ def _backwards(compiled, x, alpha, steps: int, meta_agent: int, objective: str) 
     it (masked to its own rows for ``own``, the others for ``peer``), ``lambda_L = c_L``,
     ``lambda_l = c_l + (I + A d xi/dx(phi_l))^T lambda_{l+1}``; the term is ``lambda_0`` on agent
     ``i``'s rows. Each step costs one vector-Jacobian product, never the Jacobian."""
-    rates = inner_rates(compiled, alpha)
-    own_rows, peer_rows = compiled.layout.slice(meta_agent), compiled.layout.others(meta_agent)
-    masks = np.zeros((2, compiled.layout.size))
-    masks[0, own_rows], masks[1, peer_rows] = 1.0, 1.0
+    rates, own_index, masks, _ = _forward_constants(compiled, tuple(alpha), meta_agent)
+    own_rows = compiled.layout.slice(meta_agent)
     phi, products, counted = np.asarray(x, dtype=float), [], []
     for step in range(steps + 1):
         if step < steps:
             gradients, product = compiled.gradient_and_vjp(phi)
             products.append(product)
-            phi = phi + rates * compiled.layout.own_parts(gradients)
+            phi = phi + rates * gradients.ravel()[own_index]
         else:
             gradients = compiled.gradient(phi)
         counted.append(masks * gradients[meta_agent] if objective == "chain" or step == steps else 0.0)

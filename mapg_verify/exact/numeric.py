@@ -30,12 +30,11 @@ local parameter, applied as a sorted segment sum).
   through the inner loop (:func:`mapg_verify.exact.metagradient.expected_update`) at the cost of
   a few value evaluations.
 
-``N`` is applied through one factorization per point: the inverse itself on small games (each
-solve one product; ``M`` is strictly diagonally dominant, its condition number at most
-``(1 + gamma) / (1 - gamma)``), LU factors on large ones (:class:`Solver`). Small games avoid
-scipy's LAPACK: scipy ships a second OpenBLAS whose thread pool contends with numpy's, and its
-``lu_solve`` interleaved with numpy's calls ran 1.2 to 3 times slower there
-(``benchmarks/bench_numeric.py``).
+``N`` is applied through one LU factorization per point (LAPACK's ``getrf``, :class:`Solver`) that
+the values and every adjoint solve of :func:`xi_vjp` share (``M`` is strictly diagonally dominant,
+its condition number at most ``(1 + gamma) / (1 - gamma)``), by BLAS ``trsm``, not LAPACK's
+``getrs``: scipy's OpenBLAS starts every core for ``getrs`` at any size, which with BLAS threads
+unpinned on a loaded machine took milliseconds (``benchmarks/bench_numeric.py``, last table).
 """
 
 from __future__ import annotations
@@ -44,8 +43,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
+import scipy.linalg.blas
+import scipy.linalg.lapack
 
+from mapg_verify.exact import kernels
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.game import Game
 from mapg_verify.problem.params import Layout, layout_of
@@ -54,10 +55,9 @@ from mapg_verify.problem.policies import Policy
 
 @dataclass(frozen=True, eq=False)
 class Structure:
-    """What does not depend on ``x``: the game's arrays over joint actions ``a``, and per state the
-    flat indices ``index[s]`` of the ``m`` local parameters ``u[s, .]`` depends on (agent ``k``'s
-    in ``parts[k]``), and the segment sums that apply ``E^T``: ``scatter`` onto every parameter,
-    ``own[k]`` from agent ``k``'s local parameters onto its own."""
+    """What does not depend on ``x``: the game's arrays over joint actions ``a``; per state the flat
+    indices ``index[s]`` of the ``m`` local parameters ``u[s, .]`` depends on (agent ``k``'s in
+    ``parts[k]``); ``E^T`` as segment sums onto every parameter (``scatter``) or agent ``k``'s (``own``)."""
 
     game: Game
     policy: Policy
@@ -67,32 +67,38 @@ class Structure:
     rewards: np.ndarray  # (n, S, A)
     index: np.ndarray  # (S, m)
     parts: tuple[slice, ...]
+    owner: np.ndarray  # (m,): the agent whose parameter local parameter e is
     scatter: Segments
     own: tuple[Segments, ...]
-    actions: np.ndarray  # (n, A): agent k's action in joint action a
+    gather: np.ndarray  # (n, S A): the flat index of (views[k, s], agent k's action in a) in (S_k, A_k)
 
 
 @dataclass(frozen=True, eq=False)
 class Segments:
-    """``E^T`` for ``E[r, targets[r]] = 1``: entry ``r`` of a vector added into ``targets[r]`` of
-    ``size``, as ``numpy.add.reduceat`` over the entries sorted by target (two numpy calls, for any
-    number of entries per target; the scipy sparse product it replaced made the gradient of a
-    one-state game take 53 us instead of 28)."""
+    """``E^T`` for ``E[r, targets[r]] = 1``: entry ``r`` added into ``targets[r]`` of ``size``, by
+    ``numpy.add.reduceat`` over the entries sorted by target, or by one assignment where each target
+    is hit once (``starts`` ``None``, ``targets`` in entry order)."""
 
-    order: np.ndarray
-    starts: np.ndarray
+    order: np.ndarray | None
+    starts: np.ndarray | None
     targets: np.ndarray
     size: int
 
     def apply(self, values: np.ndarray, axis: int = -1) -> np.ndarray:
         """``E^T`` along ``axis`` of ``values``."""
-        values = np.moveaxis(values, axis, -1)
+        last = axis in (-1, values.ndim - 1)
+        values = values if last else np.moveaxis(values, axis, -1)
         out = np.zeros((*values.shape[:-1], self.size))
-        out[..., self.targets] = np.add.reduceat(values[..., self.order], self.starts, axis=-1)
-        return np.moveaxis(out, -1, axis)
+        if self.starts is None:
+            out[..., self.targets] = values
+        else:
+            out[..., self.targets] = np.add.reduceat(values[..., self.order], self.starts, axis=-1)
+        return out if last else np.moveaxis(out, -1, axis)
 
 
-def _segments(columns: np.ndarray, size: int) -> Segments:
+def _segments(columns: np.ndarray, size: int) -> Segments:  # 53 us to 28 against scipy's sparse product
+    if len(np.unique(columns)) == len(columns):
+        return Segments(None, None, columns, size)
     order = np.argsort(columns, kind="stable")
     targets, starts = np.unique(columns[order], return_index=True)
     return Segments(order, starts, targets, size)
@@ -109,6 +115,8 @@ def structure(game: Game, policy: Policy) -> Structure:
         parts.append(slice(start, start + row))
         start += row
     index = np.concatenate([c + layout.slice(k).start for k, c in enumerate(columns)], axis=1)
+    actions = np.array(np.unravel_index(np.arange(joint), game.n_actions))  # (n, A): agent k's in a
+    gather = [(v[:, None] * a + c[None]).ravel() for v, a, c in zip(game.views, game.n_actions, actions, strict=True)]
     return Structure(
         game,
         policy,
@@ -118,33 +126,38 @@ def structure(game: Game, policy: Policy) -> Structure:
         game.rewards.reshape(game.n_agents, S, joint),
         index,
         tuple(parts),
+        np.concatenate([np.full(p.stop - p.start, k) for k, p in enumerate(parts)]),
         _segments(index.ravel(), layout.size),
         tuple(_segments(c.ravel(), layout.sizes[k]) for k, c in enumerate(columns)),
-        np.array(np.unravel_index(np.arange(joint), game.n_actions)),
+        np.stack(gather),
     )
 
 
 def local_policy(structure: Structure, x: np.ndarray, order: int = 2):
     """``(u, g, h)``: ``u (S, A)``; from ``order`` 1, ``g = grad log u (S, A, m)``; at ``order`` 2,
-    ``h = hess log u (S, A, m, m)`` over the local parameters, a block per agent (else ``None``)."""
-    game, policy = structure.game, structure.policy
+    ``h = hess log u (S, A, m, m)`` over the local parameters, a block per agent (else ``None``).
+    Agents whose parameters have one shape are evaluated in one call of the policy."""
+    policy, layout = structure.policy, structure.layout
     S, A = structure.transitions.shape[:2]
     m = structure.index.shape[1]
-    u = np.ones((S, A))
-    g = np.zeros((S, A, m)) if order >= 1 else None
-    h = np.zeros((S, A, m, m)) if order >= 2 else None
-    for k, theta in enumerate(structure.layout.unflatten(x)):
-        at = (game.views[k][:, None], structure.actions[k][None])  # (state, joint action) -> agent k's
-        if order == 0:
-            u *= np.exp(policy.log_probs(theta))[at]
-            continue
-        probs, scores, hessians = policy.derivatives(theta, order)
-        part = structure.parts[k]
-        size = part.stop - part.start
-        u *= probs[at]
-        g[:, :, part] = scores[at].reshape(S, A, size)
-        if order >= 2:
-            h[:, :, part, part] = hessians[at].reshape(S, A, size, size)
+
+    def tables(theta):
+        return policy.derivatives(theta, order) if order else (np.exp(policy.log_probs(theta)), None, None)
+
+    thetas = layout.unflatten(x)
+    if len(set(layout.shapes)) == 1:
+        stacked = tables(np.stack(thetas))
+        per_agent = [[None if t is None else t[k] for t in stacked] for k in range(len(thetas))]
+    else:
+        per_agent = [tables(theta) for theta in thetas]
+    u, g, h = np.ones((S, A)), np.zeros((S, A, m)) if order else None, np.zeros((S, A, m, m)) if order > 1 else None
+    for (probs, scores, hessians), at, part in zip(per_agent, structure.gather, structure.parts, strict=True):
+        width = part.stop - part.start
+        u *= probs.reshape(-1)[at].reshape(S, A)
+        if order:
+            g[:, :, part] = scores.reshape(-1, width)[at].reshape(S, A, width)
+        if order > 1:
+            h[:, :, part, part] = hessians.reshape(-1, width, width)[at].reshape(S, A, width, width)
     return u, g, h
 
 
@@ -176,33 +189,38 @@ class Point:
     q: np.ndarray
 
 
-LU_STATES = 512  # from this many states N is applied through an LU factorization, below it as a matrix
-
-
 @dataclass(frozen=True)
 class Solver:
-    """``N = M^-1`` applied to rows: ``right(b) = (N b^T)^T``, ``left(c) = c N``; through ``N``
-    itself below :data:`LU_STATES` states (one product per solve), through scipy's LU factors
-    from there on (a third of the factorization's flops, and no inverse's extra rounding)."""
+    """``N = M^-1`` applied to rows, ``right(b) = (N b^T)^T`` and ``left(c) = c N``, by one LU
+    factorization ``Pi M^T = L U`` (``getrf`` reads the C-ordered ``M`` as ``M^T`` in place):
+    ``c N = (U^-1 L^-1 Pi c^T)^T``, ``N b^T = Pi^T L^-T U^-T b^T``, two ``trsm`` each (see above)."""
 
-    inverse: np.ndarray | None
-    factors: tuple | None
+    lu: np.ndarray
+    order: np.ndarray | None  # Pi as a gather, (Pi c)[i] = c[order[i]]; None for no interchange
+    inverse: np.ndarray | None  # its inverse permutation
 
     @staticmethod
-    def of(matrix: np.ndarray) -> Solver:
-        if len(matrix) < LU_STATES:
-            return Solver(np.linalg.inv(matrix), None)
-        return Solver(None, scipy.linalg.lu_factor(matrix, check_finite=False))
+    def of(matrix: np.ndarray, overwrite: bool = False) -> Solver:  # in matrix's place if overwrite
+        lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix.T, overwrite_a=overwrite)
+        order = np.arange(len(matrix))
+        if (pivots == order).all():  # the rule for M = I - gamma P_u: rows strictly diagonally dominant
+            return Solver(lu, None, None)
+        for i in np.flatnonzero(pivots != order):  # LAPACK's row interchanges, in turn
+            order[i], order[pivots[i]] = order[pivots[i]], order[i]
+        return Solver(lu, order, np.argsort(order))
 
     def right(self, b: np.ndarray) -> np.ndarray:
-        return b @ self.inverse.T if self.factors is None else self._lu(b, 0)
+        flat = b.reshape(-1, b.shape[-1]).T  # (S, rows), Fortran order
+        z = scipy.linalg.blas.dtrsm(1.0, self.lu, flat, lower=0, trans_a=1)
+        z = scipy.linalg.blas.dtrsm(1.0, self.lu, z, lower=1, trans_a=1, diag=1, overwrite_b=1).T
+        return (z if self.inverse is None else z[:, self.inverse]).reshape(b.shape)
 
     def left(self, c: np.ndarray) -> np.ndarray:
-        return c @ self.inverse if self.factors is None else self._lu(c, 1)
-
-    def _lu(self, rows: np.ndarray, trans: int) -> np.ndarray:
-        flat = rows.reshape(-1, rows.shape[-1]).T
-        return scipy.linalg.lu_solve(self.factors, flat, trans=trans, check_finite=False).T.reshape(rows.shape)
+        flat = c.reshape(-1, c.shape[-1])
+        flat = (flat if self.order is None else flat[:, self.order]).T
+        z = scipy.linalg.blas.dtrsm(1.0, self.lu, flat, lower=1, diag=1)
+        z = scipy.linalg.blas.dtrsm(1.0, self.lu, z, lower=0, overwrite_b=1)
+        return z.T.reshape(c.shape)
 
 
 def backward(structure: Structure, transition: np.ndarray, solver: Solver | None, b: np.ndarray) -> np.ndarray:
@@ -234,19 +252,29 @@ def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     game = structure.game
     u, g, h = local_policy(structure, x, order)
     transition, reward = _averaged(structure, u)
-    solver = Solver.of(np.eye(game.n_states) - game.gamma * transition) if game.infinite else None
-    T = 1 if game.infinite else int(game.horizon)
-    ahead = backward(structure, transition, solver, np.repeat(reward[None], T, axis=0))
-    d = forward(structure, transition, solver, np.zeros((T, game.n_states)), game.initial)
+    if game.infinite:
+        solver = _solver(game, transition)
+        ahead, d = solver.right(reward[None]), solver.left(game.initial[None])
+    else:
+        T, solver = int(game.horizon), None
+        ahead = backward(structure, transition, solver, np.repeat(reward[None], T, axis=0))
+        d = forward(structure, transition, solver, np.zeros((T, game.n_states)), game.initial)
     return Point(u, g, h, transition, solver, d, ahead, structure.rewards + _ahead(structure, ahead))
 
 
+def _solver(game: Game, transition: np.ndarray) -> Solver:
+    """The factors of ``M = I - gamma P_u``, built and factorized in place."""
+    matrix = transition * -game.gamma
+    matrix.flat[:: game.n_states + 1] += 1.0
+    return Solver.of(matrix, overwrite=True)
+
+
 def values(structure: Structure, x: np.ndarray) -> np.ndarray:
-    """``V^k (n,)``: ``rho0 . v_0``."""
+    """``V^k (n,)``: ``rho0 . v_0``, for an infinite horizon ``(rho0^T N) . r^k``."""
     game = structure.game
     transition, reward = _averaged(structure, local_policy(structure, x, 0)[0])
     if game.infinite:
-        return np.linalg.solve(np.eye(game.n_states) - game.gamma * transition, reward.T).T @ game.initial
+        return reward @ _solver(game, transition).left(game.initial[None])[0]
     v = np.zeros_like(reward)
     for _ in range(int(game.horizon)):
         v = reward + game.gamma * v @ transition.T
@@ -264,35 +292,53 @@ def _scattered(structure: Structure, local: np.ndarray) -> np.ndarray:
 
 
 def gradient(structure: Structure, point: Point) -> np.ndarray:
-    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g``."""
+    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g`` (compiled from ``kernels.MIN_STATES``)."""
+    if kernels.numeric_enabled(structure.game.n_states):
+        return kernels.gradient(structure.index, point.u, point.g, point.q, point.d, structure.layout.size)
     weights = np.einsum("ts,tksa->ksa", point.d, point.q) * point.u
     return _scattered(structure, _weighted_scores(weights, point.g))
 
 
 def xi_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
     """``w^T d xi/dx`` for rows ``w (r, D)``: ``sum_k hess V^k w_k`` with ``w_k`` the row restricted
-    to agent ``k``'s parameters, by directional derivatives (see the module's docstring)."""
-    game, layout = structure.game, structure.layout
+    to agent ``k``'s parameters, by directional derivatives (see the module's docstring). Along
+    ``w_k``: ``d r^k + gamma dP v_{t+1} = sum_a du q^k_t`` (``q = r + gamma P v``), and
+    ``d_t dP = (d_t du) P`` is one product with ``P (S A, S)``, so ``dP`` is never formed; the score
+    Hessians enter once, contracted with ``sum_t d_t u q^k_t``. Compiled for infinite horizons from
+    :data:`~mapg_verify.exact.kernels.MIN_STATES` states."""
+    game = structure.game
+    if point.solver is not None and kernels.numeric_enabled(game.n_states):
+        return _compiled_vjp(structure, point, np.ascontiguousarray(w, dtype=float))
     n, r = game.n_agents, len(w)
     u, g, q, d = point.u, point.g, point.q, point.d
-    directions = np.zeros((n, r, layout.size))
-    for k in range(n):
-        directions[k, :, layout.slice(k)] = w[:, layout.slice(k)]
-    local = directions[..., structure.index]  # (n, r, S, m)
+    S, A = u.shape
+    mask = structure.owner == np.arange(n)[:, None]  # (n, m): agent k's local parameters
+    local = mask[:, None, None, :] * w[:, structure.index]  # w_k in local coordinates (n, r, S, m)
     du = u * np.einsum("krse,sae->krsa", local, g)
-    dg = np.einsum("saef,krsf->krsae", point.h, local)
-    d_transition, d_reward = _averaged(structure, du)  # (n, r, S, S), (n, r, n, S)
-    own_reward = d_reward[np.arange(n), :, np.arange(n)]  # (n, r, S): agent k's reward along direction k
-    gamma = game.gamma
-    # d v_t = d r + gamma dP v_{t+1} + gamma P_u d v_{t+1}; d d_{t+1} = d d_t gamma P_u + gamma d_t dP
-    pushed = np.einsum("krsz,tkz->tkrs", d_transition, point.ahead)
-    d_ahead = backward(structure, point.transition, point.solver, own_reward[None] + gamma * pushed)
-    d_d = forward(structure, point.transition, point.solver, gamma * np.einsum("ts,krsz->tkrz", d, d_transition))
+    # d v_t = sum_a du q_t + gamma P_u d v_{t+1}; d d_{t+1} = d d_t gamma P_u + gamma (d_t du) P
+    d_ahead = backward(structure, point.transition, point.solver, np.einsum("krsa,tksa->tkrs", du, q))
+    moved = (d[:, None, None, :, None] * du).reshape(-1, S * A) @ structure.transitions.reshape(S * A, S)
+    d_d = forward(structure, point.transition, point.solver, game.gamma * moved.reshape(len(d), n, r, S))
     d_q = _ahead(structure, d_ahead)  # (T, n, r, S, A)
     weights = np.einsum("ts,tkrsa->krsa", d, du[None] * q[:, :, None] + u * d_q)
-    out = _weighted_scores(weights, g) + np.einsum("ts,tksa,krsae->krse", d, u * q, dg)
-    out += np.einsum("tkrs,tkse->krse", d_d, _weighted_scores(u * q, g))
-    return _scattered(structure, out).sum(axis=0)
+    uq = u * q  # (T, n, S, A)
+    curvature = np.einsum("ts,tksa,saef->ksef", d, uq, point.h)  # sum_t d_t u q^k_t hess log u
+    out = _weighted_scores(weights, g) + np.matmul(curvature[:, None], local[..., None])[..., 0]
+    out += np.einsum("tkrs,tkse->krse", d_d, _weighted_scores(uq, g))
+    return _scattered(structure, out.sum(axis=0))
+
+
+def _compiled_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
+    """:func:`xi_vjp` at an infinite-horizon point: two kernels around the solves and products with ``P``."""
+    S, A = point.u.shape
+    fixed = (w, structure.index, structure.owner, point.u, point.g)
+    du, rhs, weighted = kernels.directions(*fixed, point.q[0], point.d[0], structure.game.gamma)
+    d_ahead = point.solver.right(rhs)  # the products by scipy's BLAS too: one thread pool beside the solves
+    moved = scipy.linalg.blas.dgemm(1.0, structure.transitions.reshape(S * A, S).T, weighted.reshape(-1, S * A).T).T
+    d_d = point.solver.left(moved.reshape(rhs.shape))
+    pushed = scipy.linalg.blas.dgemm(structure.game.gamma, structure.successors.T, d_ahead.reshape(-1, S).T).T
+    pushed = pushed.reshape(*rhs.shape, A)
+    return kernels.assembled(*fixed, point.h, point.q[0], point.d[0], du, pushed, d_d, structure.layout.size)
 
 
 def jacobian_rows(structure: Structure, point: Point) -> np.ndarray:
