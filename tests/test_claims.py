@@ -12,13 +12,14 @@ from test_cli import INLINE, ROOT, write
 
 from mapg_verify import check_estimator
 from mapg_verify.casefile.reader import load_case
-from mapg_verify.checks.claims import ADAPTED_ONLY, check_claim, partner_controls, partner_of
+from mapg_verify.checks.claims import ADAPTED_ONLY, check_claim, claim_of, partner_controls, partner_of
 from mapg_verify.checks.fingerprint import design_for
 from mapg_verify.cli import main
 from mapg_verify.estimators.dispatch import draw_rows, rng_for
 from mapg_verify.estimators.plugins import plugin_draws
 from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.truths import Truths
+from mapg_verify.pipeline import evaluate
 from mapg_verify.spec.case import Claim
 
 sys.path.insert(0, str(ROOT))
@@ -232,3 +233,20 @@ def test_auto_mode_goes_statistical_where_a_fingerprint_is_too_costly_to_enumera
     assert "not testable" in right["figures"]["exact mode"]
     assert right["verdict"] == "pass" and wrong["verdict"] == "fail"
     assert "relative difference measured" in wrong["summary"] and "this budget detects" in wrong["summary"]
+
+
+def test_a_builtins_fingerprint_out_of_enumeration_is_tested_paired(tmp_path):
+    """On the 5-step IPD with K = 4 no expectation enumerates: a built-in's fingerprint claim is
+    then its rows against the basis surrogates' combination on the same batches (equal to
+    rounding, sample by sample), not untested; a wrong variant claiming meta-mapg's fingerprint
+    (the peer term's sign flipped) fails it."""
+    case = load_case(ROOT / "tests" / "claims" / "ipd_five_steps.toml")
+    wrong = Claim("fingerprint", claim_of(case, "meta-mapg").target)
+    claims = (*case.estimators.claims, ("meta-mapg/flipped-peer", wrong))
+    case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, claims=claims))
+    checks = {c.name: c for c in evaluate(case, seed=0).checks}
+    for name in ("meta-mapg", "meta-pg"):
+        claim = checks[f"claim:{name}"]
+        assert claim.verdict == "pass" and "to rounding, on each of 300 batches" in claim.summary, claim.summary
+    flipped = checks["claim:meta-mapg/flipped-peer"]
+    assert flipped.verdict == "fail", flipped.summary

@@ -77,6 +77,10 @@ EXACT_REMEDY = (
     'to test it, set [checks] claim_mode = "auto" or "statistical", raise [estimators] plugin_calls (a '
     "plug-in) or [inner] enumeration_cap (model S), or use a smaller game (fewer steps, a smaller K or horizon)"
 )
+ENUMERATION_REMEDY = (
+    "to test it, raise [estimators] plugin_calls (a plug-in) or [inner] enumeration_cap (model S), or use a "
+    "smaller game (fewer steps, a smaller K or horizon)"
+)
 REFERENCE_ESTIMATOR = {"model-S": "sampled-exact"}  # an estimator whose expectation is the model, by definition
 
 
@@ -243,7 +247,7 @@ def check_claim(
         difference = rows.mean(axis=0) - reference
     elif claim.kind == "fingerprint":  # model E and the gradient always have an exact value
         reason = f"{claim.label} cannot be enumerated for this case and has no paired partner"
-        return untested(check, figures, f"{reason}; {EXACT_REMEDY}")
+        return untested(check, figures, f"{reason}; {ENUMERATION_REMEDY}")
     else:
         other = REFERENCE_ESTIMATOR.get(claim.target, claim.target)
         theirs = draw_rows(case, compiled, other, len(rows), rng_for(seed, case, f"claim reference {other}"))

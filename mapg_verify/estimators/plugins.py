@@ -126,7 +126,7 @@ class PluginDraws:
 def plugin_draws(
     case: Case,
     compiled: CompiledValues,
-    plugin: Plugin | Callable,
+    plugin: Plugin | Callable | None,
     samples: int,
     rng,
     partner: Estimator = FROZEN,
@@ -140,15 +140,18 @@ def plugin_draws(
     surrogates' parts, each drawn from the same generator state, hence on the very same batches;
     ``variants``, estimators with the partner's inner loop, likewise. The plug-in is told ``told``'s
     settings (``case``'s by default: another lets a loop drawn with other rates or discount be
-    checked against code told the case's)."""
-    plugin = as_plugin(plugin)
+    checked against code told the case's). Without a ``plugin`` the first of ``variants`` is the
+    estimate (a built-in paired with its claim's partner)."""
+    plugin = None if plugin is None else as_plugin(plugin)
     surrogate = plan(case, compiled, partner)
     others = {key: plan(case, compiled, BASIS_ESTIMATORS[key]) for key, _, _ in weights}
     alike = [plan(case, compiled, variant) for variant in variants]
-    rows, theirs, parts, scores, deviation, eps = [], [], [], [], None, plugin.declared_precision
+    rows, theirs, parts, scores, deviation = [], [], [], [], None
+    eps = float(np.finfo(float).eps) if plugin is None else plugin.declared_precision
     baselines, features = [], baseline_features(case, samples)
     extra = []
-    meter = CallMeter(plugin.name, -(-samples // PER_CALL) if plugin.batched else samples, f"{samples:,} samples")
+    calls = 0 if plugin is None else -(-samples // PER_CALL) if plugin.batched else samples
+    meter = CallMeter("" if plugin is None else plugin.name, calls, f"{samples:,} samples")
     chunk = min([chunk_size(surrogate), *map(chunk_size, others.values())])
     for start in range(0, samples, chunk):
         count = min(chunk, samples - start)
@@ -163,6 +166,9 @@ def plugin_draws(
         scores.append(batch_scores(surrogate, draws, count))
         baselines.append(baseline_controls(surrogate, draws, count) if features else np.zeros((count, 0)))
         extra.append([_replayed(other, count, snapshot, draws).parts.total for other in alike])
+        if plugin is None:
+            rows.append(extra[-1][0])
+            continue
         replicates = replicates_of(surrogate, draws, count)
         found, own, precision = evaluate(plugin, replicates, count, told or case, surrogate.outer_batch, meter)
         rows.append(found)
