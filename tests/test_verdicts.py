@@ -149,6 +149,9 @@ def test_a_consistent_claim_after_holm_does_not_say_it_differs():
     assert text.startswith("consistent (Holm over 2: adjusted p = 0.0185 at level 0.01)")
     assert "differs" not in text and "rules out 0.013 or more" in text and "1e+60 samples" in text
     assert "this budget detects 0.013" in statistical_summary(figures, True)
+    explained = statistical_summary(figures | {"T-squared": None, "p-value": None, "rank": 0, "unvaried": 1}, True)
+    assert "T^2 infinite, p = 0" in explained and "any difference above rounding is detected" in explained
+    assert "this budget detects" not in explained  # no noise left: no smallest detectable difference to state
 
 
 FULL = {"current": 1, "adapted": 1, "own-pathwise": 1, "own-dice": 1, "peer": 1}

@@ -322,9 +322,9 @@ def statistical_summary(figures: dict, rejected: bool, holm: tuple[int, float] |
     if figures["rank"] == 0 and not figures["unvaried"]:
         if figures.get("largest relative gap", 0.0) > DEFINITION_TOLERANCE:
             return (
-                f"{verdict}: differs from {against} by terms of exactly zero mean only: the control variates "
-                f"explain every difference, to rounding, on each of {figures['samples']:,} batches (largest "
-                f"relative gap {figures['largest relative gap']:.3g}; T^2 0)"
+                f"{verdict}: differs from {against} by terms of exactly zero mean only: batch by batch the two "
+                f"differ by up to {figures['largest relative gap']:.3g} (relative), and the control variates "
+                f"explain all of it, leaving rounding, on each of {figures['samples']:,} batches (T^2 0)"
             )
         return f"{verdict}: equal to {against}, to rounding, on each of {figures['samples']} batches (T^2 0)"
     if holm is not None:
@@ -337,6 +337,9 @@ def statistical_summary(figures: dict, rejected: bool, holm: tuple[int, float] |
         f"{figures['level']:g} ({figures['samples']:,} samples); "
         f"relative difference measured {measured:.3g}, "
     )
+    if rejected and figures["unvaried"]:
+        explained = "the control variates explain all the noise of the differences, not their mean"
+        return summary + f"{explained}: any difference above rounding is detected" + diagnosis_text(figures)
     if rejected:
         return summary + f"this budget detects {detectable:.3g} or more with 99% power" + diagnosis_text(figures)
     target, budget = figures["target relative difference"], figures["samples for target"]
