@@ -42,23 +42,40 @@ def output_folder(out: Path, cases: int):
     made = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        lock = open(out / ".lock", "w")  # noqa: SIM115 (held for the run)
     except OSError as error:
         raise InputError("--out", f"cannot be written: {error.strerror}", str(out)) from None
+    lock = _lock(out / ".lock")
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(
-                "--out", "another run is writing into this folder: wait for it, or choose another --out", str(out)
-            ) from None
         _probe(out, cases * OUTPUT_BYTES_PER_CASE)
         yield
     finally:
+        (out / ".lock").unlink(missing_ok=True)  # while still held: a run waiting on it retries
         lock.close()
-        (out / ".lock").unlink(missing_ok=True)
         if made and not any(out.iterdir()):
             out.rmdir()
+
+
+def _lock(path: Path):
+    """The open file ``path``, locked (``flock``, exclusive): an input error if another run holds
+    it. A lock taken on a file its holder has just removed is dropped and taken again on the
+    file now at ``path``, so that two runs never both hold a lock on the same folder."""
+    while True:
+        try:
+            lock = open(path, "w")  # noqa: SIM115 (held for the run)
+        except OSError as error:
+            raise InputError("--out", f"cannot be written: {error.strerror}", str(path.parent)) from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            busy = "another run is writing into this folder: wait for it, or choose another --out"
+            raise InputError("--out", busy, str(path.parent)) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                return lock
+        except FileNotFoundError:
+            pass
+        lock.close()
 
 
 def _probe(out: Path, size: int) -> None:

@@ -378,7 +378,7 @@ def rebuild(source: Path, out: str | None) -> Path:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         reason = f"is not a results file written by run ({type(error).__name__}: {error})"
         raise InputError("cases", reason, str(source)) from None
-    write_atomic(target, page)
+    write_atomic(target.resolve() if target.is_symlink() else target, page)  # a run's link stays a link
     return target
 
 

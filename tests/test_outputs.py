@@ -97,3 +97,36 @@ def test_workers_die_with_their_parent(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert _group_is_gone(process.pid)  # within five seconds
+
+
+def test_a_lock_taken_on_a_removed_lock_file_is_taken_again(tmp_path, monkeypatch):
+    """A run that opened ``.lock`` just before its holder removed it must not keep that lock while a
+    third run locks the new file: the lock is retaken on the file now at the path."""
+    path = tmp_path / ".lock"
+    path.write_text("")
+    opened = []
+    real_open = open
+
+    def racing_open(file, *args, **kwargs):  # the holder removes and a third run recreates it, just after we open
+        handle = real_open(file, *args, **kwargs)
+        if not opened:
+            os.unlink(file)
+            real_open(file, "w").close()
+        opened.append(handle)
+        return handle
+
+    monkeypatch.setattr("builtins.open", racing_open)
+    lock = output._lock(path)
+    assert len(opened) == 2 and opened[0].closed  # the first, on the removed file, was dropped
+    assert os.fstat(lock.fileno()).st_ino == os.stat(path).st_ino
+    lock.close()
+
+
+def test_report_keeps_a_runs_files_linked(tmp_path):
+    """``report`` rebuilding a run's page writes through the ``.run`` link: ``index.html`` stays a
+    link beside ``results.json``, so the next run still swaps both in together."""
+    case = write(tmp_path, CASE.format(plugin="sampled-exact").replace(', "sampled-exact"]', "]"))
+    out = tmp_path / "out"
+    assert main(["run", str(case), "--out", str(out)]) == 0
+    assert main(["report", str(out / "results.json")]) == 0
+    assert (out / "index.html").is_symlink() and os.readlink(out / "index.html") == ".run/index.html"
