@@ -73,6 +73,8 @@ def _estimate(inner, outer, theta, settings, bug=None, baseline=False, target=No
             steps = [autograd.grad(inner_objective)(at[k], phi, batch, k) for k in agents]
             if bug == "no-create-graph":
                 steps = [stop(step) for step in steps]
+            if bug == "peer-step-detached":
+                steps = [step if k == i else stop(step) for k, step in enumerate(steps)]
             phi = [phi[k] + settings.alpha[k] * steps[k] if settings.alpha[k] else phi[k] for k in agents]
         batch = outer[-1]
         step_log_probs = joint_log_probs(batch, initial if bug == "stale-rollouts" else phi, settings)

@@ -29,6 +29,13 @@ def dice_peer_rate_zero(inner, outer, theta, settings):
     return meta_mapg(inner, outer, theta, dataclasses.replace(settings, alpha=alpha))
 
 
+def dice_peer_detached(inner, outer, theta, settings):
+    """The peer's inner step left out of the derivative (a stop-gradient on it): meta-pg's estimator."""
+    from examples.dice_meta_mapg import _estimate
+
+    return _estimate(inner, outer, theta, settings, bug="peer-step-detached")
+
+
 def _own_phi(inner, theta, settings):
     """``phi_L`` by model S's inner update (REINFORCE with rewards-to-go, sigmoid tables)."""
     phi = [np.asarray(t, dtype=float) for t in theta]

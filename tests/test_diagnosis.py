@@ -63,9 +63,18 @@ def test_a_port_that_forgets_the_second_players_view_is_diagnosed():
     assert found["sentence"].startswith(f"holds if {VIEWS}")
 
 
+def test_a_detached_peer_step_is_diagnosed_as_such():
+    """A stop-gradient on the peer's inner step (the new-user trial's "peer's update detached") is
+    named for what it is, meta-pg's estimator, not as the peer's rate taken as 0."""
+    found = _exact_dice(slipped.dice_peer_detached, load_case("cases/claims.toml"))
+    assert found["explained by"].startswith("the peers' inner steps are not differentiated"), found["sentence"]
+
+
 def test_the_peers_rate_is_diagnosed():
+    """A peer's rate taken as 0 in the plug-in's own update, on batches drawn with it, is the same
+    estimator as a detached peer step: the one change names both."""
     found = _exact_dice(slipped.dice_peer_rate_zero, load_case("cases/claims.toml"))
-    assert found["explained by"] == "agent 1's rate is taken as 0 in the inner update"
+    assert "a peer's rate taken as 0 in the plug-in's own update" in found["explained by"], found["sentence"]
 
 
 @pytest.mark.parametrize(

@@ -155,6 +155,13 @@ def slips(case: Case, partner: tuple | None) -> list[Candidate]:
     if not weights and loop != FROZEN and inner.steps and same_loop:
         label = "the inner update is not differentiated (REINFORCE at phi_L alone)"
         found.append(Candidate(label, "no inner derivative", estimator=FROZEN))
+    peers_learn = any(rate for k, rate in enumerate(inner.alpha) if k != inner.meta_agent)
+    if not weights and loop.peers and loop.own and inner.steps and peers_learn and same_loop:
+        label = (
+            "the peers' inner steps are not differentiated (a stop-gradient on them: meta-pg's estimator; "
+            "on the same batches, the same as a peer's rate taken as 0 in the plug-in's own update)"
+        )
+        found.append(Candidate(label, "no peer derivative", estimator=dataclasses.replace(loop, peers=False)))
     sizes = {"K": inner.batch, "K_out": outer_of(loop, case)[1]}
     for size in sorted({size for size in sizes.values() if size > 1}):
         name = "K" if size == inner.batch else "K_out"
