@@ -11,7 +11,7 @@ import sympy
 
 from mapg_verify.exact.symbolic import symbolic_values
 from mapg_verify.problem.game import Game
-from mapg_verify.spec.case import Case
+from mapg_verify.spec.case import Case, loop_settings
 
 
 def header(case: Case) -> dict:
@@ -61,12 +61,7 @@ def describe_case(case: Case) -> dict:
         "value_latex": latex,
         "inner": {
             "models": list(inner.models),
-            "steps": inner.steps,
-            "alpha": list(inner.alpha),
-            "batch": inner.batch,
-            "horizon": inner.horizon,
-            "objective": inner.objective,
-            "meta_agent": inner.meta_agent,
+            **loop_settings(inner),
         },
         "estimators": {
             "names": list(estimators.names),

@@ -34,7 +34,7 @@ from mapg_verify.exact.enumeration import count_batches, count_trajectories
 from mapg_verify.problem.game import Game, make_game
 from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import POLICIES
-from mapg_verify.spec.case import DEFAULT_CAP, Case, CheckSettings, EstimatorSettings, InnerLoop
+from mapg_verify.spec.case import DEFAULT_CAP, Case, CheckSettings, EstimatorSettings, InnerLoop, loop_settings
 
 
 def _range(name: str, value: tuple, low: float, high: float = math.inf, integer: bool = True) -> tuple:
@@ -244,12 +244,7 @@ def case_toml(case: Case) -> str:
         "params": {"theta": [np.asarray(t).tolist() for t in case.theta]},
         "inner": {
             "model": list(inner.models),
-            "steps": inner.steps,
-            "alpha": list(inner.alpha),
-            "batch": inner.batch,
-            "horizon": inner.horizon,
-            "objective": inner.objective,
-            "meta_agent": inner.meta_agent,
+            **loop_settings(inner),
         },
     }
     if settings.names:

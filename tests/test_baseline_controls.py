@@ -1,4 +1,4 @@
-"""The baseline controls of the paired claim test (``estimators/plugins.py``): exactly zero mean,
+"""The baseline controls of the paired claim test (``estimators/controls.py``): exactly zero mean,
 by enumeration of every outer batch, and the span a baseline's difference lies in."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from examples import dice_meta_mapg as dice
 from mapg_verify import check_estimator
 from mapg_verify.casefile.reader import load_case
-from mapg_verify.estimators import plugins
+from mapg_verify.estimators import controls
+from mapg_verify.estimators.controls import baseline_controls, baselines_fit
 from mapg_verify.estimators.montecarlo import Draws
-from mapg_verify.estimators.plugins import baseline_controls, baseline_features
 from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import ESTIMATORS
 from mapg_verify.exact.backend import case_values
@@ -67,7 +67,7 @@ def test_the_mean_is_zero_only_under_the_law_that_drew_the_batches():
 
 def test_the_controls_are_drawn_only_with_enough_samples_per_control():
     case = load_case(CASE)
-    assert not baseline_features(case, 1000) and baseline_features(case, 1200)  # 60 controls, 20 rows each
+    assert not baselines_fit(case, 1000) and baselines_fit(case, 1200)  # 60 controls, 20 rows each
 
 
 def _state_time_baseline(inner, outer, theta, settings):
@@ -110,7 +110,7 @@ def test_one_percent_bugs_behind_a_baseline_are_caught_at_the_default_budget(fun
     claim = next(c for c in found.checks if c.kind == "claim")
     assert claim.verdict == "fail" and claim.figures["relative difference measured"] < 0.013, claim.summary
     assert claim.figures["p-value"] is None or claim.figures["p-value"] < 1e-10, claim.summary
-    monkeypatch.setattr(plugins, "BASELINE_ROWS_PER_CONTROL", 10**9)
+    monkeypatch.setattr(controls, "BASELINE_ROWS_PER_CONTROL", 10**9)
     found = check_estimator(function, CASE, claim="meta-mapg", samples=2000, mode="statistical")
     claim = next(c for c in found.checks if c.kind == "claim")
     assert claim.verdict == "pass", claim.summary

@@ -73,14 +73,12 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.spec.case import BASIS, Case, Claim
 
 DETECTION_POWER = 0.99
-EXACT_REMEDY = (
-    'to test it, set [checks] claim_mode = "auto" or "statistical", raise [estimators] plugin_calls (a '
-    "plug-in) or [inner] enumeration_cap (model S), or use a smaller game (fewer steps, a smaller K or horizon)"
-)
 ENUMERATION_REMEDY = (
     "to test it, raise [estimators] plugin_calls (a plug-in) or [inner] enumeration_cap (model S), or use a "
     "smaller game (fewer steps, a smaller K or horizon)"
 )
+MODE_REMEDY = 'set [checks] claim_mode = "auto" or "statistical",'
+EXACT_REMEDY = ENUMERATION_REMEDY.replace("to test it,", f"to test it, {MODE_REMEDY}")
 REFERENCE_ESTIMATOR = {"model-S": "sampled-exact"}  # an estimator whose expectation is the model, by definition
 
 
@@ -147,7 +145,7 @@ def partner_of(case: Case, claim: Claim) -> tuple[str, Estimator, tuple] | None:
 def partner_controls(case: Case, compiled: CompiledValues, partner: tuple, draws) -> np.ndarray:
     """Control variates of exactly zero mean for the paired test, row by row: every batch's summed
     score at the parameters that drew it, the outer batches' baseline terms
-    (:func:`~mapg_verify.estimators.plugins.baseline_controls`), and the partner's parts (its current, own and peer
+    (:func:`~mapg_verify.estimators.controls.baseline_controls`), and the partner's parts (its current, own and peer
     parts; for a fingerprint, each weighted term) less their exact expectations where those
     enumerate."""
     _, loop, weights = partner

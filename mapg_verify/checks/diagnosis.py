@@ -305,10 +305,10 @@ def _exact_search(case, compiled, plugin, name, candidates, loop, exact, referen
 
 def _statistical_search(case, compiled, plugin, name, candidates, partner, reference, seed, samples) -> dict:
     """The candidates not rejected on paired batches, the unchanged plug-in as control (see the module's docstring)."""
-    control, p_values = statistical_p_values(
+    unchanged, p_values = statistical_p_values(
         case, compiled, plugin, name, candidates, partner, reference, seed, samples
     )
-    level, (control, _, measured) = case.checks.level, control
+    (control, _, measured), level = unchanged, case.checks.level
     tried = [
         {"change": c.label, "p-value": p[0], "detects": p[1]}
         for c, p in zip(candidates, p_values, strict=True)

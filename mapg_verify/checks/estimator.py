@@ -95,7 +95,10 @@ def verify_estimator(
     if reason.startswith("plug-in"):
         failed = CheckResult(f"implementation:{name}", False, {}, reason)
         return EstimatorReport(name, None, None, options, (failed, *_not_run(name, reason, claim)), skipped)
-    partner = partner_of(case, claim) if claim is not None and builtin is None else None
+    # a plug-in's claim is paired with its partner; a built-in's only where its fingerprint does
+    # not enumerate (the identity of the surrogate's switches, sample by sample)
+    pairs = claim is not None and (builtin is None or (exact is None and claim.kind == "fingerprint"))
+    partner = partner_of(case, claim) if pairs else None
     paired, updates, eps = None, None, DOUBLE
     try:
         if builtin is None:
@@ -112,8 +115,8 @@ def verify_estimator(
             if partner is not None:
                 paired = (partner[0], draws.partner, partner_controls(case, compiled, partner, draws))
             eps = draws.precision
-        elif exact is None and (paired_partner := _builtin_partner(case, claim)) is not None:
-            rows, paired = _paired_builtin(case, compiled, name, paired_partner, rng_for(seed, case, name))
+        elif partner is not None:
+            rows, paired = _paired_builtin(case, compiled, name, partner, rng_for(seed, case, name))
         else:
             rows = draw_rows(case, compiled, name, case.estimators.samples, rng_for(seed, case, name))
     except PluginError as error:
@@ -216,20 +219,14 @@ def _terms(parts: Parts | None) -> dict | None:
     return {"total": parts.total.tolist(), **{f: getattr(parts, f).tolist() for f in ("current", "own", "peer")}}
 
 
-def _builtin_partner(case: Case, claim) -> tuple | None:
-    """The partner of a built-in's claim where its expectation does not enumerate: the claim's
-    partner (for a fingerprint, the basis surrogates' combination) drawn on the built-in's batches."""
-    return partner_of(case, claim) if claim is not None and claim.kind == "fingerprint" else None
-
-
 def _paired_builtin(case: Case, compiled, name: str, partner: tuple, rng) -> tuple[np.ndarray, tuple | None]:
     """A built-in's rows and its claim's partner on the very same batches (the paired test of a
     fingerprint that does not enumerate: the identity of the surrogate's switches, sample by
     sample); its own rows alone where it draws other batches than the partner's loop."""
     start = copy.deepcopy(rng)
     try:
-        builtin = (builtin_for(case, name),)
-        draws = plugin_draws(case, compiled, None, case.estimators.samples, rng, partner[1], partner[2], builtin)
+        own = (builtin_for(case, name),)
+        draws = plugin_draws(case, compiled, None, case.estimators.samples, rng, partner[1], partner[2], own)
     except RuntimeError:  # another inner loop (an inner baseline): no batch in common
         return draw_rows(case, compiled, name, case.estimators.samples, start), None
     return draws.rows, (partner[0], draws.partner, partner_controls(case, compiled, partner, draws))

@@ -49,10 +49,11 @@ from pathlib import Path
 import numpy as np
 
 from mapg_verify.estimators.calls import PER_CALL, Replicates, evaluate
+from mapg_verify.estimators.controls import baseline_controls, baselines_fit, batch_scores
 from mapg_verify.estimators.frameworks import require, split_framework
 from mapg_verify.estimators.montecarlo import chunk_size, draw_recorded
 from mapg_verify.estimators.records import Batch, Plugin, as_plugin
-from mapg_verify.estimators.surrogate import inner_step, outer_parts, outer_returns, plan
+from mapg_verify.estimators.surrogate import inner_step, plan
 from mapg_verify.estimators.table import BASIS_ESTIMATORS, FROZEN, Estimator, Parts, outer_of
 from mapg_verify.exact.baselines import trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
@@ -105,7 +106,7 @@ class PluginDraws:
     the machine epsilon of the precision it computes in, the partner's parts row by row
     (control variates, once centred by their exact expectations), every batch's score
     ``sum_b grad log P(tau_b; phi_l)`` and the outer batches' baseline terms
-    (:func:`baseline_controls`), control variates of mean exactly 0, and the rows of further
+    (:mod:`~mapg_verify.estimators.controls`), control variates of mean exactly 0, and the rows of further
     estimators drawn on the same batches (``(V, R, D)``, a diagnosis's variants of the partner)."""
 
     rows: np.ndarray
@@ -148,7 +149,7 @@ def plugin_draws(
     alike = [plan(case, compiled, variant) for variant in variants]
     rows, theirs, parts, scores, deviation = [], [], [], [], None
     eps = float(np.finfo(float).eps) if plugin is None else plugin.declared_precision
-    baselines, features = [], baseline_features(case, samples)
+    baselines, with_baselines = [], baselines_fit(case, samples)
     extra = []
     calls = 0 if plugin is None else -(-samples // PER_CALL) if plugin.batched else samples
     meter = CallMeter("" if plugin is None else plugin.name, calls, f"{samples:,} samples")
@@ -164,7 +165,7 @@ def plugin_draws(
         theirs.append(total)
         parts.append(components)
         scores.append(batch_scores(surrogate, draws, count))
-        baselines.append(baseline_controls(surrogate, draws, count) if features else np.zeros((count, 0)))
+        baselines.append(baseline_controls(surrogate, draws, count) if with_baselines else np.zeros((count, 0)))
         extra.append([_replayed(other, count, snapshot, draws).parts.total for other in alike])
         if plugin is None:
             rows.append(extra[-1][0])
@@ -190,68 +191,6 @@ def plugin_draws(
         np.concatenate(baselines),
         found,
     )
-
-
-def batch_scores(surrogate, draws, count: int) -> np.ndarray:
-    """``(R, m)``: each recorded batch's score summed over its trajectories, at the parameters that
-    drew it, inner and outer batches side by side; each has mean 0 given those parameters."""
-    case, layout = surrogate.case, surrogate.compiled.layout
-    found = []
-    drawn = [*zip(draws.inner, draws.phis, strict=False), *zip(draws.outer, draws.phis, strict=True)]
-    for batch, phi in drawn:
-        if batch is not None:
-            terms = trajectory_terms(case.game, case.policy, layout, batch, phi, second_order=False)
-            found.append(terms.score.reshape(count, -1, layout.size).sum(axis=1))
-    return np.hstack(found) if found else np.zeros((count, 0))
-
-
-BASELINE_ROWS_PER_CONTROL = 20  # baseline controls only where the samples number 20 per control or more
-
-
-def baseline_features(case: Case, samples: int) -> bool:
-    """Whether :func:`baseline_controls` are drawn: ``(H S + H) d`` controls (``d`` the meta-agent's
-    parameters) with at least :data:`BASELINE_ROWS_PER_CONTROL` samples each (the regression's
-    degrees of freedom stay near ``samples``)."""
-    game, horizon = case.game, case.inner.horizon
-    if not hasattr(game, "n_states"):
-        return False
-    controls = (game.n_states + 1) * horizon * int(np.size(case.theta[case.inner.meta_agent]))
-    return controls * BASELINE_ROWS_PER_CONTROL <= samples
-
-
-def baseline_controls(surrogate, draws, count: int) -> np.ndarray:
-    """``(R, F d)``: at each level with an outer batch, the outer term with the advantage replaced by
-    a baseline feature ``f``, ``mean_b sum_t grad_theta log pi(a_bt | s_bt; phi_L(theta)) f_bt``
-    (projected through ``d phi_L / d theta`` as the outer term is). Features: ``1[t = u, s_bt = s]``
-    for every step ``u`` and state ``s`` (every state-and-time baseline, a critic's included, is
-    their combination) and, with ``K_out > 1``, the other trajectories' mean return at ``t``
-    (a leave-one-out baseline). Each has mean exactly 0: ``f_bt`` depends on ``s_bt`` and other
-    trajectories only, independent of ``a_bt`` given ``phi_L`` (the baseline theorem); so a
-    plug-in that differs from its partner by a baseline of these kinds differs by the controls."""
-    case, layout = surrogate.case, surrogate.compiled.layout
-    found = []
-    for trajectories, phi, tangent in zip(draws.outer, draws.phis, draws.tangents, strict=True):
-        if trajectories is None:
-            continue
-        states = trajectories.states  # (N, H)
-        n, horizon = states.shape
-        size, n_states = n // count, case.game.n_states
-        indicators = np.zeros((n, horizon, horizon * n_states))
-        steps = np.arange(horizon)
-        indicators[np.arange(n)[:, None], steps, steps * n_states + states] = 1.0
-        features = [indicators]
-        if size > 1:
-            returns = outer_returns(surrogate, trajectories).reshape(count, size, horizon)
-            others = (returns.sum(axis=1, keepdims=True) - returns) / (size - 1)
-            features.append(np.einsum("nh,hu->nhu", others.reshape(n, horizon), np.eye(horizon)))
-        features = np.concatenate(features, axis=2)  # (N, H, F)
-        terms = trajectory_terms(case.game, case.policy, layout, trajectories, phi, second_order=False)
-        gradients = np.einsum("nhd,nhf->nfd", terms.step_scores, features)
-        gradients = gradients.reshape(count, size, features.shape[2], -1).mean(axis=1)  # (R, F, D)
-        width = gradients.shape[1]
-        own, peer = outer_parts(surrogate, gradients.reshape(count * width, -1), np.repeat(tangent, width, axis=0))
-        found.append((own + peer).reshape(count, -1))
-    return np.hstack(found) if found else np.zeros((count, 0))
 
 
 def _combined(others: dict, weights, draws, count: int, snapshot: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -40,6 +40,19 @@ class InnerLoop:
     enumeration_cap: int = DEFAULT_CAP
 
 
+def loop_settings(inner: InnerLoop) -> dict:
+    """The loop's settings as plain values, keyed as in ``[inner]``, the models and the cap aside:
+    what the results describe and what a written case file holds."""
+    return {
+        "steps": inner.steps,
+        "alpha": list(inner.alpha),
+        "batch": inner.batch,
+        "horizon": inner.horizon,
+        "objective": inner.objective,
+        "meta_agent": inner.meta_agent,
+    }
+
+
 CLAIM_MODES = ("auto", "exact", "statistical")
 BASIS = ("current", "current-dice", "current-timestep", "adapted", "own-pathwise", "own-dice", "peer")
 
