@@ -29,6 +29,12 @@ def dice_peer_rate_zero(inner, outer, theta, settings):
     return meta_mapg(inner, outer, theta, dataclasses.replace(settings, alpha=alpha))
 
 
+def dice_inner_sum(inner, outer, theta, settings):
+    """The inner steps' gradients summed over the batch, not averaged: every rate K times."""
+    batch = inner[0].states.shape[0] if inner else 1
+    return meta_mapg(inner, outer, theta, dataclasses.replace(settings, alpha=tuple(batch * a for a in settings.alpha)))
+
+
 def dice_peer_detached(inner, outer, theta, settings):
     """The peer's inner step left out of the derivative (a stop-gradient on it): meta-pg's estimator."""
     from examples.dice_meta_mapg import _estimate

@@ -75,6 +75,11 @@ BAD_INPUTS = [
         '[game]\nbuiltin = "ipd"\n[estimators]\nnames = ["no_such_module:estimate"]',
         "[estimators.names] plug-in 'no_such_module:estimate' cannot be imported",
     ),
+    (
+        "plug-in named as JAX's namespace",
+        '[game]\nbuiltin = "ipd"\n[estimators]\nnames = ["jax:jax_plugins:estimate"]',
+        "[estimators.names] plug-in 'jax:jax_plugins:estimate': 'jax_plugins' is the namespace JAX imports",
+    ),
     ("bad level", '[game]\nbuiltin = "ipd"\n[checks]\nlevel = 1.5', "[checks.level] must be in (0, 1)"),
     ("model S needs a horizon", '[game]\nbuiltin = "ipd"\n[inner]\nmodel = "sampled"', "[inner.horizon]"),
     ("meta agent", '[game]\nbuiltin = "ipd"\n[inner]\nmeta_agent = 2', "[inner.meta_agent]"),

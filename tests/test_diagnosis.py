@@ -3,6 +3,7 @@ is named, exactly where the plug-in's expectation enumerates and on paired batch
 that is none of them gives "no single change explains it"."""
 
 import dataclasses
+import math
 
 import pytest
 import slipped_plugins as slipped
@@ -77,6 +78,12 @@ def test_the_peers_rate_is_diagnosed():
     assert "a peer's rate taken as 0 in the plug-in's own update" in found["explained by"], found["sentence"]
 
 
+def test_an_inner_sum_over_the_batch_is_diagnosed():
+    """The inner steps' 1/K missing changes the update, not the estimate's scale: every rate K times."""
+    found = _exact_dice(slipped.dice_inner_sum, load_case("cases/claims.toml"))
+    assert found["explained by"].startswith("the inner steps sum over the batch"), found["sentence"]
+
+
 @pytest.mark.parametrize(
     ("function", "named"),
     [
@@ -131,3 +138,21 @@ def test_a_candidate_too_noisy_to_see_the_difference_explains_nothing(monkeypatc
     assert tests(noisy=0.3, quiet=0.02)["explained by"] == "gamma is left out"
     assert tests(noisy=0.02, quiet=0.02)["explained by"] == VIEWS  # the larger p-value, both powerful
     assert tests(noisy=0.3, quiet=0.3)["explained by"] is None
+
+
+def test_the_search_is_sized_to_see_the_difference_the_claim_measured():
+    """On paired batches each candidate gets ``4 N (d / m)^2`` batches (half the measured difference
+    detected), within the budget: the new-user trial's 5-step IPD got 120 where about 1,100 were needed."""
+    from mapg_verify.checks.diagnosis import SAMPLES, STATISTICAL_CALLS, search_samples
+
+    case = load_case("tests/claims/ipd_five_steps.toml")
+    case = dataclasses.replace(case, estimators=dataclasses.replace(case.estimators, samples=20_000))
+    measured = {"samples": 20_000, "relative difference measured": 0.119}
+
+    def sized(detects):
+        return search_samples(case, measured | {"smallest relative difference detected (99% power)": detects}, 9, 1)
+
+    assert sized(0.0141) == math.ceil(4 * 20_000 * (0.0141 / 0.119) ** 2) == 1124
+    assert sized(0.1) == 2_000  # 20,000 calls shared by 9 candidates and the unchanged plug-in
+    assert sized(0.0) == SAMPLES[0]
+    assert search_samples(case, {}, 9, 1) == min(SAMPLES[1], STATISTICAL_CALLS // 10)

@@ -10,30 +10,32 @@ When a plug-in's claim (``claim:NAME``) fails, each candidate change is tried al
 - **slips**, as variants of the partner (the built-in the claim is paired with): returns discounted
   from ``t``; the inner update not differentiated (REINFORCE at ``phi_L``); the estimate ``K`` or
   ``1/K`` times the partner's (likewise ``K_out``); and, changing the inner loop, ``gamma^0`` or
-  ``gamma^2`` for ``gamma`` and a peer's rate 0 or doubled: the plug-in, told the case's settings,
-  is then called on batches the changed loop draws, against the partner run with the change.
+  ``gamma^2`` for ``gamma``, a peer's rate 0 or doubled, and every rate ``K`` times (the inner
+  step's ``1/K`` missing): the plug-in, told the case's settings, is then called on batches the
+  changed loop draws, against the partner run with the change.
 
-The search costs at most :data:`CALLS` calls of the plug-in exactly, :data:`STATISTICAL_CALLS` on
-paired batches (beyond the least of :data:`SAMPLES`).
+The search costs at most :data:`CALLS` calls of the plug-in exactly; on paired batches, as many
+per candidate as detect half the difference the claim measured, within the larger of
+:data:`STATISTICAL_CALLS` calls and the claim's own samples (:func:`search_samples`).
 Where the plug-in's expectation enumerates within them for every candidate that calls it, and the
 claim was judged exactly: a candidate holds when ``||E' - r'||_inf / max(||r'||_inf, F)`` is within
 the claim's tolerance (``E'`` the plug-in's expectation under the change, ``r'`` the reference under
 it, at ``theta``); the first that holds is the diagnosis, in the order: slips that keep the loop (no
 call of the plug-in), relabellings, slips that change it (changes that no expectation tells apart, a
 flipped sign and the labels of the one agent whose policy the estimate reads, are named as found).
-Otherwise on paired batches (:data:`STATISTICAL_CALLS` shared among the candidates that call the plug-in, within
-:data:`SAMPLES`) with the claim's test (regression-adjusted on control variates of zero mean): a
-candidate holds when it is not rejected at the case's level by a test that detects, with 99% power,
-a difference as large as the one the unchanged plug-in showed (a test too noisy to see the original
-difference explains nothing). The unchanged plug-in is the control:
-if it is not rejected either, the budget cannot tell the candidates apart; else the candidate with
-the largest p-value is named, with any others also consistent.
+Otherwise on paired batches (:func:`search_samples`) with the claim's test (regression-adjusted on
+control variates of zero mean): a candidate holds when it is not rejected at the case's level by a
+test that detects, with 99% power, a difference as large as the one the unchanged plug-in showed (a
+test too noisy to see the original difference explains nothing). The unchanged plug-in is the
+control: if it is not rejected either, the budget cannot tell the candidates apart; else the
+candidate with the largest p-value is named, with any others also consistent.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +66,7 @@ from mapg_verify.spec.case import Case, Claim
 
 CALLS = 3_000  # plug-in calls (a batched plug-in's: of PER_CALL replicates) for a whole exact diagnosis
 STATISTICAL_CALLS = 1_200  # likewise for the search on paired batches, shared among the candidates
-SAMPLES = (50, 500)  # paired batches per candidate in the statistical search: at least, at most
+SAMPLES = (50, 500)  # paired batches per candidate on paired batches: at least; where no claim sized them
 MAX_STATES = 6  # state permutations searched up to this many states (720)
 
 
@@ -178,6 +180,9 @@ def slips(case: Case, partner: tuple | None) -> list[Candidate]:
             for factor, said in ((0.0, "taken as 0"), (2.0, f"doubled ({2 * rate:g})")):
                 alpha = tuple(a * factor if j == k else a for j, a in enumerate(inner.alpha))
                 found.append(Candidate(f"agent {k}'s rate is {said} in the inner update", "peer's rate", alpha=alpha))
+    if inner.steps and inner.batch > 1 and any(inner.alpha):
+        label = f"the inner steps sum over the batch, not average (a 1/K missing: every rate K = {inner.batch} times)"
+        found.append(Candidate(label, "inner 1/K", alpha=tuple(a * inner.batch for a in inner.alpha)))
     return found
 
 
@@ -245,6 +250,21 @@ def statistical_p_values(case, compiled, plugin, name: str, candidates, partner,
     return p_value(case, base), found
 
 
+def search_samples(case: Case, figures: dict, calling: int, per_call: int) -> int:
+    """Paired batches per candidate on the statistical search: where the claim was tested on ``N``
+    paired batches, measured ``m`` and detects ``d`` (99% power), ``4 N (d / m)^2``, enough to
+    detect half the difference it measured; else :data:`SAMPLES`' most. At least :data:`SAMPLES`'
+    least, at most the case's ``samples``, within the larger of :data:`STATISTICAL_CALLS` plug-in
+    calls and ``N`` replicates shared among the ``calling`` candidates and the unchanged plug-in."""
+    measured = figures.get("relative difference measured")
+    detected = figures.get("smallest relative difference detected (99% power)")
+    wanted = SAMPLES[1]
+    if measured and detected is not None and figures.get("samples"):
+        wanted = math.ceil(4 * figures["samples"] * (detected / measured) ** 2)
+    share = max(STATISTICAL_CALLS * per_call, figures.get("samples") or 0) // (calling + 1)
+    return min(case.estimators.samples, max(SAMPLES[0], min(wanted, share)))
+
+
 def diagnose(
     case: Case,
     compiled: CompiledValues,
@@ -275,9 +295,7 @@ def diagnose(
     if exact_mode and plugin_calls(case, plugin, loop) * calling <= CALLS:
         record = _exact_search(case, compiled, plugin, name, candidates, loop, exact.total, reference, check)
     elif partner is not None or reference is not None:
-        per_call = PER_CALL if plugin.batched else 1
-        share = STATISTICAL_CALLS * per_call // (calling + 1)
-        samples = min(case.estimators.samples, max(SAMPLES[0], min(SAMPLES[1], share)))
+        samples = search_samples(case, check.figures, calling, PER_CALL if plugin.batched else 1)
         record = _statistical_search(case, compiled, plugin, name, candidates, partner, reference, seed, samples)
     else:
         record = {"explained by": None, "sentence": "not searched: no partner and no exact reference to test against"}
@@ -324,7 +342,10 @@ def _statistical_search(case, compiled, plugin, name, candidates, partner, refer
     if not held:
         return record | {"explained by": None, "sentence": "no single change explains it"}
     best = held[0]
-    sentence = f"holds if {best['change']} (p = {best['p-value']:.3g} on {samples} paired batches)"
+    sentence = (
+        f"holds if {best['change']} (p = {best['p-value']:.3g} on {samples:,} paired batches, blind to what "
+        f"remains below {best['detects'] / measured:.0%} of the difference the plug-in showed)"
+    )
     if len(held) > 1:
         sentence += "; also consistent: " + "; ".join(row["change"] for row in held[1:])
     return record | {"explained by": best["change"], "sentence": sentence}

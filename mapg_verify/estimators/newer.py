@@ -50,7 +50,8 @@ NEWER_ESTIMATORS: dict[str, NewerEstimator] = {
         "beta gamma E[sum_t gamma^t (sum_{k<t} gamma^{t-k} A^1_k) A^2_t grad log pi^1_t]; train.py's "
         "linear_aa_loss (undiscounted cumulative sum divided by arange(1..T), a mean over time); the derived "
         "form (undiscounted, k <= t, the advantage of the opponent's action)",
-        "existing opponent shaping methods implicitly perform Advantage Alignment (Theorems 1 and 2: LOLA, LOQA)",
+        "existing opponent shaping methods implicitly perform Advantage Alignment (Theorems 1 and 2: LOLA, LOQA; "
+        "read as: their shaping term is a multiple of the published alignment term, the theorems' text not consulted)",
         "Duque et al., Advantage Alignment Algorithms, ICLR 2025; jduquevan/advantage-alignment README.md, "
         "train.py linear_aa_loss",
         "mapg_verify.exact.advantage_alignment; claim mapg_verify.checks.newer.alignment_claims; "

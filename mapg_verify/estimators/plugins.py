@@ -63,6 +63,12 @@ from mapg_verify.problem.errors import InputError
 from mapg_verify.progress import CallMeter
 from mapg_verify.spec.case import Case
 
+# Top-level module names a plug-in cannot take, and why
+RESERVED_MODULES = {
+    "jax_plugins": "'jax_plugins' is the namespace JAX imports its own plug-ins from when it starts, so JAX "
+    "would import this module half-initialised (a circular import)",
+}
+
 
 def resolve_plugin(name: str, key: str = "estimators.names") -> Plugin:
     """Import ``[jax:|torch:]module:function`` (an absolute dotted module name and a function name);
@@ -72,6 +78,8 @@ def resolve_plugin(name: str, key: str = "estimators.names") -> Plugin:
     module_name, _, attribute = target.partition(":")
     if not all(part.isidentifier() for part in module_name.split(".")) or not attribute.isidentifier():
         raise InputError(key, f"plug-in {name!r} must be [jax:|torch:]module:function with an absolute module name")
+    if module_name.split(".")[0] in RESERVED_MODULES:
+        raise InputError(key, f"plug-in {name!r}: {RESERVED_MODULES[module_name.split('.')[0]]}; rename the module")
     require(framework, key, name)
     try:
         module = importlib.import_module(module_name)
