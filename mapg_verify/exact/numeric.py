@@ -46,7 +46,7 @@ import numpy as np
 import scipy.linalg.blas
 import scipy.linalg.lapack
 
-from mapg_verify.exact import kernels
+from mapg_verify.exact import kernels, tables
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.problem.game import Game
 from mapg_verify.problem.params import Layout, layout_of
@@ -71,6 +71,7 @@ class Structure:
     scatter: Segments
     own: tuple[Segments, ...]
     gather: np.ndarray  # (n, S A): the flat index of (views[k, s], agent k's action in a) in (S_k, A_k)
+    rows: tuple[np.ndarray, ...]  # per agent its first flat index and row width, views (n, S), actions (n, A)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +131,12 @@ def structure(game: Game, policy: Policy) -> Structure:
         _segments(index.ravel(), layout.size),
         tuple(_segments(c.ravel(), layout.sizes[k]) for k, c in enumerate(columns)),
         np.stack(gather),
+        (
+            np.array([layout.slice(k).start for k in range(game.n_agents)]),
+            np.array([p.stop - p.start for p in parts]),
+            np.stack(game.views).astype(np.int64),
+            actions.astype(np.int64),
+        ),
     )
 
 
@@ -141,15 +148,15 @@ def local_policy(structure: Structure, x: np.ndarray, order: int = 2):
     S, A = structure.transitions.shape[:2]
     m = structure.index.shape[1]
 
-    def tables(theta):
+    def derived(theta):
         return policy.derivatives(theta, order) if order else (np.exp(policy.log_probs(theta)), None, None)
 
     thetas = layout.unflatten(x)
     if len(set(layout.shapes)) == 1:
-        stacked = tables(np.stack(thetas))
+        stacked = derived(np.stack(thetas))
         per_agent = [[None if t is None else t[k] for t in stacked] for k in range(len(thetas))]
     else:
-        per_agent = [tables(theta) for theta in thetas]
+        per_agent = [derived(theta) for theta in thetas]
     u, g, h = np.ones((S, A)), np.zeros((S, A, m)) if order else None, np.zeros((S, A, m, m)) if order > 1 else None
     for (probs, scores, hessians), at, part in zip(per_agent, structure.gather, structure.parts, strict=True):
         width = part.stop - part.start
@@ -250,10 +257,14 @@ def forward(structure: Structure, transition: np.ndarray, solver: Solver | None,
 def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     """Occupancies, values and action values at ``x``."""
     game = structure.game
-    u, g, h = local_policy(structure, x, order)
-    transition, reward = _averaged(structure, u)
+    if tables.enabled(structure):
+        u, g, h, transition, reward, matrix = tables.tables(structure, x, order)
+    else:
+        u, g, h = local_policy(structure, x, order)
+        transition, reward = _averaged(structure, u)
+        matrix = _matrix(game, transition) if game.infinite else None
     if game.infinite:
-        solver = _solver(game, transition)
+        solver = Solver.of(matrix, overwrite=True)
         ahead, d = solver.right(reward[None]), solver.left(game.initial[None])
     else:
         T, solver = int(game.horizon), None
@@ -262,19 +273,23 @@ def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     return Point(u, g, h, transition, solver, d, ahead, structure.rewards + _ahead(structure, ahead))
 
 
-def _solver(game: Game, transition: np.ndarray) -> Solver:
-    """The factors of ``M = I - gamma P_u``, built and factorized in place."""
+def _matrix(game: Game, transition: np.ndarray) -> np.ndarray:
+    """``M = I - gamma P_u``."""
     matrix = transition * -game.gamma
     matrix.flat[:: game.n_states + 1] += 1.0
-    return Solver.of(matrix, overwrite=True)
+    return matrix
 
 
 def values(structure: Structure, x: np.ndarray) -> np.ndarray:
     """``V^k (n,)``: ``rho0 . v_0``, for an infinite horizon ``(rho0^T N) . r^k``."""
     game = structure.game
-    transition, reward = _averaged(structure, local_policy(structure, x, 0)[0])
+    if tables.enabled(structure):
+        _, _, _, transition, reward, matrix = tables.tables(structure, x, 0)
+    else:
+        transition, reward = _averaged(structure, local_policy(structure, x, 0)[0])
+        matrix = _matrix(game, transition) if game.infinite else None
     if game.infinite:
-        return reward @ _solver(game, transition).left(game.initial[None])[0]
+        return reward @ Solver.of(matrix, overwrite=True).left(game.initial[None])[0]
     v = np.zeros_like(reward)
     for _ in range(int(game.horizon)):
         v = reward + game.gamma * v @ transition.T
