@@ -13,7 +13,7 @@ from test_cli import write
 from mapg_verify.casefile.reader import parse_case
 from mapg_verify.checks.result import error_floor, relative_error
 from mapg_verify.cli import main
-from mapg_verify.exact import kernels
+from mapg_verify.exact import kernels, numeric_kernels
 from mapg_verify.exact import numeric as numeric_module
 from mapg_verify.exact.backend import AUTO_SECONDS, exact_values, resolve_backend
 from mapg_verify.exact.compiled import compile_seconds
@@ -108,8 +108,9 @@ def test_one_lu_factorization_applies_n_both_ways(interchanges):
     ],
 )
 def test_compiled_products_equal_numpy(game, policy, monkeypatch):
-    """From ``kernels.MIN_STATES`` states gradients and Hessian-vector products run compiled: forced
-    onto small games, the numpy figures (the path without numba) to rounding, and model E with them."""
+    """From ``kernels.MIN_STATES`` states a point's tables, gradients and Hessian-vector products run
+    compiled: forced onto small games, the numpy figures (the path without numba) to rounding, and
+    the values and model E with them."""
     structure = numeric_module.structure(game, POLICIES[policy])
     x = np.random.default_rng(4).normal(size=structure.layout.size)
     w = np.random.default_rng(5).normal(size=(2, structure.layout.size))
@@ -120,12 +121,38 @@ def test_compiled_products_equal_numpy(game, policy, monkeypatch):
         monkeypatch.setenv("MAPG_VERIFY_KERNELS", setting)
         point = numeric_module.evaluate(structure, x)
         meta = expected_update(numeric, x, (0.6, 0.9, 0.3)[: game.n_agents], 2, 1, "chain")
-        found[setting] = (numeric_module.gradient(structure, point), numeric_module.xi_vjp(structure, point, w), meta)
+        gradient, products = numeric_module.gradient(structure, point), numeric_module.xi_vjp(structure, point, w)
+        found[setting] = (numeric_module.values(structure, x), gradient, products, meta)
     scale = error_floor(game, numeric.value(x))
-    for slow, fast in zip(found["numpy"][:2], found["numba"][:2], strict=True):
+    for slow, fast in zip(found["numpy"][:3], found["numba"][:3], strict=True):
         _agree(fast, slow, scale)
     for term in ("total", "own", "peer"):
-        _agree(getattr(found["numba"][2], term), getattr(found["numpy"][2], term), scale)
+        _agree(getattr(found["numba"][3], term), getattr(found["numpy"][3], term), scale)
+
+
+@pytest.mark.parametrize(
+    "game, policy",
+    [
+        (ipd(), "sigmoid"),  # views
+        (random_game(seed=2, states=3, actions=[2, 3], gamma=0.8), "softmax"),  # parameter shapes differ
+        (random_game(seed=3, states=2, actions=[2, 2, 2], horizon=3), "sigmoid"),  # three agents, finite
+    ],
+)
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_compiled_tables_equal_numpy(game, policy, order):
+    """The compiled tables at a point (the policy's closed forms, ``P_u``, ``r_u``, ``M``) equal the
+    numpy path's (the policy through autograd's numpy, the gathers) to 1e-12, at every order."""
+    structure = numeric_module.structure(game, POLICIES[policy])
+    x = 3.0 * np.random.default_rng(6).normal(size=structure.layout.size)
+    u, g, h, transition, reward, matrix = numeric_kernels.tables(structure, x, order)
+    expected = (*numeric_module.local_policy(structure, x, order), *numeric_module._averaged(structure, u))
+    for found, wanted in zip((u, g, h, transition, reward), expected, strict=True):
+        assert (found is None) == (wanted is None)
+        if found is not None:
+            np.testing.assert_allclose(found, wanted, rtol=1e-12, atol=1e-15)
+    assert (matrix is None) != game.infinite
+    if game.infinite:
+        np.testing.assert_allclose(matrix, numeric_module._matrix(game, transition), rtol=1e-12, atol=1e-15)
 
 
 def test_dense_32_states_against_autograd():
