@@ -1,6 +1,9 @@
 """Model E's one-step meta-gradient compiled whole (symbolic backend) equals the general path, and is
 compiled only for a key asked for often."""
 
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 
@@ -15,7 +18,8 @@ from mapg_verify.problem.policies import POLICIES
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """No step compiled or counted before the test."""
+    """No step compiled or counted before the test, whatever the load made compiling take."""
+    monkeypatch.setattr(metastep, "FUSE_SECONDS", math.inf)
     monkeypatch.setattr(metastep, "_CALLS", metastep.collections.Counter())
     monkeypatch.setattr(metastep, "_STEPS", {})
     return monkeypatch
@@ -50,7 +54,8 @@ def test_one_step_equals_the_general_path(game, policy, fresh):
 
 def test_compiled_on_the_key_s_fuse_after_th_call(fresh):
     """Before ``FUSE_AFTER`` calls of one key the general path runs; from then on the compiled step;
-    never for more steps than one or for the numeric backend (which has no closed forms)."""
+    never for more steps than one, for the numeric backend (which has no closed forms) or for a game
+    that took longer than ``FUSE_SECONDS`` to compile."""
     fresh.setattr(metastep, "FUSE_AFTER", 3)
     game, policy = ipd(), POLICIES["sigmoid"]
     compiled, numeric = compile_game(game, policy), numeric_values(game, policy)
@@ -61,3 +66,6 @@ def test_compiled_on_the_key_s_fuse_after_th_call(fresh):
         expected_update(compiled, x, (1.0, 1.0), 2, 1, "chain")
         expected_update(numeric, x, (1.0, 1.0), 1)
     assert list(metastep._STEPS) == [(compiled, 0, "terminal")]
+    fresh.setattr(metastep, "FUSE_SECONDS", 2.0)
+    slow = dataclasses.replace(compiled, seconds={**compiled.seconds, "compile": 3.0})
+    assert all(metastep.one_step(slow, 0, "terminal") is None for _ in range(5))

@@ -8,9 +8,12 @@ and ``d xi/dx`` on agent ``i``'s columns, the rates ``alpha^k`` as inputs, compi
 :func:`~mapg_verify.exact.compiled.lambdify` with common subexpressions shared between the two points.
 One call replaces three compiled calls and about twenty numpy calls (on the IPD 5 us against 27).
 
-Compiling takes longer than thousands of calls save (0.2 s on the IPD), so a step is compiled on the
-:data:`FUSE_AFTER`-th call for one game, meta-agent and objective; calls before it, and games of the
-numeric backend, go through :func:`mapg_verify.exact.metagradient.expected_update`'s general path.
+Compiling a step takes about two-thirds of its game's own compile (0.2 s on the IPD, which the
+step's 22 us saving repays after about 9,000 calls), so a step is compiled on the
+:data:`FUSE_AFTER`-th call for one game, meta-agent and objective (a key called that often is in a
+loop: training, a sweep, a benchmark), and only for games whose closed forms compiled within
+:data:`FUSE_SECONDS`; calls before it, larger games and the numeric backend go through
+:func:`mapg_verify.exact.metagradient.expected_update`'s general path.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import symengine as se
 from mapg_verify.exact.compiled import CompiledValues, lambdify
 
 FUSE_AFTER = 1000  # calls with one (compiled game, meta-agent, objective) from which its step is compiled
+FUSE_SECONDS = 2.0  # the longest a game's closed forms took to compile for its steps to be compiled (IPD: 0.3 s)
 
 Step = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -33,8 +37,9 @@ _STEPS: dict[tuple, Step] = {}
 
 def one_step(compiled: CompiledValues, meta_agent: int, objective: str) -> Step | None:
     """``(x, alpha) -> (own, peer)`` for one inner step, once asked for :data:`FUSE_AFTER` times
-    for this key (compiled then, kept for the process); ``None`` before, and without closed forms."""
-    if compiled.symbolic is None:
+    for this key (compiled then, kept for the process); ``None`` before, without closed forms, and
+    for games that took longer than :data:`FUSE_SECONDS` to compile."""
+    if compiled.symbolic is None or compiled.seconds["compile"] > FUSE_SECONDS:
         return None
     key = (compiled, meta_agent, objective)
     if key not in _STEPS:
