@@ -17,6 +17,7 @@ from mapg_verify.exact import kernels, numeric_kernels
 from mapg_verify.exact import numeric as numeric_module
 from mapg_verify.exact.backend import AUTO_SECONDS, exact_values, resolve_backend
 from mapg_verify.exact.compiled import compile_seconds
+from mapg_verify.exact.linear import Solver
 from mapg_verify.exact.metagradient import expected_update
 from mapg_verify.exact.numeric import numeric_values
 from mapg_verify.oracles.autodiff import autograd_derivatives, autograd_meta_objective
@@ -91,7 +92,7 @@ def test_one_lu_factorization_applies_n_both_ways(interchanges):
     ``M = I - gamma P`` (diagonally dominant, no row interchange) and for a matrix that needs them."""
     rng = np.random.default_rng(0)
     matrix = rng.normal(size=(7, 7)) if interchanges else np.eye(7) - 0.9 * rng.dirichlet(np.ones(7), 7)
-    solver = numeric_module.Solver.of(matrix)
+    solver = Solver.of(matrix)
     assert (solver.order is not None) == interchanges
     rows = rng.normal(size=(2, 3, 7))
     flat = rows.reshape(-1, 7).T
