@@ -145,15 +145,16 @@ def test_compiled_tables_equal_numpy(game, policy, order):
     numpy path's (the policy through autograd's numpy, the gathers) to 1e-12, at every order."""
     structure = numeric_module.structure(game, POLICIES[policy])
     x = 3.0 * np.random.default_rng(6).normal(size=structure.layout.size)
-    u, g, h, transition, reward, matrix = numeric_kernels.tables(structure, x, order)
-    expected = (*numeric_module.local_policy(structure, x, order), *numeric_module._averaged(structure, u))
-    for found, wanted in zip((u, g, h, transition, reward), expected, strict=True):
-        assert (found is None) == (wanted is None)
-        if found is not None:
-            np.testing.assert_allclose(found, wanted, rtol=1e-12, atol=1e-15)
-    assert (matrix is None) != game.infinite
-    if game.infinite:
-        np.testing.assert_allclose(matrix, numeric_module._matrix(game, transition), rtol=1e-12, atol=1e-15)
+    found = numeric_kernels.tables(structure, x, order)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MAPG_VERIFY_KERNELS", "numpy")
+        *expected, compiled = numeric_module._tables(structure, x, order)
+    assert not compiled
+    absent = [False, not order, order < 2, False, False, not game.infinite]  # u, g, h, P_u, r_u, M
+    assert [t is None for t in found] == [t is None for t in expected] == absent
+    for table, wanted in zip(found, expected, strict=True):
+        if table is not None:
+            np.testing.assert_allclose(table, wanted, rtol=1e-12, atol=1e-15)
 
 
 def test_dense_32_states_against_autograd():

@@ -32,9 +32,10 @@ local parameter, applied as a sorted segment sum).
 
 ``N`` is applied through one LU factorization per point (:class:`~mapg_verify.exact.linear.Solver`)
 that the values and every adjoint solve of :func:`xi_vjp` share. From
-:data:`~mapg_verify.exact.kernels.MIN_STATES` states, with numba, a point's tables, the work after
-its factorization, the gradient and the Hessian-vector products run compiled
-(:mod:`mapg_verify.exact.numeric_kernels`); the numpy path here gives the same figures to rounding.
+:data:`~mapg_verify.exact.kernels.MIN_STATES` states, with numba, a point's tables (the policy's
+closed forms, ``u``, ``P_u``, ``r_u``, ``M``), its gradient and the elementwise parts of its
+Hessian-vector products run compiled (:mod:`mapg_verify.exact.numeric_kernels`); the numpy path
+here gives the same figures to rounding.
 """
 
 from __future__ import annotations
@@ -222,16 +223,24 @@ def forward(structure: Structure, transition: np.ndarray, solver: Solver | None,
     return out
 
 
+def _tables(structure: Structure, x: np.ndarray, order: int):
+    """``(u, g, h, P_u, r_u, M, compiled)`` at ``x`` (:func:`~mapg_verify.exact.numeric_kernels.tables`),
+    compiled where :func:`~mapg_verify.exact.numeric_kernels.enabled`, else by numpy."""
+    if numeric_kernels.enabled(structure):
+        return (*numeric_kernels.tables(structure, x, order), True)
+    game, (u, g, h) = structure.game, local_policy(structure, x, order)
+    transition, reward = _averaged(structure, u)
+    matrix = None
+    if game.infinite:  # M = I - gamma P_u
+        matrix = transition * -game.gamma
+        matrix.flat[:: game.n_states + 1] += 1.0
+    return u, g, h, transition, reward, matrix, False
+
+
 def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     """Occupancies, values and action values at ``x``."""
     game = structure.game
-    compiled = numeric_kernels.enabled(structure)
-    if compiled:
-        u, g, h, transition, reward, matrix = numeric_kernels.tables(structure, x, order)
-    else:
-        u, g, h = local_policy(structure, x, order)
-        transition, reward = _averaged(structure, u)
-        matrix = _matrix(game, transition) if game.infinite else None
+    u, g, h, transition, reward, matrix, compiled = _tables(structure, x, order)
     if game.infinite:
         solver = Solver.of(matrix, overwrite=True)
         ahead, d = solver.right(reward[None]), solver.left(game.initial[None])
@@ -242,21 +251,10 @@ def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     return Point(u, g, h, transition, solver, d, ahead, structure.rewards + _ahead(structure, ahead), compiled)
 
 
-def _matrix(game: Game, transition: np.ndarray) -> np.ndarray:
-    """``M = I - gamma P_u``."""
-    matrix = transition * -game.gamma
-    matrix.flat[:: game.n_states + 1] += 1.0
-    return matrix
-
-
 def values(structure: Structure, x: np.ndarray) -> np.ndarray:
     """``V^k (n,)``: ``rho0 . v_0``, for an infinite horizon ``(rho0^T N) . r^k``."""
     game = structure.game
-    if numeric_kernels.enabled(structure):
-        _, _, _, transition, reward, matrix = numeric_kernels.tables(structure, x, 0)
-    else:
-        transition, reward = _averaged(structure, local_policy(structure, x, 0)[0])
-        matrix = _matrix(game, transition) if game.infinite else None
+    _, _, _, transition, reward, matrix, _ = _tables(structure, x, 0)
     if game.infinite:
         return reward @ Solver.of(matrix, overwrite=True).left(game.initial[None])[0]
     v = np.zeros_like(reward)

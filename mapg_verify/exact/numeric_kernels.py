@@ -147,7 +147,7 @@ def enabled(structure) -> bool:
     return structure.policy.name in KINDS and kernels.numeric_enabled(structure.game.n_states)
 
 
-def tables(structure, x: np.ndarray, order: int):
+def tables(structure, x: np.ndarray, order: int) -> tuple[np.ndarray | None, ...]:
     """``(u, g, h, P_u, r_u, M)`` at ``x``: ``g`` from ``order`` 1 and ``h`` at ``order`` 2 (else
     ``None``), ``M = I - gamma P_u`` for an infinite horizon (else ``None``)."""
     game = structure.game
