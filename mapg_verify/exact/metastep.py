@@ -10,7 +10,7 @@ One call replaces three compiled calls and about twenty numpy calls (a meta-grad
 against 34).
 
 Compiling a step takes about two-thirds of its game's own compile (0.2 s on the IPD, which the
-step's 22 us saving repays after about 9,000 calls), so a step is compiled on the
+step's 25 us saving repays after about 8,000 calls), so a step is compiled on the
 :data:`FUSE_AFTER`-th call for one game, meta-agent and objective (a key called that often is in a
 loop: training, a sweep, a benchmark), and only for games whose closed forms compiled within
 :data:`FUSE_SECONDS`; calls before it, larger games and the numeric backend go through
