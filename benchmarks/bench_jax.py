@@ -1,10 +1,10 @@
 """Ours against JAX jit, issue "Ahead of JAX": every comparison in one run, with ratios and agreement.
 
-Run: ``cd benchmarks && python bench_jax.py [--repeats 7]`` (JAX is the ``[jax]`` extra). BLAS and
-XLA run on one thread (set here before numpy and JAX load) and the process on one core (XLA's CPU
-runtime spreads a ``vmap`` over every core whatever the flags: 1.8 cores busy on 2 without this);
-each comparison calls ours and JAX's in turn ``repeats`` times and reports the medians, so both see
-the same moments of a shared machine.
+Run: ``cd benchmarks && python bench_jax.py [--repeats 7] [--only sampled|exact]`` (JAX is the
+``[jax]`` extra; ``--only exact`` runs tables 2-3). BLAS and XLA run on one thread (set here before
+numpy and JAX load) and the process on one core (XLA's CPU runtime spreads a ``vmap`` over every
+core whatever the flags: 1.8 cores busy on 2 without this); each comparison calls ours and JAX's in
+turn ``repeats`` times and reports the medians, so both see the same moments of a shared machine.
 Prints, against each goal:
 
 1. sampled estimators on the 10-step IPD (sigmoid), K = K_out = 64, L = 1: estimates per second of
@@ -169,13 +169,16 @@ def dense_rows(states: int, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats per comparison")
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--only", choices=("sampled", "exact"), help="run only table 1 (sampled) or tables 2-3 (exact)")
+    arguments = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):  # XLA's CPU runtime runs a vmap on every core despite the flags
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "all"
     print("threads pinned: " + ", ".join(f"{k}={v}" for k, v in PINNED.items()) + f"; cores: {cores}\n")
-    sampled_table(repeats)
-    meta_gradient_table(repeats)
+    if arguments.only != "exact":
+        sampled_table(arguments.repeats)
+    if arguments.only != "sampled":
+        meta_gradient_table(arguments.repeats)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ import scipy.linalg.lapack
 from bench_values import per_call
 
 from mapg_verify.exact.backend import exact_values
+from mapg_verify.exact.linear import Solver
 from mapg_verify.exact.metagradient import expected_update
-from mapg_verify.exact.numeric import Solver
 from mapg_verify.problem.catalog import ipd, random_game
 from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import POLICIES

@@ -13,10 +13,11 @@ from test_cli import write
 from mapg_verify.casefile.reader import parse_case
 from mapg_verify.checks.result import error_floor, relative_error
 from mapg_verify.cli import main
-from mapg_verify.exact import kernels
+from mapg_verify.exact import kernels, numeric_kernels
 from mapg_verify.exact import numeric as numeric_module
 from mapg_verify.exact.backend import AUTO_SECONDS, exact_values, resolve_backend
 from mapg_verify.exact.compiled import compile_seconds
+from mapg_verify.exact.linear import Solver
 from mapg_verify.exact.metagradient import expected_update
 from mapg_verify.exact.numeric import numeric_values
 from mapg_verify.oracles.autodiff import autograd_derivatives, autograd_meta_objective
@@ -91,7 +92,7 @@ def test_one_lu_factorization_applies_n_both_ways(interchanges):
     ``M = I - gamma P`` (diagonally dominant, no row interchange) and for a matrix that needs them."""
     rng = np.random.default_rng(0)
     matrix = rng.normal(size=(7, 7)) if interchanges else np.eye(7) - 0.9 * rng.dirichlet(np.ones(7), 7)
-    solver = numeric_module.Solver.of(matrix)
+    solver = Solver.of(matrix)
     assert (solver.order is not None) == interchanges
     rows = rng.normal(size=(2, 3, 7))
     flat = rows.reshape(-1, 7).T
@@ -108,8 +109,9 @@ def test_one_lu_factorization_applies_n_both_ways(interchanges):
     ],
 )
 def test_compiled_products_equal_numpy(game, policy, monkeypatch):
-    """From ``kernels.MIN_STATES`` states gradients and Hessian-vector products run compiled: forced
-    onto small games, the numpy figures (the path without numba) to rounding, and model E with them."""
+    """From ``kernels.MIN_STATES`` states a point's tables, gradients and Hessian-vector products run
+    compiled: forced onto small games, the numpy figures (the path without numba) to rounding, and
+    the values and model E with them."""
     structure = numeric_module.structure(game, POLICIES[policy])
     x = np.random.default_rng(4).normal(size=structure.layout.size)
     w = np.random.default_rng(5).normal(size=(2, structure.layout.size))
@@ -120,12 +122,39 @@ def test_compiled_products_equal_numpy(game, policy, monkeypatch):
         monkeypatch.setenv("MAPG_VERIFY_KERNELS", setting)
         point = numeric_module.evaluate(structure, x)
         meta = expected_update(numeric, x, (0.6, 0.9, 0.3)[: game.n_agents], 2, 1, "chain")
-        found[setting] = (numeric_module.gradient(structure, point), numeric_module.xi_vjp(structure, point, w), meta)
+        gradient, products = numeric_module.gradient(structure, point), numeric_module.xi_vjp(structure, point, w)
+        found[setting] = (numeric_module.values(structure, x), gradient, products, meta)
     scale = error_floor(game, numeric.value(x))
-    for slow, fast in zip(found["numpy"][:2], found["numba"][:2], strict=True):
+    for slow, fast in zip(found["numpy"][:3], found["numba"][:3], strict=True):
         _agree(fast, slow, scale)
     for term in ("total", "own", "peer"):
-        _agree(getattr(found["numba"][2], term), getattr(found["numpy"][2], term), scale)
+        _agree(getattr(found["numba"][3], term), getattr(found["numpy"][3], term), scale)
+
+
+@pytest.mark.parametrize(
+    "game, policy",
+    [
+        (ipd(), "sigmoid"),  # views
+        (random_game(seed=2, states=3, actions=[2, 3], gamma=0.8), "softmax"),  # parameter shapes differ
+        (random_game(seed=3, states=2, actions=[2, 2, 2], horizon=3), "sigmoid"),  # three agents, finite
+    ],
+)
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_compiled_tables_equal_numpy(game, policy, order):
+    """The compiled tables at a point (the policy's closed forms, ``P_u``, ``r_u``, ``M``) equal the
+    numpy path's (the policy through autograd's numpy, the gathers) to 1e-12, at every order."""
+    structure = numeric_module.structure(game, POLICIES[policy])
+    x = 3.0 * np.random.default_rng(6).normal(size=structure.layout.size)
+    found = numeric_kernels.tables(structure, x, order)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MAPG_VERIFY_KERNELS", "numpy")
+        *expected, compiled = numeric_module._tables(structure, x, order)
+    assert not compiled
+    absent = [False, not order, order < 2, False, False, not game.infinite]  # u, g, h, P_u, r_u, M
+    assert [t is None for t in found] == [t is None for t in expected] == absent
+    for table, wanted in zip(found, expected, strict=True):
+        if table is not None:
+            np.testing.assert_allclose(table, wanted, rtol=1e-12, atol=1e-15)
 
 
 def test_dense_32_states_against_autograd():

@@ -73,7 +73,9 @@ def lambdify(symbols, expressions, backend: str | None = None) -> Function:
 class CompiledValues:
     """Compiled ``V``, ``grad V`` and ``(grad V, d xi/dx)`` of every agent, with build timings in
     seconds; a backend may add ``gradient_and_vjp``, ``x -> (grad V, w -> w^T d xi/dx)``, which
-    model E then runs backwards through the inner loop instead of forming ``d xi/dx``."""
+    model E then runs backwards through the inner loop instead of forming ``d xi/dx``; the symbolic
+    one keeps its closed forms (``symbolic``) for what is compiled from them later
+    (:mod:`mapg_verify.exact.metastep`)."""
 
     layout: Layout
     n_agents: int
@@ -83,6 +85,7 @@ class CompiledValues:
     backend: str
     seconds: dict
     gradient_and_vjp: Callable[[np.ndarray], tuple[np.ndarray, Callable]] | None = None
+    symbolic: SymbolicValues | None = None
 
 
 def compile_values(symbolic: SymbolicValues, backend: str | None = None) -> CompiledValues:
@@ -114,6 +117,7 @@ def compile_values(symbolic: SymbolicValues, backend: str | None = None) -> Comp
         step,
         backend,
         {"derive": derived - start, "compile": compiled - derived},
+        symbolic=symbolic,
     )
 
 

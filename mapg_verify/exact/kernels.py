@@ -1,5 +1,4 @@
-"""Compiled kernels (numba): the sampled fast path, exploiting the sparsity of tabular scores, and the
-numeric backend's elementwise work.
+"""Compiled kernels (numba): the sampled fast path, exploiting the sparsity of tabular scores.
 
 A tabular policy's step score ``s_t = grad log pi(a_t | s_t)`` touches one parameter row per agent:
 agent ``k``'s segment of width ``W_k`` starts at column ``c_{t,k} = offset_k + view_k(s_t) W_k``.
@@ -20,9 +19,8 @@ reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum ove
 - :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group;
 - :func:`along`: ``scale_t V^k_t(s_t)`` of chosen agents along each trajectory, read off the exact
   state values of its group (the value baseline), in one pass;
-- :func:`gradient`, :func:`directions` and :func:`assembled`: the numeric backend's gradients and,
-  around its two solves, its Hessian-vector products (:mod:`mapg_verify.exact.numeric`), each one
-  pass over states, actions and local parameters instead of about forty small numpy calls.
+- the numeric backend's kernels are in :mod:`mapg_verify.exact.numeric_kernels`; :data:`MIN_STATES`
+  and :func:`numeric_enabled` say when they run.
 
 The kernels compile on first use and are cached on disk (``cache=True``), so later processes load
 them. ``MAPG_VERIFY_KERNELS=numpy`` (or a missing numba) keeps every computation in numpy, with the
@@ -39,7 +37,7 @@ import os
 import numpy as np
 
 MIN_STEPS = 1_000_000  # trajectory steps in one draw from which the kernels run (loading them takes about 1 s)
-MIN_STATES = 32  # states from which the numeric backend's Hessian-vector products run compiled
+MIN_STATES = 32  # states from which the numeric backend's points run compiled (exact/numeric_kernels.py)
 
 
 @functools.cache
@@ -58,8 +56,8 @@ def enabled(steps: int) -> bool:
 
 
 def numeric_enabled(states: int) -> bool:
-    """Whether the numeric backend's Hessian-vector products on a game of ``states`` states run
-    compiled (:func:`directions`, :func:`assembled`): as :func:`enabled`, from :data:`MIN_STATES`."""
+    """Whether the numeric backend's points on a game of ``states`` states run compiled
+    (:mod:`mapg_verify.exact.numeric_kernels`): as :func:`enabled`, from :data:`MIN_STATES`."""
     return states >= MIN_STATES and os.environ.get("MAPG_VERIFY_KERNELS", "numba") != "numpy" and _numba() is not None
 
 
@@ -212,71 +210,12 @@ def _along(states, per, table, scale, agents, out):
     return out
 
 
-def _directions(w, index, owner, u, g, q, d, gamma, du, rhs, weighted):
-    n, r, n_states, n_actions = du.shape
-    for k in range(n):
-        for j in range(r):
-            for s in range(n_states):
-                for a in range(n_actions):
-                    total = 0.0
-                    for e in range(index.shape[1]):
-                        if owner[e] == k:
-                            total += w[j, index[s, e]] * g[s, a, e]
-                    value = u[s, a] * total
-                    du[k, j, s, a] = value
-                    rhs[k, j, s] += value * q[k, s, a]
-                    weighted[k, j, s, a] = gamma * d[s] * value
-
-
-def _assembled(w, index, owner, u, g, h, q, d, du, pushed, occupied, out):
-    n, r, n_states, n_actions = du.shape
-    m = index.shape[1]
-    y, curvature, local = np.empty(m), np.empty((m, m)), np.empty(m)
-    for k in range(n):
-        for s in range(n_states):
-            y[:], curvature[:, :] = 0.0, 0.0
-            for a in range(n_actions):
-                uq = u[s, a] * q[k, s, a]
-                for e in range(m):
-                    y[e] += uq * g[s, a, e]
-                    for f in range(m):
-                        curvature[e, f] += uq * h[s, a, e, f]
-            for j in range(r):
-                for f in range(m):
-                    local[f] = w[j, index[s, f]] if owner[f] == k else 0.0
-                for a in range(n_actions):
-                    weight = d[s] * (du[k, j, s, a] * q[k, s, a] + u[s, a] * pushed[k, j, s, a])
-                    for e in range(m):
-                        out[j, index[s, e]] += weight * g[s, a, e]
-                for e in range(m):
-                    total = 0.0
-                    for f in range(m):
-                        total += curvature[e, f] * local[f]
-                    out[j, index[s, e]] += d[s] * total + occupied[k, j, s] * y[e]
-
-
-def _gradient(index, u, g, q, d, out):
-    steps, n, n_states, n_actions = q.shape
-    for k in range(n):
-        for s in range(n_states):
-            for a in range(n_actions):
-                weight = 0.0
-                for t in range(steps):
-                    weight += d[t, s] * q[t, k, s, a]
-                weight *= u[s, a]
-                for e in range(index.shape[1]):
-                    out[k, index[s, e]] += weight * g[s, a, e]
-
-
 @functools.cache
 def _compiled():
     """The kernels, compiled (or loaded from numba's cache) on first use."""
     jit = _numba().njit(cache=True, nogil=True)
     globals()["_invert"] = jit(_invert)  # so that the kernels calling it call it compiled
-    return {
-        f.__name__: jit(f)
-        for f in (_sample, _scores, _score_sums, _products, _project, _along, _directions, _assembled, _gradient)
-    }
+    return {f.__name__: jit(f) for f in (_sample, _scores, _score_sums, _products, _project, _along)}
 
 
 def sample(*arguments) -> None:
@@ -321,32 +260,3 @@ def along(states, table: np.ndarray, scale: np.ndarray, agents) -> np.ndarray:
     out = np.empty((*states.shape, len(agents)))
     per = len(states) // len(table)
     return _compiled()["_along"](states, per, np.ascontiguousarray(table), np.ascontiguousarray(scale), agents, out)
-
-
-def directions(w, index, owner, u, g, q, d, gamma: float):
-    """The Hessian-vector products' directions at an infinite-horizon point of the numeric backend
-    (:func:`mapg_verify.exact.numeric.xi_vjp`): along agent ``k``'s rows of ``w (r, D)``, ``du (n, r,
-    S, A)``, the right side ``sum_a du q^k (n, r, S)`` and ``gamma d du (n, r, S, A)``."""
-    n, r, (n_states, n_actions) = len(q), len(w), u.shape
-    du, rhs, weighted = (
-        np.empty((n, r, n_states, n_actions)),
-        np.zeros((n, r, n_states)),
-        np.empty((n, r, n_states, n_actions)),
-    )
-    _compiled()["_directions"](w, index, owner, u, g, q, d, float(gamma), du, rhs, weighted)
-    return du, rhs, weighted
-
-
-def assembled(w, index, owner, u, g, h, q, d, du, pushed, occupied, size: int) -> np.ndarray:
-    """``sum_k hess V^k w_k (r, D)`` from :func:`directions`, ``pushed = gamma P d v (n, r, S, A)`` and
-    ``occupied = d d (n, r, S)`` (see :func:`mapg_verify.exact.numeric.xi_vjp`)."""
-    out = np.zeros((len(w), size))
-    _compiled()["_assembled"](w, index, owner, u, g, h, q, d, du, pushed, occupied, out)
-    return out
-
-
-def gradient(index, u, g, q, d, size: int) -> np.ndarray:
-    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g`` (:func:`mapg_verify.exact.numeric.gradient`)."""
-    out = np.zeros((q.shape[1], size))
-    _compiled()["_gradient"](index, u, g, q, d, out)
-    return out

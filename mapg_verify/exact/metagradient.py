@@ -38,6 +38,7 @@ import numpy as np
 from mapg_verify.exact.baselines import BATCH_BASELINES, discounts, fitted_values, ordered_fit, trajectory_values
 from mapg_verify.exact.compiled import CompiledValues
 from mapg_verify.exact.enumeration import Trajectories, check_enumerable, enumerate_batches, enumerate_trajectories
+from mapg_verify.exact.metastep import one_step
 from mapg_verify.exact.reinforce import trajectory_terms
 from mapg_verify.problem.game import Game
 from mapg_verify.problem.policies import Policy
@@ -86,7 +87,12 @@ def expected_update(
     objective: str = "terminal",
 ) -> MetaGradient:
     """The exact model-E meta-gradient of agent ``meta_agent``, with its terms: forward through the
-    tangents, or backwards with ``w^T d xi/dx`` where the backend offers it (:func:`_backwards`)."""
+    tangents, backwards with ``w^T d xi/dx`` where the backend offers it (:func:`_backwards`), or for
+    one step, once called often, in one compiled function (:func:`~mapg_verify.exact.metastep.one_step`)."""
+    step = one_step(compiled, meta_agent, objective) if steps == 1 else None
+    if step is not None:
+        own, peer = step(np.asarray(x, dtype=float), np.asarray(alpha, dtype=float))
+        return MetaGradient(own + peer, np.zeros_like(own), own, peer)
     if compiled.gradient_and_vjp is not None:
         return _backwards(compiled, x, alpha, steps, meta_agent, objective)
     rates, own_index, masks, tangent = _forward_constants(compiled, tuple(alpha), meta_agent)

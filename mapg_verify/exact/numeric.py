@@ -30,11 +30,12 @@ local parameter, applied as a sorted segment sum).
   through the inner loop (:func:`mapg_verify.exact.metagradient.expected_update`) at the cost of
   a few value evaluations.
 
-``N`` is applied through one LU factorization per point (LAPACK's ``getrf``, :class:`Solver`) that
-the values and every adjoint solve of :func:`xi_vjp` share (``M`` is strictly diagonally dominant,
-its condition number at most ``(1 + gamma) / (1 - gamma)``), by BLAS ``trsm``, not LAPACK's
-``getrs``: scipy's OpenBLAS starts every core for ``getrs`` at any size, which with BLAS threads
-unpinned on a loaded machine took milliseconds (``benchmarks/bench_numeric.py``, last table).
+``N`` is applied through one LU factorization per point (:class:`~mapg_verify.exact.linear.Solver`)
+that the values and every adjoint solve of :func:`xi_vjp` share. From
+:data:`~mapg_verify.exact.kernels.MIN_STATES` states, with numba, a point's tables (the policy's
+closed forms, ``u``, ``P_u``, ``r_u``, ``M``), its gradient and the elementwise parts of its
+Hessian-vector products run compiled (:mod:`mapg_verify.exact.numeric_kernels`); the numpy path
+here gives the same figures to rounding.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg.blas
-import scipy.linalg.lapack
 
-from mapg_verify.exact import kernels
+from mapg_verify.exact import numeric_kernels
 from mapg_verify.exact.compiled import CompiledValues
+from mapg_verify.exact.linear import Solver
 from mapg_verify.problem.game import Game
 from mapg_verify.problem.params import Layout, layout_of
 from mapg_verify.problem.policies import Policy
@@ -71,6 +72,7 @@ class Structure:
     scatter: Segments
     own: tuple[Segments, ...]
     gather: np.ndarray  # (n, S A): the flat index of (views[k, s], agent k's action in a) in (S_k, A_k)
+    rows: tuple[np.ndarray, ...]  # per agent its first flat index and row width, views (n, S), actions (n, A)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +132,12 @@ def structure(game: Game, policy: Policy) -> Structure:
         _segments(index.ravel(), layout.size),
         tuple(_segments(c.ravel(), layout.sizes[k]) for k, c in enumerate(columns)),
         np.stack(gather),
+        (
+            np.array([layout.slice(k).start for k in range(game.n_agents)]),
+            np.array([p.stop - p.start for p in parts]),
+            np.stack(game.views).astype(np.int64),
+            actions.astype(np.int64),
+        ),
     )
 
 
@@ -141,15 +149,15 @@ def local_policy(structure: Structure, x: np.ndarray, order: int = 2):
     S, A = structure.transitions.shape[:2]
     m = structure.index.shape[1]
 
-    def tables(theta):
+    def derived(theta):
         return policy.derivatives(theta, order) if order else (np.exp(policy.log_probs(theta)), None, None)
 
     thetas = layout.unflatten(x)
     if len(set(layout.shapes)) == 1:
-        stacked = tables(np.stack(thetas))
+        stacked = derived(np.stack(thetas))
         per_agent = [[None if t is None else t[k] for t in stacked] for k in range(len(thetas))]
     else:
-        per_agent = [tables(theta) for theta in thetas]
+        per_agent = [derived(theta) for theta in thetas]
     u, g, h = np.ones((S, A)), np.zeros((S, A, m)) if order else None, np.zeros((S, A, m, m)) if order > 1 else None
     for (probs, scores, hessians), at, part in zip(per_agent, structure.gather, structure.parts, strict=True):
         width = part.stop - part.start
@@ -177,7 +185,8 @@ def _ahead(structure: Structure, v: np.ndarray) -> np.ndarray:
 class Point:
     """The quantities at one ``x``, per step ``t`` (one step for an infinite horizon):
     ``d (T, S)`` occupancies, ``ahead (T, n, S)`` the values one step on (``v_{t+1}``, or ``v``),
-    ``q (T, n, S, A)`` action values; ``solver`` applies ``N`` (infinite horizon)."""
+    ``q (T, n, S, A)`` action values; ``solver`` applies ``N`` (infinite horizon); ``compiled``:
+    whether the point's work runs in :mod:`mapg_verify.exact.numeric_kernels`."""
 
     u: np.ndarray
     g: np.ndarray
@@ -187,40 +196,7 @@ class Point:
     d: np.ndarray
     ahead: np.ndarray
     q: np.ndarray
-
-
-@dataclass(frozen=True)
-class Solver:
-    """``N = M^-1`` applied to rows, ``right(b) = (N b^T)^T`` and ``left(c) = c N``, by one LU
-    factorization ``Pi M^T = L U`` (``getrf`` reads the C-ordered ``M`` as ``M^T`` in place):
-    ``c N = (U^-1 L^-1 Pi c^T)^T``, ``N b^T = Pi^T L^-T U^-T b^T``, two ``trsm`` each (see above)."""
-
-    lu: np.ndarray
-    order: np.ndarray | None  # Pi as a gather, (Pi c)[i] = c[order[i]]; None for no interchange
-    inverse: np.ndarray | None  # its inverse permutation
-
-    @staticmethod
-    def of(matrix: np.ndarray, overwrite: bool = False) -> Solver:  # in matrix's place if overwrite
-        lu, pivots, _ = scipy.linalg.lapack.dgetrf(matrix.T, overwrite_a=overwrite)
-        order = np.arange(len(matrix))
-        if (pivots == order).all():  # the rule for M = I - gamma P_u: rows strictly diagonally dominant
-            return Solver(lu, None, None)
-        for i in np.flatnonzero(pivots != order):  # LAPACK's row interchanges, in turn
-            order[i], order[pivots[i]] = order[pivots[i]], order[i]
-        return Solver(lu, order, np.argsort(order))
-
-    def right(self, b: np.ndarray) -> np.ndarray:
-        flat = b.reshape(-1, b.shape[-1]).T  # (S, rows), Fortran order
-        z = scipy.linalg.blas.dtrsm(1.0, self.lu, flat, lower=0, trans_a=1)
-        z = scipy.linalg.blas.dtrsm(1.0, self.lu, z, lower=1, trans_a=1, diag=1, overwrite_b=1).T
-        return (z if self.inverse is None else z[:, self.inverse]).reshape(b.shape)
-
-    def left(self, c: np.ndarray) -> np.ndarray:
-        flat = c.reshape(-1, c.shape[-1])
-        flat = (flat if self.order is None else flat[:, self.order]).T
-        z = scipy.linalg.blas.dtrsm(1.0, self.lu, flat, lower=1, diag=1)
-        z = scipy.linalg.blas.dtrsm(1.0, self.lu, z, lower=0, overwrite_b=1)
-        return z.T.reshape(c.shape)
+    compiled: bool = False
 
 
 def backward(structure: Structure, transition: np.ndarray, solver: Solver | None, b: np.ndarray) -> np.ndarray:
@@ -247,34 +223,40 @@ def forward(structure: Structure, transition: np.ndarray, solver: Solver | None,
     return out
 
 
+def _tables(structure: Structure, x: np.ndarray, order: int):
+    """``(u, g, h, P_u, r_u, M, compiled)`` at ``x`` (:func:`~mapg_verify.exact.numeric_kernels.tables`),
+    compiled where :func:`~mapg_verify.exact.numeric_kernels.enabled`, else by numpy."""
+    if numeric_kernels.enabled(structure):
+        return (*numeric_kernels.tables(structure, x, order), True)
+    game, (u, g, h) = structure.game, local_policy(structure, x, order)
+    transition, reward = _averaged(structure, u)
+    matrix = None
+    if game.infinite:  # M = I - gamma P_u
+        matrix = transition * -game.gamma
+        matrix.flat[:: game.n_states + 1] += 1.0
+    return u, g, h, transition, reward, matrix, False
+
+
 def evaluate(structure: Structure, x: np.ndarray, order: int = 2) -> Point:
     """Occupancies, values and action values at ``x``."""
     game = structure.game
-    u, g, h = local_policy(structure, x, order)
-    transition, reward = _averaged(structure, u)
+    u, g, h, transition, reward, matrix, compiled = _tables(structure, x, order)
     if game.infinite:
-        solver = _solver(game, transition)
+        solver = Solver.of(matrix, overwrite=True)
         ahead, d = solver.right(reward[None]), solver.left(game.initial[None])
     else:
         T, solver = int(game.horizon), None
         ahead = backward(structure, transition, solver, np.repeat(reward[None], T, axis=0))
         d = forward(structure, transition, solver, np.zeros((T, game.n_states)), game.initial)
-    return Point(u, g, h, transition, solver, d, ahead, structure.rewards + _ahead(structure, ahead))
-
-
-def _solver(game: Game, transition: np.ndarray) -> Solver:
-    """The factors of ``M = I - gamma P_u``, built and factorized in place."""
-    matrix = transition * -game.gamma
-    matrix.flat[:: game.n_states + 1] += 1.0
-    return Solver.of(matrix, overwrite=True)
+    return Point(u, g, h, transition, solver, d, ahead, structure.rewards + _ahead(structure, ahead), compiled)
 
 
 def values(structure: Structure, x: np.ndarray) -> np.ndarray:
     """``V^k (n,)``: ``rho0 . v_0``, for an infinite horizon ``(rho0^T N) . r^k``."""
     game = structure.game
-    transition, reward = _averaged(structure, local_policy(structure, x, 0)[0])
+    _, _, _, transition, reward, matrix, _ = _tables(structure, x, 0)
     if game.infinite:
-        return reward @ _solver(game, transition).left(game.initial[None])[0]
+        return reward @ Solver.of(matrix, overwrite=True).left(game.initial[None])[0]
     v = np.zeros_like(reward)
     for _ in range(int(game.horizon)):
         v = reward + game.gamma * v @ transition.T
@@ -292,9 +274,9 @@ def _scattered(structure: Structure, local: np.ndarray) -> np.ndarray:
 
 
 def gradient(structure: Structure, point: Point) -> np.ndarray:
-    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g`` (compiled from ``kernels.MIN_STATES``)."""
-    if kernels.numeric_enabled(structure.game.n_states):
-        return kernels.gradient(structure.index, point.u, point.g, point.q, point.d, structure.layout.size)
+    """``dV^k/dx (n, D) = E^T sum_t d_t[s] sum_a u Q^k_t g``."""
+    if point.compiled:
+        return numeric_kernels.gradient(structure.index, point.u, point.g, point.q, point.d, structure.layout.size)
     weights = np.einsum("ts,tksa->ksa", point.d, point.q) * point.u
     return _scattered(structure, _weighted_scores(weights, point.g))
 
@@ -304,10 +286,10 @@ def xi_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarray:
     to agent ``k``'s parameters, by directional derivatives (see the module's docstring). Along
     ``w_k``: ``d r^k + gamma dP v_{t+1} = sum_a du q^k_t`` (``q = r + gamma P v``), and
     ``d_t dP = (d_t du) P`` is one product with ``P (S A, S)``, so ``dP`` is never formed; the score
-    Hessians enter once, contracted with ``sum_t d_t u q^k_t``. Compiled for infinite horizons from
-    :data:`~mapg_verify.exact.kernels.MIN_STATES` states."""
+    Hessians enter once, contracted with ``sum_t d_t u q^k_t``. Compiled at compiled infinite-horizon
+    points."""
     game = structure.game
-    if point.solver is not None and kernels.numeric_enabled(game.n_states):
+    if point.compiled and point.solver is not None:
         return _compiled_vjp(structure, point, np.ascontiguousarray(w, dtype=float))
     n, r = game.n_agents, len(w)
     u, g, q, d = point.u, point.g, point.q, point.d
@@ -332,13 +314,13 @@ def _compiled_vjp(structure: Structure, point: Point, w: np.ndarray) -> np.ndarr
     """:func:`xi_vjp` at an infinite-horizon point: two kernels around the solves and products with ``P``."""
     S, A = point.u.shape
     fixed = (w, structure.index, structure.owner, point.u, point.g)
-    du, rhs, weighted = kernels.directions(*fixed, point.q[0], point.d[0], structure.game.gamma)
+    du, rhs, weighted = numeric_kernels.directions(*fixed, point.q[0], point.d[0], structure.game.gamma)
     d_ahead = point.solver.right(rhs)  # the products by scipy's BLAS too: one thread pool beside the solves
     moved = scipy.linalg.blas.dgemm(1.0, structure.transitions.reshape(S * A, S).T, weighted.reshape(-1, S * A).T).T
     d_d = point.solver.left(moved.reshape(rhs.shape))
     pushed = scipy.linalg.blas.dgemm(structure.game.gamma, structure.successors.T, d_ahead.reshape(-1, S).T).T
     pushed = pushed.reshape(*rhs.shape, A)
-    return kernels.assembled(*fixed, point.h, point.q[0], point.d[0], du, pushed, d_d, structure.layout.size)
+    return numeric_kernels.assembled(*fixed, point.h, point.q[0], point.d[0], du, pushed, d_d, structure.layout.size)
 
 
 def jacobian_rows(structure: Structure, point: Point) -> np.ndarray:
