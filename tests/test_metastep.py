@@ -2,6 +2,7 @@
 compiled only for a key asked for often."""
 
 import dataclasses
+import gc
 import math
 
 import numpy as np
@@ -9,9 +10,10 @@ import pytest
 
 from mapg_verify.checks.result import error_floor, relative_error
 from mapg_verify.exact import metastep
-from mapg_verify.exact.compiled import compile_game
+from mapg_verify.exact.compiled import compile_game, compile_values
 from mapg_verify.exact.metagradient import expected_update
 from mapg_verify.exact.numeric import numeric_values
+from mapg_verify.exact.symbolic import symbolic_values
 from mapg_verify.problem.catalog import bilinear, ipd, random_game
 from mapg_verify.problem.policies import POLICIES
 
@@ -20,8 +22,8 @@ from mapg_verify.problem.policies import POLICIES
 def fresh(monkeypatch):
     """No step compiled or counted before the test, whatever the load made compiling take."""
     monkeypatch.setattr(metastep, "FUSE_SECONDS", math.inf)
-    monkeypatch.setattr(metastep, "_CALLS", metastep.collections.Counter())
-    monkeypatch.setattr(metastep, "_STEPS", {})
+    monkeypatch.setattr(metastep, "_CALLS", metastep.weakref.WeakKeyDictionary())
+    monkeypatch.setattr(metastep, "_STEPS", metastep.weakref.WeakKeyDictionary())
     return monkeypatch
 
 
@@ -47,7 +49,7 @@ def test_one_step_equals_the_general_path(game, policy, fresh):
             general = expected_update(compiled, x, alpha, 1, agent, objective)
             fresh.setattr(metastep, "FUSE_AFTER", 1)
             fused = expected_update(compiled, x, alpha, 1, agent, objective)
-            assert (compiled, agent, objective) in metastep._STEPS
+            assert (agent, objective) in metastep._STEPS[compiled]
             for term in ("total", "current", "own", "peer"):
                 assert relative_error(getattr(fused, term), getattr(general, term), scale) <= 1e-12
 
@@ -65,7 +67,18 @@ def test_compiled_on_the_key_s_fuse_after_th_call(fresh):
     for _ in range(5):
         expected_update(compiled, x, (1.0, 1.0), 2, 1, "chain")
         expected_update(numeric, x, (1.0, 1.0), 1)
-    assert list(metastep._STEPS) == [(compiled, 0, "terminal")]
+    assert [(c, list(steps)) for c, steps in metastep._STEPS.items() if steps] == [(compiled, [(0, "terminal")])]
     fresh.setattr(metastep, "FUSE_SECONDS", 2.0)
     slow = dataclasses.replace(compiled, seconds={**compiled.seconds, "compile": 3.0})
     assert all(metastep.one_step(slow, 0, "terminal") is None for _ in range(5))
+
+
+def test_a_game_is_not_kept_alive_by_its_steps(fresh):
+    """The counts and compiled steps are held weakly: a game compiled outside compile_game's
+    memo is freed with its last reference."""
+    fresh.setattr(metastep, "FUSE_AFTER", 1)
+    compiled = compile_values(symbolic_values(ipd(), POLICIES["sigmoid"]))
+    assert metastep.one_step(compiled, 0, "terminal") is not None
+    del compiled
+    gc.collect()
+    assert len(metastep._STEPS) == 0 and len(metastep._CALLS) == 0

@@ -20,6 +20,7 @@ loop: training, a sweep, a benchmark), and only for games whose closed forms com
 from __future__ import annotations
 
 import collections
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -32,8 +33,9 @@ FUSE_SECONDS = 2.0  # the longest a game's closed forms took to compile for its 
 
 Step = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-_CALLS: collections.Counter = collections.Counter()
-_STEPS: dict[tuple, Step] = {}
+# per compiled game, held weakly (a campaign's games are freed with it): calls and compiled steps by key
+_CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def one_step(compiled: CompiledValues, meta_agent: int, objective: str) -> Step | None:
@@ -42,13 +44,14 @@ def one_step(compiled: CompiledValues, meta_agent: int, objective: str) -> Step 
     for games that took longer than :data:`FUSE_SECONDS` to compile."""
     if compiled.symbolic is None or compiled.seconds["compile"] > FUSE_SECONDS:
         return None
-    key = (compiled, meta_agent, objective)
-    if key not in _STEPS:
-        _CALLS[key] += 1
-        if _CALLS[key] < FUSE_AFTER:
+    key, steps = (meta_agent, objective), _STEPS.setdefault(compiled, {})
+    if key not in steps:
+        calls = _CALLS.setdefault(compiled, collections.Counter())
+        calls[key] += 1
+        if calls[key] < FUSE_AFTER:
             return None
-        _STEPS[key] = _compile(compiled, meta_agent, objective)
-    return _STEPS[key]
+        steps[key] = _compile(compiled, meta_agent, objective)
+    return steps[key]
 
 
 def _compile(compiled: CompiledValues, meta_agent: int, objective: str) -> Step:
