@@ -268,15 +268,17 @@ def _gradient(index, u, g, q, d, out):
                     out[k, index[s, e]] += weight * g[s, a, e]
 
 
+def jitted(functions) -> dict:
+    """``functions`` compiled (or loaded from numba's cache), by name."""
+    jit = _numba().njit(cache=True, nogil=True)
+    return {f.__name__: jit(f) for f in functions}
+
+
 @functools.cache
 def _compiled():
     """The kernels, compiled (or loaded from numba's cache) on first use."""
-    jit = _numba().njit(cache=True, nogil=True)
-    globals()["_invert"] = jit(_invert)  # so that the kernels calling it call it compiled
-    return {
-        f.__name__: jit(f)
-        for f in (_sample, _scores, _score_sums, _products, _project, _along, _directions, _assembled, _gradient)
-    }
+    globals()["_invert"] = jitted([_invert])["_invert"]  # so that the kernels calling it call it compiled
+    return jitted([_sample, _scores, _score_sums, _products, _project, _along, _directions, _assembled, _gradient])
 
 
 def sample(*arguments) -> None:
