@@ -50,9 +50,9 @@ from mapg_verify.exact.baselines import (
     discounts,
     fitted_values,
     gae,
+    joint_policy,
     linear_table,
     returns_from_t,
-    state_values,
     trajectory_values,
 )
 from mapg_verify.exact.compiled import CompiledValues
@@ -147,7 +147,8 @@ def baseline_table(surrogate: Plan, kind: str, trajectories: Trajectories, phi, 
     values, or the linear fit's prediction (:func:`mapg_verify.exact.baselines.linear_table`)."""
     case, (_, horizon) = surrogate.case, trajectories.states.shape
     if kind == "value":
-        return state_values(case.game, case.policy, surrogate.compiled.layout, np.atleast_2d(phi), horizon)
+        joint = joint_policy(case.game, case.policy, surrogate.compiled.layout, np.atleast_2d(phi))
+        return baseline_kernels.state_values(case.game, joint, horizon)
     returns = baseline_kernels.advantages(case.game, trajectories.states, trajectories.actions, None)
     shipped = surrogate.estimator.baseline_fit == "as-shipped"
     counts, sums = baseline_kernels.linear_statistics(case.game.n_states, trajectories.states, returns, size, shipped)

@@ -7,7 +7,10 @@ same figures bit for bit.
   read along trajectory ``n`` of group ``g = n // (N / G)``; without a table, the returns from ``t``
   ``R^k_t = r^k_t + gamma R^k_{t+1}`` (:func:`mapg_verify.exact.baselines.returns_from_t`);
 - :func:`linear_statistics`: the linear fit's counts and target sums per batch
-  (:func:`mapg_verify.exact.baselines.linear_statistics`), the as-shipped targets read in place.
+  (:func:`mapg_verify.exact.baselines.linear_statistics`), the as-shipped targets read in place;
+- :func:`state_values`: the exact state values ``V^k_t(s) = sum_a pi(a|s) (r^k(s, a) + gamma sum_s'
+  P(s'|s, a) V^k_{t+1}(s'))`` (:func:`mapg_verify.exact.baselines.state_values`; sums over ``a`` and
+  ``s'`` in another order than numpy's products, so equal up to rounding).
 
 Like :mod:`mapg_verify.exact.kernels` they run where :func:`mapg_verify.exact.kernels.enabled` says so.
 """
@@ -55,9 +58,25 @@ def _linear_statistics(states, targets, size, shipped, counts, sums):
                 sums[g, t, state, k] += targets[source, step, k]
 
 
+def _state_values(joint, transitions, rewards, gamma, out):
+    groups, horizon, n_states, n = out.shape
+    for g in range(groups):
+        for t in range(horizon - 1, -1, -1):
+            for s in range(n_states):
+                for k in range(n):
+                    total = 0.0
+                    for a in range(joint.shape[2]):
+                        ahead = 0.0
+                        for following in range(n_states if t + 1 < horizon else 0):
+                            ahead += transitions[s, a, following] * out[g, t + 1, following, k]
+                        total += joint[g, s, a] * (rewards[s, a, k] + gamma * ahead)
+                    out[g, t, s, k] = total
+    return out
+
+
 @functools.cache
 def _compiled():
-    return kernels.jitted([_advantages, _linear_statistics])
+    return kernels.jitted([_advantages, _linear_statistics, _state_values])
 
 
 def advantages(game: Game, states: np.ndarray, actions: np.ndarray, table: np.ndarray | None, lam: float = 1.0):
@@ -80,3 +99,13 @@ def linear_statistics(n_states: int, states: np.ndarray, returns: np.ndarray, si
     sums = np.zeros((groups, horizon, n_states, returns.shape[-1]))
     _compiled()["_linear_statistics"](states, np.ascontiguousarray(returns), size, shipped, counts, sums)
     return counts, sums
+
+
+def state_values(game: Game, joint: np.ndarray, horizon: int) -> np.ndarray:
+    """``V^k_t(s)`` ``(G, H, S, n)`` under the joint policies ``joint (G, S, A)``
+    (:func:`mapg_verify.exact.baselines.joint_policy`)."""
+    n, n_states = game.n_agents, game.n_states
+    transitions = np.ascontiguousarray(game.transitions.reshape(n_states, -1, n_states))
+    rewards = np.ascontiguousarray(np.moveaxis(game.rewards.reshape(n, n_states, -1), 0, -1))  # (S, A, n)
+    out = np.empty((len(joint), horizon, n_states, n))
+    return _compiled()["_state_values"](np.ascontiguousarray(joint), transitions, rewards, game.gamma, out)

@@ -167,6 +167,20 @@ def linear_table(size: int, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
     return (weights[:, :n_states] + weights[:, n_states : 2 * n_states])[:, None] + trend[:, :, None]
 
 
+def joint_policy(game: Game, policy: Policy, layout: Layout, phi: np.ndarray) -> np.ndarray:
+    """The joint action's probabilities ``prod_k pi^k(a^k | s)`` ``(G, S, A)`` at rows ``phi (G, D)``,
+    ``A = prod_k A_k`` (agent 0's action most significant)."""
+    count, agents = len(phi), game.n_agents
+    joint = np.ones((count, game.n_states, *game.n_actions))
+    for k, shape in enumerate(layout.shapes):
+        theta = phi[:, layout.slice(k)].reshape(count, *shape)
+        axes = [1] * agents
+        axes[k] = game.n_actions[k]
+        probs = np.exp(policy.log_probs(theta))[:, game.views[k]]  # (G, S, A_k)
+        joint = joint * probs.reshape(count, game.n_states, *axes)
+    return joint.reshape(count, game.n_states, -1)
+
+
 def state_values(game: Game, policy: Policy, layout: Layout, phi, horizon: int, gradients: bool = False):
     """``V^k_t(s)`` ``(G, H, S, n)`` at rows ``phi (G, D)`` by backward recursion over the finite
     horizon; with ``gradients``, also ``dV^k_t(s)/dphi`` ``(G, H, S, n, D)``, by the same recursion
@@ -174,23 +188,18 @@ def state_values(game: Game, policy: Policy, layout: Layout, phi, horizon: int, 
     phi = np.atleast_2d(np.asarray(phi, dtype=float))
     count, n_states, agents = len(phi), game.n_states, game.n_agents
     actions = game.n_actions
-    joint = np.ones((count, n_states, *actions))
+    joint_flat = joint_policy(game, policy, layout, phi)  # (G, S, A)
     scores = np.zeros((count, n_states, *actions, layout.size))
-    for k, shape in enumerate(layout.shapes):
+    for k, shape in enumerate(layout.shapes if gradients else ()):
         theta = phi[:, layout.slice(k)].reshape(count, *shape)
-        rows = game.views[k]  # (S,)
-        probs = np.exp(policy.log_probs(theta))[:, rows]  # (G, S, A_k)
+        rows, width = game.views[k], int(np.prod(shape[1:]))  # (S,)
         axes = [1] * agents
         axes[k] = actions[k]
-        joint = joint * probs.reshape(count, n_states, *axes)
-        if gradients:
-            width = int(np.prod(shape[1:]))
-            local = policy.scores(theta)[:, rows].reshape(count, n_states, actions[k], width)
-            placed = np.zeros((count, n_states, actions[k], shape[0], width))
-            placed[:, np.arange(n_states), :, rows] = np.moveaxis(local, 1, 0)
-            block = placed.reshape(count, n_states, *axes, shape[0] * width)
-            scores[..., layout.slice(k)] += block
-    joint_flat = joint.reshape(count, n_states, -1)  # (G, S, A)
+        local = policy.scores(theta)[:, rows].reshape(count, n_states, actions[k], width)
+        placed = np.zeros((count, n_states, actions[k], shape[0], width))
+        placed[:, np.arange(n_states), :, rows] = np.moveaxis(local, 1, 0)
+        block = placed.reshape(count, n_states, *axes, shape[0] * width)
+        scores[..., layout.slice(k)] += block
     transitions = game.transitions.reshape(n_states, -1, n_states)  # (S, A, S')
     rewards = np.moveaxis(game.rewards.reshape(agents, n_states, -1), 0, -1)  # (S, A, n)
     score_flat = scores.reshape(count, n_states, -1, layout.size)
