@@ -31,16 +31,15 @@ def _advantages(states, actions, rewards, strides, table, gamma, factor, out):
     per = count // table.shape[0] if valued else count
     for b in range(count):
         g = b // per
-        for k in range(n):
-            running, following = 0.0, 0.0
-            for t in range(horizon - 1, -1, -1):
-                state, joint = states[b, t], 0
-                for q in range(n):
-                    joint += actions[b, t, q] * strides[q]
+        for t in range(horizon - 1, -1, -1):
+            state, joint, last = states[b, t], 0, t + 1 == horizon
+            for q in range(n):
+                joint += actions[b, t, q] * strides[q]
+            for k in range(n):
                 value = table[g, t, state, k] if valued else 0.0
-                running = (rewards[k, state, joint] + gamma * following - value) + factor * running
-                out[b, t, k] = running
-                following = value
+                following = 0.0 if last or not valued else table[g, t + 1, states[b, t + 1], k]
+                later = 0.0 if last else out[b, t + 1, k]
+                out[b, t, k] = (rewards[k, state, joint] + gamma * following - value) + factor * later
     return out
 
 

@@ -146,18 +146,12 @@ def _score_sums(states, actions, per, views, offsets, widths, score_table, weigh
     return out
 
 
-def _products(columns, values, widths, owner, weights, lam, decay, less, group, out):
+def _products(columns, values, widths, owner, tails, lam, less, group, out):
     count, horizon, n = columns.shape
     running, seen = np.zeros(out.shape[1]), np.zeros(out.shape[1], np.bool_)
-    touched, later = np.zeros(out.shape[1], np.int64), np.zeros((horizon, n))
+    touched = np.zeros(out.shape[1], np.int64)
     for b in range(count):
-        g = b // group
-        for k in range(n):  # later[t, k] = W^k_t = sum_{t' >= t} decay^(t' - t) w^k_t'
-            total = 0.0
-            for t in range(horizon - 1, -1, -1):
-                total = total * decay + weights[b, t, k]
-                later[t, k] = total
-        m = 0
+        g, m, later = b // group, 0, tails[b]
         for t in range(horizon):
             for k in range(n):  # lam c_{t-1} s_t^T, on the rows of c_{t-1}
                 for i in range(widths[k]):
@@ -166,7 +160,7 @@ def _products(columns, values, widths, owner, weights, lam, decay, less, group, 
                         for r in range(m):
                             row = touched[r]
                             out[g, row, column] += running[row] * u * later[t, owner[row]]
-            for r in range(m):
+            for r in range(m if lam != 1.0 else 0):
                 running[touched[r]] *= lam
             for k in range(n):
                 for i in range(widths[k]):
@@ -302,14 +296,14 @@ def score_sums(states, actions, per: int, views, offsets, widths, score_table, w
     return _compiled()["_score_sums"](states, actions, per, views, offsets, widths, score_table, weights, out)
 
 
-def products(columns, values, widths, owner, weights, lam: float, decay: float, less, group: int, size: int):
+def products(columns, values, widths, owner, tails, lam: float, less, group: int, size: int):
     """``sum_t W^k_t (s_t c_t^T + lam c_{t-1} s_t^T)`` on agent ``k``'s rows (``owner[column] = k``),
-    summed over groups, with ``c_t = lam c_{t-1} + s_t`` and ``W_t = sum_{t' >= t} decay^(t'-t) w_t'``:
-    ``decay = lam^2`` gives ``sum_t w_t c_t c_t^T`` (as ``c_t c_t^T = lam^2 c_{t-1} c_{t-1}^T + s_t
-    c_t^T + lam c_{t-1} s_t^T``), ``decay = 0`` gives ``sum_t w_t (c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T)``;
-    minus ``sum_t less^k_t s^k_t s_t^T`` where ``less (N, H, n)`` is not empty."""
+    summed over groups, with ``c_t = lam c_{t-1} + s_t`` and ``W = tails (N, H, n)``: with the tail
+    sums ``W_t = sum_{t' >= t} w_t'`` and ``lam = 1`` it is ``sum_t w_t c_t c_t^T`` (as ``c_t c_t^T =
+    c_{t-1} c_{t-1}^T + s_t c_t^T + c_{t-1} s_t^T``), with ``W = w`` it is ``sum_t w_t (c_t c_t^T -
+    lam^2 c_{t-1} c_{t-1}^T)``; minus ``sum_t less^k_t s^k_t s_t^T`` where ``less (N, H, n)`` is not empty."""
     out = np.zeros((len(columns) // group, size, size))
-    arguments = (columns, values, widths, owner, weights, float(lam), float(decay), less, group, out)
+    arguments = (columns, values, widths, owner, tails, float(lam), less, group, out)
     return _compiled()["_products"](*arguments)
 
 

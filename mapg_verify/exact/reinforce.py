@@ -197,10 +197,10 @@ def dice_products(
     ``causal=False`` (a defect: each step's log-probability alone in the magic box) ``to_go`` holds
     ``gamma^t r_t`` and ``c_t`` is step ``t``'s score alone."""
     to_go = trajectories.to_go
-    rewards = step_rewards(to_go) if causal else to_go  # (N, H, n)
     lam = 1.0 if causal else 0.0
-    if isinstance(step_scores, SparseScores):
-        return _sparse_products(step_scores, rewards, lam, 1.0, group, baseline)
+    if isinstance(step_scores, SparseScores):  # W_t: the rewards' tail sums G_t (causal), else gamma^t r_t
+        return _sparse_products(step_scores, to_go, lam, group, baseline)
+    rewards = step_rewards(to_go) if causal else to_go  # (N, H, n)
     products = _own_weighted_products(layout, rewards, step_scores, lam, False, group)
     if baseline is not None:
         products = products - _own_weighted_products(layout, baseline, step_scores, 0.0, False, group)
@@ -217,7 +217,7 @@ def loaded_products(
     (``lam = 1`` and ``A_t = G_t``: DiCE's products). Sparse scores: in one pass, as
     ``c_t c_t^T - e_t e_t^T = s_t c_t^T + lam c_{t-1} s_t^T``."""
     if isinstance(step_scores, SparseScores):
-        return _sparse_products(step_scores, advantages, lam, 0.0, group)
+        return _sparse_products(step_scores, advantages, lam, group)
     return _own_weighted_products(layout, advantages, step_scores, lam, False, group) - _own_weighted_products(
         layout, advantages, step_scores, lam, True, group
     )
@@ -241,15 +241,14 @@ def _own_weighted_products(
 
 
 def _sparse_products(
-    step_scores: SparseScores, weights: np.ndarray, lam: float, keep: float, group: int, less: np.ndarray | None = None
+    step_scores: SparseScores, tails: np.ndarray, lam: float, group: int, less: np.ndarray | None = None
 ) -> np.ndarray:
-    """:func:`mapg_verify.exact.kernels.products` with ``decay = keep lam^2``: ``keep = 1`` the
-    products ``sum_t w_t c_t c_t^T``, ``keep = 0`` Loaded DiCE's difference; minus
+    """:func:`mapg_verify.exact.kernels.products` on ``W = tails``: the tail sums of ``w`` with
+    ``lam = 1`` give the products ``sum_t w_t c_t c_t^T``, ``W = w`` Loaded DiCE's difference; minus
     ``sum_t less^k_t s^k_t s_t^T`` with ``less`` (a baseline's term)."""
     columns, values, widths, owner = step_scores.columns, step_scores.values, step_scores.widths, step_scores.owner
-    weights, less = np.ascontiguousarray(weights), np.ascontiguousarray(np.zeros((0, 0, 0)) if less is None else less)
-    decay = keep * lam * lam
-    return kernels.products(columns, values, widths, owner, weights, lam, decay, less, group, len(owner))
+    tails, less = np.ascontiguousarray(tails), np.ascontiguousarray(np.zeros((0, 0, 0)) if less is None else less)
+    return kernels.products(columns, values, widths, owner, tails, lam, less, group, len(owner))
 
 
 def _decayed(step_scores: np.ndarray, lam: float) -> np.ndarray:
