@@ -114,35 +114,40 @@ def _scores(states, actions, per, views, offsets, widths, log_table, score_table
             columns, values, log_prob, reinforce, jacobian):  # fmt: skip
     count, horizon, n = actions.shape
     second = jacobian.shape[0] > 0
+    groups, rows, n_actions, most = score_table.shape[1:]
+    logs, scores, curvatures = log_table.ravel(), score_table.ravel(), hessians.ravel()  # flat: one offset a step
     for b in range(count):
-        g, total = b // per, 0.0
+        g, into, total = b // per, b // group, 0.0
         for t in range(horizon):
             for k in range(n):
-                row, a, width, w = views[k, states[b, t]], actions[b, t, k], widths[k], weights[b, t, k]
-                start = offsets[k] + row * width
+                row, width, w = views[k, states[b, t]], widths[k], weights[b, t, k]
+                start, cell = offsets[k] + row * width, ((k * groups + g) * rows + row) * n_actions + actions[b, t, k]
                 columns[b, t, k] = start
-                total += log_table[k, g, row, a]
+                total += logs[cell]
                 for i in range(width):
-                    values[b, t, k, i] = score_table[k, g, row, a, i]
-                    reinforce[b, start + i] += score_table[k, g, row, a, i] * w
+                    values[b, t, k, i] = scores[cell * most + i]
+                    reinforce[b, start + i] += scores[cell * most + i] * w
                 if second:
                     for i in range(width):
                         for j in range(width):
-                            jacobian[b // group, start + i, start + j] += hessians[k, g, row, a, i, j] * w
+                            jacobian[into, start + i, start + j] += curvatures[(cell * most + i) * most + j] * w
         log_prob[b] += total
 
 
 def _score_sums(states, actions, per, views, offsets, widths, score_table, weights, out):
     count, horizon, n = actions.shape
+    groups, rows, n_actions, most = score_table.shape[1:]
+    scores = score_table.ravel()
     for b in range(count):
         g = b // per
         for t in range(horizon):
             w = weights[b, t]
             for k in range(n):
-                row, a = views[k, states[b, t]], actions[b, t, k]
+                row = views[k, states[b, t]]
                 start = offsets[k] + row * widths[k]
+                cell = ((k * groups + g) * rows + row) * n_actions + actions[b, t, k]
                 for i in range(widths[k]):
-                    out[b, start + i] += score_table[k, g, row, a, i] * w
+                    out[b, start + i] += scores[cell * most + i] * w
     return out
 
 
@@ -186,17 +191,17 @@ def _products(columns, values, widths, owner, tails, lam, less, group, out):
 
 def _project(columns, values, widths, per, tangent, out):
     count, horizon, n = columns.shape
-    steps = out.shape[1]  # horizon, or 1 to sum over steps
+    steps, size, d = out.shape[1], tangent.shape[1], tangent.shape[2]  # steps: horizon, or 1 to sum over steps
+    flat = tangent.ravel()
     for b in range(count):
         g = b // per
         for t in range(horizon):
             at = t if steps > 1 else 0
             for k in range(n):
-                start = columns[b, t, k]
                 for i in range(widths[k]):
-                    v = values[b, t, k, i]
-                    for j in range(out.shape[2]):
-                        out[b, at, j] += v * tangent[g, start + i, j]
+                    v, row = values[b, t, k, i], (g * size + columns[b, t, k] + i) * d
+                    for j in range(d):
+                        out[b, at, j] += v * flat[row + j]
     return out
 
 
