@@ -248,7 +248,7 @@ def outer_returns(surrogate: Plan, trajectories: Trajectories, compiled: bool = 
 
 
 def outer_advantages(
-    surrogate: Plan, trajectories: Trajectories, phi, returns: np.ndarray, compiled: bool = False
+    surrogate: Plan, trajectories: Trajectories, phi, returns: np.ndarray | None, compiled: bool = False
 ) -> np.ndarray:
     """Agent ``i``'s advantages ``(N, H)`` for batches of the plan's ``K_out`` drawn at the rows of
     ``phi``: the ``returns`` less the baseline, ``G_t - gamma^t b_t`` from zero and ``R_t - b_t``
@@ -274,16 +274,18 @@ def outer_advantages(
 
 def outer_terms(
     surrogate: Plan, trajectories: Trajectories, phi, compiled: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per outer trajectory at ``phi``: agent ``i``'s returns and advantages (:func:`outer_returns`,
-    :func:`outer_advantages`) and its REINFORCE gradient over every parameter ``sum_t score_t A^i_t``
-    ``(N, D)``; ``compiled``: by the kernels (the value baseline's too)."""
-    case = surrogate.case
-    returns = outer_returns(surrogate, trajectories, compiled)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per outer trajectory at ``phi``: what the current term pairs with (:func:`paired_returns` of
+    :func:`outer_returns` and :func:`outer_advantages`) and agent ``i``'s REINFORCE gradient over
+    every parameter ``sum_t score_t A^i_t`` ``(N, D)``; ``compiled``: by the kernels (the baselines'
+    too). The returns are not computed where neither needs them (GAE paired with the advantages)."""
+    case, estimator = surrogate.case, surrogate.estimator
+    unused = estimator.current_advantage and estimator.baseline != "none" and estimator.gae_lambda != 1.0
+    returns = None if unused else outer_returns(surrogate, trajectories, compiled)
     advantages = outer_advantages(surrogate, trajectories, phi, returns, compiled)
     layout = surrogate.compiled.layout
     gradients = score_sums(case.game, case.policy, layout, trajectories, phi, advantages, compiled)
-    return returns, advantages, gradients
+    return paired_returns(surrogate, returns, advantages), gradients
 
 
 def paired_returns(surrogate: Plan, returns: np.ndarray, advantages: np.ndarray) -> np.ndarray:

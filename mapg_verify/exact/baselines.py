@@ -153,7 +153,7 @@ def linear_table(size: int, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
     time = np.arange(horizon, dtype=float) / 100.0
     polynomial = np.stack([time, time**2, time**3, np.ones(horizon)], axis=-1)  # P (H, 4)
     one_hot = np.arange(2 * n_states) % n_states  # the state of each one-hot column
-    cross = np.einsum("gts,tj->gsj", counts, polynomial)[:, one_hot]  # (G, 2S, 4)
+    cross = (np.swapaxes(counts, 1, 2) @ polynomial)[:, one_hot]  # N^T P (G, 2S, 4)
     diagonal = one_hot[:, None] == one_hot[None, :]
     gram = np.zeros((groups, 2 * n_states + 4, 2 * n_states + 4))
     gram[:, : 2 * n_states, : 2 * n_states] = diagonal * counts.sum(axis=1)[:, None, one_hot]
@@ -161,9 +161,9 @@ def linear_table(size: int, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
     gram[:, 2 * n_states :, : 2 * n_states] = np.swapaxes(cross, 1, 2)
     gram[:, 2 * n_states :, 2 * n_states :] = size * (polynomial.T @ polynomial)
     gram += RIDGE * np.eye(2 * n_states + 4)
-    by_time = np.einsum("tj,gtk->gjk", polynomial, sums.sum(axis=2))
+    by_time = polynomial.T @ sums.sum(axis=2)  # P^T sum_s sums (G, 4, n)
     weights = np.linalg.solve(gram, np.concatenate([sums.sum(axis=1)[:, one_hot], by_time], axis=1))
-    trend = np.einsum("tj,gjk->gtk", polynomial, weights[:, 2 * n_states :])  # (G, H, n)
+    trend = polynomial @ weights[:, 2 * n_states :]  # p(t) . w_p (G, H, n)
     return (weights[:, :n_states] + weights[:, n_states : 2 * n_states])[:, None] + trend[:, :, None]
 
 
