@@ -112,7 +112,7 @@ def _compiled_terms(game, policy, layout: Layout, trajectories: Trajectories, ph
     """:func:`trajectory_terms` by :func:`mapg_verify.exact.kernels.scores`."""
     n, horizon = trajectories.states.shape
     widths, starts, tables = _tables(game, policy, layout, phi, 2 if second_order else 1)
-    columns = np.empty((n, horizon, len(widths)), dtype=np.int64)
+    columns = np.empty((n, horizon, len(widths)), dtype=np.int32)  # half the bytes of int64 to write and read
     values = np.zeros((n, horizon, len(widths), widths.max()))
     log_prob = trajectories.log_environment.copy()
     jacobian = np.zeros((n // group, layout.size, layout.size) if second_order else (0, 0, 0))
