@@ -111,7 +111,7 @@ def _sample(uniforms, per, policy_cdf, n_actions, views, initial_cdf, log_initia
 
 
 def _scores(states, actions, per, views, offsets, widths, log_table, score_table, hessians, weights, group,
-            columns, values, log_prob, reinforce, jacobian):  # fmt: skip
+            columns, values, log_prob, reinforce, sums, jacobian):  # fmt: skip
     count, horizon, n = actions.shape
     second = jacobian.shape[0] > 0
     groups, rows, n_actions, most = score_table.shape[1:]
@@ -127,6 +127,7 @@ def _scores(states, actions, per, views, offsets, widths, log_table, score_table
                 for i in range(width):
                     values[b, t, k, i] = scores[cell * most + i]
                     reinforce[b, start + i] += scores[cell * most + i] * w
+                    sums[b, start + i] += scores[cell * most + i]
                 if second:
                     for i in range(width):
                         for j in range(width):
@@ -191,17 +192,16 @@ def _products(columns, values, widths, owner, tails, lam, less, group, out):
 
 def _project(columns, values, widths, per, tangent, out):
     count, horizon, n = columns.shape
-    steps, size, d = out.shape[1], tangent.shape[1], tangent.shape[2]  # steps: horizon, or 1 to sum over steps
+    size, d = tangent.shape[1], tangent.shape[2]
     flat = tangent.ravel()
     for b in range(count):
         g = b // per
         for t in range(horizon):
-            at = t if steps > 1 else 0
             for k in range(n):
                 for i in range(widths[k]):
                     v, row = values[b, t, k, i], (g * size + columns[b, t, k] + i) * d
                     for j in range(d):
-                        out[b, at, j] += v * flat[row + j]
+                        out[b, t, j] += v * flat[row + j]
     return out
 
 
@@ -290,8 +290,8 @@ def sample(*arguments) -> None:
 
 
 def scores(*arguments) -> None:
-    """Fill ``columns, values``, add to ``log_prob``, ``reinforce`` and (if not empty) ``jacobian``
-    in place."""
+    """Fill ``columns, values``, add to ``log_prob``, ``reinforce``, ``sums`` (of the step scores)
+    and (if not empty) ``jacobian`` in place."""
     _compiled()["_scores"](*arguments)
 
 
@@ -312,10 +312,9 @@ def products(columns, values, widths, owner, tails, lam: float, less, group: int
     return _compiled()["_products"](*arguments)
 
 
-def project(columns, values, widths, per: int, tangent: np.ndarray, steps: bool) -> np.ndarray:
-    """``s_t T_g`` per step ``(N, H, d)`` (``steps``) or summed over steps ``(N, 1, d)``, trajectory
-    ``n`` in group ``g = n // per`` of ``tangent (G, D, d)``."""
-    out = np.zeros((len(columns), columns.shape[1] if steps else 1, tangent.shape[2]))
+def project(columns, values, widths, per: int, tangent: np.ndarray) -> np.ndarray:
+    """``s_t T_g`` per step ``(N, H, d)``, trajectory ``n`` in group ``g = n // per`` of ``tangent (G, D, d)``."""
+    out = np.zeros((len(columns), columns.shape[1], tangent.shape[2]))
     return _compiled()["_project"](columns, values, widths, per, np.ascontiguousarray(tangent), out)
 
 

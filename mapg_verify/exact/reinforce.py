@@ -32,12 +32,13 @@ from mapg_verify.problem.policies import Policy
 class SparseScores:
     """Step scores ``(N, H, D)`` by their nonzero segments: agent ``k``'s score at step ``t`` of
     trajectory ``n`` is ``values[n, t, k, :W_k]`` at columns ``columns[n, t, k] + (0 .. W_k - 1)``;
-    ``owner[j]`` is the agent of column ``j``."""
+    ``owner[j]`` is the agent of column ``j``; ``sums`` is ``sum_t s_t`` ``(N, D)``."""
 
     columns: np.ndarray
     values: np.ndarray
     widths: np.ndarray
     owner: np.ndarray
+    sums: np.ndarray
 
     @property
     def size(self) -> int:
@@ -116,14 +117,14 @@ def _compiled_terms(game, policy, layout: Layout, trajectories: Trajectories, ph
     values = np.zeros((n, horizon, len(widths), widths.max()))
     log_prob = trajectories.log_environment.copy()
     jacobian = np.zeros((n // group, layout.size, layout.size) if second_order else (0, 0, 0))
-    reinforce = np.zeros((n, layout.size))
+    reinforce, sums = np.zeros((n, layout.size)), np.zeros((n, layout.size))
     kernels.scores(
         trajectories.states, trajectories.actions, n // len(phi), np.ascontiguousarray(game.views), starts, widths,
-        *tables, np.ascontiguousarray(trajectories.to_go), group, columns, values, log_prob, reinforce, jacobian,
+        *tables, np.ascontiguousarray(trajectories.to_go), group, columns, values, log_prob, reinforce, sums, jacobian,
     )  # fmt: skip
     owner = np.repeat(np.arange(len(widths)), layout.sizes)
     return TrajectoryTerms(
-        log_prob, SparseScores(columns, values, widths, owner), reinforce, jacobian if second_order else None
+        log_prob, SparseScores(columns, values, widths, owner, sums), reinforce, jacobian if second_order else None
     )
 
 
@@ -170,11 +171,15 @@ def score_sums(
 
 def projected(step_scores: np.ndarray | SparseScores, tangent: np.ndarray, steps: bool = True) -> np.ndarray:
     """``s_t T_g`` per step, ``(N, H, d)``, trajectory ``n`` at tangent ``T_g (D, d)`` with
-    ``g = n // (N / G)`` of ``tangent (G, D, d)``; without ``steps``, summed over steps ``(N, 1, d)``."""
+    ``g = n // (N / G)`` of ``tangent (G, D, d)``; without ``steps``, summed over steps ``(N, 1, d)``
+    (sparse scores: their sums ``sum_t s_t`` times ``T_g``, one batched product)."""
     groups = len(tangent)
+    if isinstance(step_scores, SparseScores) and not steps:
+        n, size = step_scores.sums.shape
+        return (step_scores.sums.reshape(groups, n // groups, size) @ tangent).reshape(n, 1, -1)
     if isinstance(step_scores, SparseScores):
         columns, values, widths = step_scores.columns, step_scores.values, step_scores.widths
-        return kernels.project(columns, values, widths, len(columns) // groups, tangent, steps)
+        return kernels.project(columns, values, widths, len(columns) // groups, tangent)
     n, horizon, size = step_scores.shape
     paired = np.einsum("rkhd,rdj->rkhj", step_scores.reshape(groups, n // groups, horizon, size), tangent)
     paired = paired.reshape(n, horizon, -1)
