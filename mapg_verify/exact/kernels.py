@@ -10,8 +10,8 @@ reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum ove
 - :func:`sample`: trajectories by inverse-CDF sampling from uniforms drawn beforehand, in the order
   :func:`mapg_verify.estimators.sampling.sample_trajectories` draws them, so a seed gives the same
   trajectories either way;
-- :func:`scores`: the sparse step scores, ``log P(tau)`` and the pathwise Jacobian
-  ``sum_t hess log pi_t w_t`` summed over groups;
+- :func:`scores`: the sparse step scores and their sums over steps, ``log P(tau)`` and the pathwise
+  Jacobian ``sum_t hess log pi_t w_t`` summed over groups;
 - :func:`score_sums`: ``sum_t s_t w_t`` ``(N, D)`` (an outer REINFORCE gradient), the scores read
   off the policy's tables;
 - :func:`products`: ``sum_t w^k_t c^k_t c_t^T`` on agent ``k``'s rows, summed over groups, with
