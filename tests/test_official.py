@@ -20,7 +20,7 @@ from mapg_verify.estimators.montecarlo import Draws, draw, draw_recorded
 from mapg_verify.estimators.reference import _batch, _inner_step, reference
 from mapg_verify.estimators.surrogate import plan
 from mapg_verify.estimators.table import ESTIMATORS
-from mapg_verify.exact.baselines import batch_baseline, gae, returns_from_t, state_values
+from mapg_verify.exact.baselines import RIDGE, batch_baseline, gae, returns_from_t, shipped_targets, state_values
 from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.enumeration import Trajectories, enumerate_trajectories
 from mapg_verify.exact.metagradient import sampled_update
@@ -106,6 +106,39 @@ def test_the_shipped_fit_is_the_codes_and_misaligned_only_when_k_and_h_exceed_on
             np.testing.assert_allclose(value, port, rtol=1e-10, atol=1e-12)
         apart = np.abs(found["as-shipped"] - found["aligned"]).max()
         assert (apart < 1e-12) == (size == 1 or horizon == 1)
+
+
+def _dense_linear_fit(n_states: int, states: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The linear fit as written before issue 32's third round: the features ``X (G, K H, 2 S + 4)``
+    formed, ``X solve(X^T X + 1e-5 I, X^T y)``."""
+    groups, size, horizon = states.shape
+    features = np.zeros((groups * size * horizon, 2 * n_states + 4))
+    rows = np.arange(len(features))
+    features[rows, states.ravel()] = 1.0
+    features[rows, states.ravel() + n_states] = 1.0
+    time = np.arange(horizon, dtype=float) / 100.0
+    polynomial = np.stack([time, time**2, time**3, np.ones(horizon)], axis=-1)
+    features[:, 2 * n_states :] = np.tile(polynomial, (groups * size, 1))
+    features = features.reshape(groups, size * horizon, -1)
+    flat = targets.reshape(groups, size * horizon, -1)
+    gram = np.swapaxes(features, 1, 2) @ features + RIDGE * np.eye(features.shape[-1])
+    return (features @ np.linalg.solve(gram, np.swapaxes(features, 1, 2) @ flat)).reshape(targets.shape)
+
+
+def test_the_linear_fit_from_counts_equals_the_dense_normal_equations():
+    """``batch_baseline``'s fit from per-batch counts and target sums against the dense normal
+    equations it replaced, both fits, on random batches (the benchmark's 64 x 10 among them): equal
+    to 1e-12 of the largest prediction (the Gram matrix is near-singular: one-hot columns twice)."""
+    case, _ = ipd()
+    n_states, rng = case.game.n_states, np.random.default_rng(12)
+    for groups, size, horizon in [(40, 64, 10), (5, 3, 4), (3, 1, 6), (4, 5, 1)]:
+        states = rng.integers(0, n_states, size=(groups, size, horizon))
+        returns = returns_from_t(case.game, rng.normal(size=(groups, size, horizon, 2)))
+        for fit in ("aligned", "as-shipped"):
+            targets = shipped_targets(returns).reshape(returns.shape) if fit == "as-shipped" else returns
+            expected = _dense_linear_fit(n_states, states, targets)
+            found = batch_baseline("linear", case.game, states, returns, fit)
+            np.testing.assert_allclose(found, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
 
 
 def test_the_official_loss_differs_from_meta_mapg_where_the_issue_found_it():

@@ -23,7 +23,6 @@ from mapg_verify.estimators.surrogate import (
     inner_terms,
     outer_parts,
     outer_terms,
-    paired_returns,
     root,
     with_returns,
 )
@@ -107,7 +106,8 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled:
         baseline = inner_baseline(surrogate, drawn, phi, compiled)
         weighted = with_returns(game, drawn, surrogate.estimator.returns)
         terms, jacobian = inner_terms(surrogate, weighted, phi, batch, baseline, compiled)
-        paired = paired + projected(terms.step_scores, tangent, steps).reshape(paired.shape)
+        scores = projected(terms.step_scores, tangent, steps).reshape(paired.shape)
+        paired = scores if level == 0 else paired + scores  # the zeros never written
         reinforce = terms.reinforce.reshape(count, batch, -1).mean(axis=1)
         phi, tangent = advance(surrogate, phi, tangent, reinforce, None if jacobian is None else jacobian / batch)
     if not surrogate.estimator.current:
@@ -127,13 +127,13 @@ def _outer(surrogate: Plan, phi, tangent, paired, rng, compiled: bool) -> tuple[
     drawn = sample_trajectories(
         case.game, case.policy, surrogate.compiled.layout, phi, case.inner.horizon, count * size, rng, compiled
     )
-    returns, advantages, gradients = outer_terms(surrogate, drawn, phi, compiled)
+    returns, gradients = outer_terms(surrogate, drawn, phi, compiled)
     own, peer = outer_parts(surrogate, gradients.reshape(count, size, -1).mean(axis=1), tangent)
-    returns = paired_returns(surrogate, returns, advantages).reshape(count, size, -1)
+    returns = returns.reshape(count, size, -1)
     if surrogate.pairing == "batch":
         current = paired.sum(axis=(1, 2)) * returns[:, :, 0].mean(axis=1)[:, None]
     elif surrogate.pairing == "trajectory":
         current = np.einsum("rkhj,rk->rj", paired, returns[:, :, 0]) / surrogate.batch
     else:
-        current = np.einsum("rkhj,rkh->rj", paired, returns) / surrogate.batch
+        current = (returns.reshape(count, 1, -1) @ paired.reshape(count, -1, paired.shape[-1]))[:, 0] / surrogate.batch
     return Parts(current, own, peer), drawn

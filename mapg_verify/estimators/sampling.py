@@ -75,8 +75,8 @@ def _compiled(game: Game, probs: list[np.ndarray], horizon: int, count: int, rng
     with np.errstate(divide="ignore"):
         logs = np.log(game.initial), np.log(transitions)
     strides = np.array([int(np.prod(game.n_actions[k + 1 :])) for k in range(n)])
-    states = np.empty((count, horizon), dtype=np.int64)
-    actions = np.empty((count, horizon, n), dtype=np.int64)
+    states = np.empty((count, horizon), dtype=np.int32)  # half the bytes of int64 for every kernel to read
+    actions = np.empty((count, horizon, n), dtype=np.int32)
     log_environment, to_go = np.empty(count), np.empty((count, horizon, n))
     kernels.sample(
         uniforms, count // len(probs[0]), policy_cdf, np.asarray(game.n_actions), np.ascontiguousarray(game.views),

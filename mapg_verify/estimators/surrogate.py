@@ -45,13 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapg_verify.estimators.table import Estimator, outer_of, pairing_of
-from mapg_verify.exact import kernels
+from mapg_verify.exact import baseline_kernels, kernels
 from mapg_verify.exact.baselines import (
     discounts,
     fitted_values,
     gae,
+    joint_policy,
+    linear_table,
     returns_from_t,
-    state_values,
     trajectory_values,
 )
 from mapg_verify.exact.compiled import CompiledValues
@@ -65,6 +66,8 @@ from mapg_verify.exact.reinforce import (
 )
 from mapg_verify.problem.game import Game
 from mapg_verify.spec.case import Case
+
+TABLED = ("value", "linear")  # baselines the kernels read off a table of steps and states
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,21 +141,28 @@ def baseline_values(surrogate: Plan, kind: str, trajectories: Trajectories, phi,
     return fitted_values(kind, case.game, trajectories, size, surrogate.estimator.baseline_fit)
 
 
-def scaled_values(surrogate: Plan, trajectories: Trajectories, phi, scale: np.ndarray, agents) -> np.ndarray:
-    """The value baseline's ``scale_t V^k_t(s_t)`` ``(N, H, len(agents))`` by the kernel
-    (:func:`mapg_verify.exact.kernels.along`): the values :func:`baseline_values` gathers, in one pass."""
-    case, phi = surrogate.case, np.atleast_2d(phi)
-    table = state_values(case.game, case.policy, surrogate.compiled.layout, phi, trajectories.states.shape[1])
-    return kernels.along(trajectories.states, table, scale, agents)
+def baseline_table(surrogate: Plan, kind: str, trajectories: Trajectories, phi, size: int) -> np.ndarray:
+    """A baseline of :data:`TABLED` as a table ``b^k_t(s)`` ``(G, H, S, n)`` for batches of ``size``
+    consecutive trajectories drawn at the rows of ``phi (G, D)``, by the kernels: the exact state
+    values, or the linear fit's prediction (:func:`mapg_verify.exact.baselines.linear_table`)."""
+    case, (_, horizon) = surrogate.case, trajectories.states.shape
+    if kind == "value":
+        joint = joint_policy(case.game, case.policy, surrogate.compiled.layout, np.atleast_2d(phi))
+        return baseline_kernels.state_values(case.game, joint, horizon)
+    returns = baseline_kernels.advantages(case.game, trajectories.states, trajectories.actions, None)
+    shipped = surrogate.estimator.baseline_fit == "as-shipped"
+    counts, sums = baseline_kernels.linear_statistics(case.game.n_states, trajectories.states, returns, size, shipped)
+    return linear_table(size, counts, sums)
 
 
 def inner_baseline(surrogate: Plan, trajectories: Trajectories, phi, compiled: bool = False) -> np.ndarray | None:
     """``gamma^t b_t`` of the inner baseline for batches of ``K`` (``None`` without one);
-    ``compiled``: the value baseline by the kernel."""
+    ``compiled``: a baseline of :data:`TABLED` by the kernels (:func:`mapg_verify.exact.kernels.along`
+    reads ``gamma^t b^k_t(s_t)`` off its table)."""
     kind, game = surrogate.estimator.inner_baseline, surrogate.case.game
-    if compiled and kind == "value":
-        scale = discounts(game, trajectories.states.shape[1])
-        return scaled_values(surrogate, trajectories, phi, scale, range(game.n_agents))
+    if compiled and kind in TABLED:
+        table = baseline_table(surrogate, kind, trajectories, phi, surrogate.batch)
+        return kernels.along(trajectories.states, table, discounts(game, table.shape[1]), range(game.n_agents))
     values = baseline_values(surrogate, kind, trajectories, phi, surrogate.batch)
     if values is None:
         return None
@@ -225,27 +235,34 @@ def outer_parts(surrogate: Plan, gradient, tangent) -> tuple[np.ndarray, np.ndar
     return own, peer
 
 
-def outer_returns(surrogate: Plan, trajectories: Trajectories) -> np.ndarray:
+def outer_returns(surrogate: Plan, trajectories: Trajectories, compiled: bool = False) -> np.ndarray:
     """Agent ``i``'s returns ``(N, H)`` on outer trajectories in the estimator's convention: from
-    zero, the rewards-to-go ``G_t`` (with its defect, if any); from ``t``, ``R_t``."""
+    zero, the rewards-to-go ``G_t`` (with its defect, if any); from ``t``, ``R_t`` (``compiled``: by
+    the kernel)."""
     case, estimator, i = surrogate.case, surrogate.estimator, surrogate.case.inner.meta_agent
     if estimator.convention == "from-zero":
         return with_returns(case.game, trajectories, estimator.returns).to_go[..., i]
+    if compiled:
+        return baseline_kernels.advantages(case.game, trajectories.states, trajectories.actions, None)[..., i]
     return returns_from_t(case.game, rewards_of(case.game, trajectories.states, trajectories.actions))[..., i]
 
 
 def outer_advantages(
-    surrogate: Plan, trajectories: Trajectories, phi, returns: np.ndarray, compiled: bool = False
+    surrogate: Plan, trajectories: Trajectories, phi, returns: np.ndarray | None, compiled: bool = False
 ) -> np.ndarray:
     """Agent ``i``'s advantages ``(N, H)`` for batches of the plan's ``K_out`` drawn at the rows of
     ``phi``: the ``returns`` less the baseline, ``G_t - gamma^t b_t`` from zero and ``R_t - b_t``
     from ``t``, or GAE's for ``lambda < 1`` (times ``gamma^t`` from zero); the returns without one;
-    ``compiled``: the value baseline by the kernel."""
+    ``compiled``: a baseline of :data:`TABLED` and GAE by the kernels."""
     estimator, game, i = surrogate.estimator, surrogate.case.game, surrogate.case.inner.meta_agent
     horizon = trajectories.states.shape[1]
     scale = discounts(game, horizon)[None, :] if estimator.convention == "from-zero" else np.ones((1, horizon))
-    if compiled and estimator.baseline == "value" and estimator.gae_lambda == 1.0:
-        return returns - scaled_values(surrogate, trajectories, phi, scale[0], [i])[..., 0]
+    if compiled and estimator.baseline in TABLED:
+        table = baseline_table(surrogate, estimator.baseline, trajectories, phi, surrogate.outer_batch)
+        if estimator.gae_lambda == 1.0:
+            return returns - kernels.along(trajectories.states, table, scale[0], [i])[..., 0]
+        states, actions = trajectories.states, trajectories.actions
+        return scale * baseline_kernels.advantages(game, states, actions, table, estimator.gae_lambda)[..., i]
     values = baseline_values(surrogate, estimator.baseline, trajectories, phi, surrogate.outer_batch)
     if values is None:
         return returns
@@ -257,16 +274,18 @@ def outer_advantages(
 
 def outer_terms(
     surrogate: Plan, trajectories: Trajectories, phi, compiled: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per outer trajectory at ``phi``: agent ``i``'s returns and advantages (:func:`outer_returns`,
-    :func:`outer_advantages`) and its REINFORCE gradient over every parameter ``sum_t score_t A^i_t``
-    ``(N, D)``; ``compiled``: by the kernels (the value baseline's too)."""
-    case = surrogate.case
-    returns = outer_returns(surrogate, trajectories)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per outer trajectory at ``phi``: what the current term pairs with (:func:`paired_returns` of
+    :func:`outer_returns` and :func:`outer_advantages`) and agent ``i``'s REINFORCE gradient over
+    every parameter ``sum_t score_t A^i_t`` ``(N, D)``; ``compiled``: by the kernels (the baselines'
+    too). The returns are not computed where neither needs them (GAE paired with the advantages)."""
+    case, estimator = surrogate.case, surrogate.estimator
+    unused = estimator.current_advantage and estimator.baseline != "none" and estimator.gae_lambda != 1.0
+    returns = None if unused else outer_returns(surrogate, trajectories, compiled)
     advantages = outer_advantages(surrogate, trajectories, phi, returns, compiled)
     layout = surrogate.compiled.layout
     gradients = score_sums(case.game, case.policy, layout, trajectories, phi, advantages, compiled)
-    return returns, advantages, gradients
+    return paired_returns(surrogate, returns, advantages), gradients
 
 
 def paired_returns(surrogate: Plan, returns: np.ndarray, advantages: np.ndarray) -> np.ndarray:

@@ -118,25 +118,67 @@ def batch_baseline(kind: str, game: Game, states: np.ndarray, returns: np.ndarra
     if kind == "leave-one-out":
         size = returns.shape[1]
         return (returns.sum(axis=1, keepdims=True) - returns) / (size - 1)
-    features = linear_features(game.n_states, states)  # (G, K*H, F)
-    flat = shipped_targets(returns) if fit == "as-shipped" else returns.reshape(len(returns), -1, returns.shape[-1])
-    gram = np.swapaxes(features, 1, 2) @ features + RIDGE * np.eye(features.shape[-1])
-    weights = np.linalg.solve(gram, np.swapaxes(features, 1, 2) @ flat)  # (G, F, n)
-    return (features @ weights).reshape(returns.shape)
+    targets = shipped_targets(returns) if fit == "as-shipped" else returns.reshape(len(returns), -1, returns.shape[-1])
+    counts, sums = linear_statistics(game.n_states, states, targets.reshape(returns.shape))
+    table = linear_table(states.shape[1], counts, sums)
+    return table.reshape(-1, returns.shape[-1])[_cells(game.n_states, states)].reshape(returns.shape)
 
 
-def linear_features(n_states: int, states: np.ndarray) -> np.ndarray:
-    """The official linear baseline's features of each ``(b, t)``: ``(G, K*H, 2 S + 4)``
-    (``onehot(s_t)`` twice: it equals its square)."""
-    groups, size, horizon = states.shape
-    features = np.zeros((groups * size * horizon, 2 * n_states + 4))
-    rows = np.arange(len(features))
-    features[rows, states.ravel()] = 1.0
-    features[rows, states.ravel() + n_states] = 1.0
+def _cells(n_states: int, states: np.ndarray) -> np.ndarray:
+    """The flat index ``(g H + t) S + s_t`` of each ``(g, b, t)`` of ``states (G, K, H)``, raveled."""
+    groups, _, horizon = states.shape
+    return ((np.arange(groups)[:, None, None] * horizon + np.arange(horizon)) * n_states + states).ravel()
+
+
+def linear_statistics(n_states: int, states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the linear fit needs of each batch of ``states (G, K, H)`` and targets ``y (G, K, H, n)``:
+    the count ``N[g, t, s]`` of ``s_t = s`` over the batch and the sum of ``y(b, t)`` over those ``b``
+    ``(G, H, S, n)``, accumulated in the order of the ``(g, b, t)``."""
+    groups, _, horizon = states.shape
+    at, cells, agents = _cells(n_states, states), groups * horizon * n_states, targets.shape[-1]
+    counts = np.bincount(at, minlength=cells).reshape(groups, horizon, n_states).astype(float)
+    flat = targets.reshape(-1, agents)
+    sums = np.stack([np.bincount(at, flat[:, k], minlength=cells) for k in range(agents)], axis=-1)
+    return counts, sums.reshape(groups, horizon, n_states, agents)
+
+
+def linear_table(size: int, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """The ridge fit's prediction ``x(b, t) . w`` at each step and state ``(G, H, S, n)``, from
+    :func:`linear_statistics` of batches of ``size``: ``w = (X^T X + 1e-5 I)^-1 X^T y`` without
+    forming ``X``. With ``p(t) = (t/100, (t/100)^2, (t/100)^3, 1)`` (rows of ``P``), ``X^T X`` has
+    the blocks ``diag(sum_t N[t])`` (four times: the one-hot columns are there twice), ``N^T P`` and
+    ``K P^T P``, ``X^T y`` the blocks ``sum_t sums[t]`` (twice) and ``P^T sum_s sums``; the prediction
+    at ``(t, s)`` is ``w_s + w_{S+s} + p(t) . w_p``."""
+    groups, horizon, n_states = counts.shape
     time = np.arange(horizon, dtype=float) / 100.0
-    polynomial = np.stack([time, time**2, time**3, np.ones(horizon)], axis=-1)  # (H, 4)
-    features[:, 2 * n_states :] = np.tile(polynomial, (groups * size, 1))
-    return features.reshape(groups, size * horizon, -1)
+    polynomial = np.stack([time, time**2, time**3, np.ones(horizon)], axis=-1)  # P (H, 4)
+    one_hot = np.arange(2 * n_states) % n_states  # the state of each one-hot column
+    cross = (np.swapaxes(counts, 1, 2) @ polynomial)[:, one_hot]  # N^T P (G, 2S, 4)
+    diagonal = one_hot[:, None] == one_hot[None, :]
+    gram = np.zeros((groups, 2 * n_states + 4, 2 * n_states + 4))
+    gram[:, : 2 * n_states, : 2 * n_states] = diagonal * counts.sum(axis=1)[:, None, one_hot]
+    gram[:, : 2 * n_states, 2 * n_states :] = cross
+    gram[:, 2 * n_states :, : 2 * n_states] = np.swapaxes(cross, 1, 2)
+    gram[:, 2 * n_states :, 2 * n_states :] = size * (polynomial.T @ polynomial)
+    gram += RIDGE * np.eye(2 * n_states + 4)
+    by_time = polynomial.T @ sums.sum(axis=2)  # P^T sum_s sums (G, 4, n)
+    weights = np.linalg.solve(gram, np.concatenate([sums.sum(axis=1)[:, one_hot], by_time], axis=1))
+    trend = polynomial @ weights[:, 2 * n_states :]  # p(t) . w_p (G, H, n)
+    return (weights[:, :n_states] + weights[:, n_states : 2 * n_states])[:, None] + trend[:, :, None]
+
+
+def joint_policy(game: Game, policy: Policy, layout: Layout, phi: np.ndarray) -> np.ndarray:
+    """The joint action's probabilities ``prod_k pi^k(a^k | s)`` ``(G, S, A)`` at rows ``phi (G, D)``,
+    ``A = prod_k A_k`` (agent 0's action most significant)."""
+    count, agents = len(phi), game.n_agents
+    joint = np.ones((count, game.n_states, *game.n_actions))
+    for k, shape in enumerate(layout.shapes):
+        theta = phi[:, layout.slice(k)].reshape(count, *shape)
+        axes = [1] * agents
+        axes[k] = game.n_actions[k]
+        probs = np.exp(policy.log_probs(theta))[:, game.views[k]]  # (G, S, A_k)
+        joint = joint * probs.reshape(count, game.n_states, *axes)
+    return joint.reshape(count, game.n_states, -1)
 
 
 def state_values(game: Game, policy: Policy, layout: Layout, phi, horizon: int, gradients: bool = False):
@@ -146,23 +188,18 @@ def state_values(game: Game, policy: Policy, layout: Layout, phi, horizon: int, 
     phi = np.atleast_2d(np.asarray(phi, dtype=float))
     count, n_states, agents = len(phi), game.n_states, game.n_agents
     actions = game.n_actions
-    joint = np.ones((count, n_states, *actions))
+    joint_flat = joint_policy(game, policy, layout, phi)  # (G, S, A)
     scores = np.zeros((count, n_states, *actions, layout.size))
-    for k, shape in enumerate(layout.shapes):
+    for k, shape in enumerate(layout.shapes if gradients else ()):
         theta = phi[:, layout.slice(k)].reshape(count, *shape)
-        rows = game.views[k]  # (S,)
-        probs = np.exp(policy.log_probs(theta))[:, rows]  # (G, S, A_k)
+        rows, width = game.views[k], int(np.prod(shape[1:]))  # (S,)
         axes = [1] * agents
         axes[k] = actions[k]
-        joint = joint * probs.reshape(count, n_states, *axes)
-        if gradients:
-            width = int(np.prod(shape[1:]))
-            local = policy.scores(theta)[:, rows].reshape(count, n_states, actions[k], width)
-            placed = np.zeros((count, n_states, actions[k], shape[0], width))
-            placed[:, np.arange(n_states), :, rows] = np.moveaxis(local, 1, 0)
-            block = placed.reshape(count, n_states, *axes, shape[0] * width)
-            scores[..., layout.slice(k)] += block
-    joint_flat = joint.reshape(count, n_states, -1)  # (G, S, A)
+        local = policy.scores(theta)[:, rows].reshape(count, n_states, actions[k], width)
+        placed = np.zeros((count, n_states, actions[k], shape[0], width))
+        placed[:, np.arange(n_states), :, rows] = np.moveaxis(local, 1, 0)
+        block = placed.reshape(count, n_states, *axes, shape[0] * width)
+        scores[..., layout.slice(k)] += block
     transitions = game.transitions.reshape(n_states, -1, n_states)  # (S, A, S')
     rewards = np.moveaxis(game.rewards.reshape(agents, n_states, -1), 0, -1)  # (S, A, n)
     score_flat = scores.reshape(count, n_states, -1, layout.size)

@@ -137,8 +137,7 @@ def _assembled(w, index, owner, u, g, h, q, d, du, pushed, occupied, out):
 @functools.cache
 def _compiled():
     """The kernels, compiled (or loaded from numba's cache) on first use."""
-    jit = kernels._numba().njit(cache=True, nogil=True)
-    return {f.__name__: jit(f) for f in (_fill, _gradient, _directions, _assembled)}
+    return kernels.jitted([_fill, _gradient, _directions, _assembled])
 
 
 def enabled(structure) -> bool:

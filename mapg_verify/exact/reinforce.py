@@ -32,12 +32,13 @@ from mapg_verify.problem.policies import Policy
 class SparseScores:
     """Step scores ``(N, H, D)`` by their nonzero segments: agent ``k``'s score at step ``t`` of
     trajectory ``n`` is ``values[n, t, k, :W_k]`` at columns ``columns[n, t, k] + (0 .. W_k - 1)``;
-    ``owner[j]`` is the agent of column ``j``."""
+    ``owner[j]`` is the agent of column ``j``; ``sums`` is ``sum_t s_t`` ``(N, D)``."""
 
     columns: np.ndarray
     values: np.ndarray
     widths: np.ndarray
     owner: np.ndarray
+    sums: np.ndarray
 
     @property
     def size(self) -> int:
@@ -112,18 +113,18 @@ def _compiled_terms(game, policy, layout: Layout, trajectories: Trajectories, ph
     """:func:`trajectory_terms` by :func:`mapg_verify.exact.kernels.scores`."""
     n, horizon = trajectories.states.shape
     widths, starts, tables = _tables(game, policy, layout, phi, 2 if second_order else 1)
-    columns = np.empty((n, horizon, len(widths)), dtype=np.int64)
+    columns = np.empty((n, horizon, len(widths)), dtype=np.int32)  # half the bytes of int64 to write and read
     values = np.zeros((n, horizon, len(widths), widths.max()))
     log_prob = trajectories.log_environment.copy()
     jacobian = np.zeros((n // group, layout.size, layout.size) if second_order else (0, 0, 0))
-    reinforce = np.zeros((n, layout.size))
+    reinforce, sums = np.zeros((n, layout.size)), np.zeros((n, layout.size))
     kernels.scores(
         trajectories.states, trajectories.actions, n // len(phi), np.ascontiguousarray(game.views), starts, widths,
-        *tables, np.ascontiguousarray(trajectories.to_go), group, columns, values, log_prob, reinforce, jacobian,
+        *tables, np.ascontiguousarray(trajectories.to_go), group, columns, values, log_prob, reinforce, sums, jacobian,
     )  # fmt: skip
     owner = np.repeat(np.arange(len(widths)), layout.sizes)
     return TrajectoryTerms(
-        log_prob, SparseScores(columns, values, widths, owner), reinforce, jacobian if second_order else None
+        log_prob, SparseScores(columns, values, widths, owner, sums), reinforce, jacobian if second_order else None
     )
 
 
@@ -170,11 +171,15 @@ def score_sums(
 
 def projected(step_scores: np.ndarray | SparseScores, tangent: np.ndarray, steps: bool = True) -> np.ndarray:
     """``s_t T_g`` per step, ``(N, H, d)``, trajectory ``n`` at tangent ``T_g (D, d)`` with
-    ``g = n // (N / G)`` of ``tangent (G, D, d)``; without ``steps``, summed over steps ``(N, 1, d)``."""
+    ``g = n // (N / G)`` of ``tangent (G, D, d)``; without ``steps``, summed over steps ``(N, 1, d)``
+    (sparse scores: their sums ``sum_t s_t`` times ``T_g``, one batched product)."""
     groups = len(tangent)
+    if isinstance(step_scores, SparseScores) and not steps:
+        n, size = step_scores.sums.shape
+        return (step_scores.sums.reshape(groups, n // groups, size) @ tangent).reshape(n, 1, -1)
     if isinstance(step_scores, SparseScores):
         columns, values, widths = step_scores.columns, step_scores.values, step_scores.widths
-        return kernels.project(columns, values, widths, len(columns) // groups, tangent, steps)
+        return kernels.project(columns, values, widths, len(columns) // groups, tangent)
     n, horizon, size = step_scores.shape
     paired = np.einsum("rkhd,rdj->rkhj", step_scores.reshape(groups, n // groups, horizon, size), tangent)
     paired = paired.reshape(n, horizon, -1)
@@ -197,10 +202,10 @@ def dice_products(
     ``causal=False`` (a defect: each step's log-probability alone in the magic box) ``to_go`` holds
     ``gamma^t r_t`` and ``c_t`` is step ``t``'s score alone."""
     to_go = trajectories.to_go
-    rewards = step_rewards(to_go) if causal else to_go  # (N, H, n)
     lam = 1.0 if causal else 0.0
-    if isinstance(step_scores, SparseScores):
-        return _sparse_products(step_scores, rewards, lam, 1.0, group, baseline)
+    if isinstance(step_scores, SparseScores):  # W_t: the rewards' tail sums G_t (causal), else gamma^t r_t
+        return _sparse_products(step_scores, to_go, lam, group, baseline)
+    rewards = step_rewards(to_go) if causal else to_go  # (N, H, n)
     products = _own_weighted_products(layout, rewards, step_scores, lam, False, group)
     if baseline is not None:
         products = products - _own_weighted_products(layout, baseline, step_scores, 0.0, False, group)
@@ -217,7 +222,7 @@ def loaded_products(
     (``lam = 1`` and ``A_t = G_t``: DiCE's products). Sparse scores: in one pass, as
     ``c_t c_t^T - e_t e_t^T = s_t c_t^T + lam c_{t-1} s_t^T``."""
     if isinstance(step_scores, SparseScores):
-        return _sparse_products(step_scores, advantages, lam, 0.0, group)
+        return _sparse_products(step_scores, advantages, lam, group)
     return _own_weighted_products(layout, advantages, step_scores, lam, False, group) - _own_weighted_products(
         layout, advantages, step_scores, lam, True, group
     )
@@ -241,15 +246,14 @@ def _own_weighted_products(
 
 
 def _sparse_products(
-    step_scores: SparseScores, weights: np.ndarray, lam: float, keep: float, group: int, less: np.ndarray | None = None
+    step_scores: SparseScores, tails: np.ndarray, lam: float, group: int, less: np.ndarray | None = None
 ) -> np.ndarray:
-    """:func:`mapg_verify.exact.kernels.products` with ``decay = keep lam^2``: ``keep = 1`` the
-    products ``sum_t w_t c_t c_t^T``, ``keep = 0`` Loaded DiCE's difference; minus
+    """:func:`mapg_verify.exact.kernels.products` on ``W = tails``: the tail sums of ``w`` with
+    ``lam = 1`` give the products ``sum_t w_t c_t c_t^T``, ``W = w`` Loaded DiCE's difference; minus
     ``sum_t less^k_t s^k_t s_t^T`` with ``less`` (a baseline's term)."""
     columns, values, widths, owner = step_scores.columns, step_scores.values, step_scores.widths, step_scores.owner
-    weights, less = np.ascontiguousarray(weights), np.ascontiguousarray(np.zeros((0, 0, 0)) if less is None else less)
-    decay = keep * lam * lam
-    return kernels.products(columns, values, widths, owner, weights, lam, decay, less, group, len(owner))
+    tails, less = np.ascontiguousarray(tails), np.ascontiguousarray(np.zeros((0, 0, 0)) if less is None else less)
+    return kernels.products(columns, values, widths, owner, tails, lam, less, group, len(owner))
 
 
 def _decayed(step_scores: np.ndarray, lam: float) -> np.ndarray:

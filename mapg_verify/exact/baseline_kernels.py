@@ -1,0 +1,110 @@
+"""Compiled kernels (numba) of :mod:`mapg_verify.exact.baselines` on sampled batches: one pass over
+the trajectories each, with the arithmetic of the numpy functions there in the same order, so the
+same figures bit for bit.
+
+- :func:`advantages`: GAE ``A^k_t = delta^k_t + gamma lam A^k_{t+1}`` with
+  ``delta^k_t = r^k_t + gamma V^k_{t+1} - V^k_t`` (``V_H = A_H = 0``) and ``V^k_t = table[g, t, s_t, k]``
+  read along trajectory ``n`` of group ``g = n // (N / G)``; without a table, the returns from ``t``
+  ``R^k_t = r^k_t + gamma R^k_{t+1}`` (:func:`mapg_verify.exact.baselines.returns_from_t`);
+- :func:`linear_statistics`: the linear fit's counts and target sums per batch
+  (:func:`mapg_verify.exact.baselines.linear_statistics`), the as-shipped targets read in place;
+- :func:`state_values`: the exact state values ``V^k_t(s) = sum_a pi(a|s) (r^k(s, a) + gamma sum_s'
+  P(s'|s, a) V^k_{t+1}(s'))`` (:func:`mapg_verify.exact.baselines.state_values`; sums over ``a`` and
+  ``s'`` in another order than numpy's products, so equal up to rounding).
+
+Like :mod:`mapg_verify.exact.kernels` they run where :func:`mapg_verify.exact.kernels.enabled` says so.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from mapg_verify.exact import kernels
+from mapg_verify.problem.game import Game
+
+
+def _advantages(states, actions, rewards, strides, table, gamma, factor, out):
+    count, horizon, n = out.shape
+    valued = table.shape[0] > 0
+    per = count // table.shape[0] if valued else count
+    for b in range(count):
+        g = b // per
+        for t in range(horizon - 1, -1, -1):
+            state, joint, last = states[b, t], 0, t + 1 == horizon
+            for q in range(n):
+                joint += actions[b, t, q] * strides[q]
+            for k in range(n):
+                value = table[g, t, state, k] if valued else 0.0
+                following = 0.0 if last or not valued else table[g, t + 1, states[b, t + 1], k]
+                later = 0.0 if last else out[b, t + 1, k]
+                out[b, t, k] = (rewards[k, state, joint] + gamma * following - value) + factor * later
+    return out
+
+
+def _linear_statistics(states, targets, size, shipped, counts, sums):
+    count, horizon, n = targets.shape
+    for b in range(count):
+        g, j = b // size, b % size
+        for t in range(horizon):
+            state, source, step = states[b, t], b, t
+            if shipped:  # the batch-major target at flat index t K + b
+                flat = t * size + j
+                source, step = g * size + flat // horizon, flat % horizon
+            counts[g, t, state] += 1.0
+            for k in range(n):
+                sums[g, t, state, k] += targets[source, step, k]
+
+
+def _state_values(joint, transitions, rewards, gamma, out):
+    groups, horizon, n_states, n = out.shape
+    for g in range(groups):
+        for t in range(horizon - 1, -1, -1):
+            for s in range(n_states):
+                for k in range(n):
+                    total = 0.0
+                    for a in range(joint.shape[2]):
+                        ahead = 0.0
+                        for following in range(n_states if t + 1 < horizon else 0):
+                            ahead += transitions[s, a, following] * out[g, t + 1, following, k]
+                        total += joint[g, s, a] * (rewards[s, a, k] + gamma * ahead)
+                    out[g, t, s, k] = total
+    return out
+
+
+@functools.cache
+def _compiled():
+    return kernels.jitted([_advantages, _linear_statistics, _state_values])
+
+
+def advantages(game: Game, states: np.ndarray, actions: np.ndarray, table: np.ndarray | None, lam: float = 1.0):
+    """GAE advantages ``(N, H, n)`` on the values ``table (G, H, S, n)`` along trajectories ``states
+    (N, H)``, ``actions (N, H, n)``; with ``table = None``, the returns from ``t``."""
+    n, joint = game.n_agents, int(np.prod(game.n_actions))
+    strides = np.array([int(np.prod(game.n_actions[k + 1 :])) for k in range(n)])
+    rewards = np.ascontiguousarray(game.rewards.reshape(n, game.n_states, joint))
+    table = np.zeros((0, 0, 0, 0)) if table is None else np.ascontiguousarray(table)
+    out = np.empty((*states.shape, n))
+    return _compiled()["_advantages"](states, actions, rewards, strides, table, game.gamma, game.gamma * lam, out)
+
+
+def linear_statistics(n_states: int, states: np.ndarray, returns: np.ndarray, size: int, shipped: bool):
+    """Counts ``(G, H, S)`` and target sums ``(G, H, S, n)`` of batches of ``size`` consecutive
+    trajectories ``states (N, H)`` with returns ``(N, H, n)``, the targets those returns (``shipped``:
+    as the as-shipped fit reads them, :func:`mapg_verify.exact.baselines.shipped_targets`)."""
+    groups, horizon = len(states) // size, states.shape[1]
+    counts = np.zeros((groups, horizon, n_states))
+    sums = np.zeros((groups, horizon, n_states, returns.shape[-1]))
+    _compiled()["_linear_statistics"](states, np.ascontiguousarray(returns), size, shipped, counts, sums)
+    return counts, sums
+
+
+def state_values(game: Game, joint: np.ndarray, horizon: int) -> np.ndarray:
+    """``V^k_t(s)`` ``(G, H, S, n)`` under the joint policies ``joint (G, S, A)``
+    (:func:`mapg_verify.exact.baselines.joint_policy`)."""
+    n, n_states = game.n_agents, game.n_states
+    transitions = np.ascontiguousarray(game.transitions.reshape(n_states, -1, n_states))
+    rewards = np.ascontiguousarray(np.moveaxis(game.rewards.reshape(n, n_states, -1), 0, -1))  # (S, A, n)
+    out = np.empty((len(joint), horizon, n_states, n))
+    return _compiled()["_state_values"](np.ascontiguousarray(joint), transitions, rewards, game.gamma, out)
