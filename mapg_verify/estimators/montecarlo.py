@@ -29,7 +29,7 @@ from mapg_verify.estimators.surrogate import (
 from mapg_verify.estimators.table import Parts, current_weight
 from mapg_verify.exact import kernels
 from mapg_verify.exact.enumeration import Trajectories
-from mapg_verify.exact.reinforce import projected
+from mapg_verify.exact.reinforce import SparseScores, weighted_sums
 
 CHUNK_FLOATS = 4_000_000  # per-trajectory Jacobians held at once: about 32 MB
 
@@ -88,15 +88,14 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled:
     )
     phi, tangent = root(surrogate, count)
     current, own, peer = (np.zeros((count, surrogate.width)) for _ in range(3))
-    steps = surrogate.pairing == "timestep"  # other pairings need paired summed over steps
-    paired = np.zeros((count, batch, horizon if steps else 1, surrogate.width))  # score(tau_l^b, t) T_l, over l
+    levels = []  # (step scores of B_l, T_l) for the levels so far: what the current term pairs
     inner_record, outer_record, phis, tangents = [], [], [], []
     for level in range(surrogate.steps + 1):
         phis.append(phi)
         tangents.append(tangent)
         outer = None
         if surrogate.evaluated(level):
-            parts, outer = _outer(surrogate, phi, tangent, paired, rng, compiled)
+            parts, outer = _outer(surrogate, phi, tangent, levels, rng, compiled)
             current, own, peer = current + parts.current, own + parts.own, peer + parts.peer
         outer_record.append(outer)
         if level == surrogate.steps:
@@ -106,8 +105,7 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled:
         baseline = inner_baseline(surrogate, drawn, phi, compiled)
         weighted = with_returns(game, drawn, surrogate.estimator.returns)
         terms, jacobian = inner_terms(surrogate, weighted, phi, batch, baseline, compiled)
-        scores = projected(terms.step_scores, tangent, steps).reshape(paired.shape)
-        paired = scores if level == 0 else paired + scores  # the zeros never written
+        levels.append((terms.step_scores, tangent))
         reinforce = terms.reinforce.reshape(count, batch, -1).mean(axis=1)
         phi, tangent = advance(surrogate, phi, tangent, reinforce, None if jacobian is None else jacobian / batch)
     if not surrogate.estimator.current:
@@ -115,25 +113,33 @@ def _draw_chunk(surrogate: Plan, count: int, rng: np.random.Generator, compiled:
     return Draws(Parts(current, own, peer), tuple(inner_record), tuple(outer_record), tuple(phis), tuple(tangents))
 
 
-def _outer(surrogate: Plan, phi, tangent, paired, rng, compiled: bool) -> tuple[Parts, Trajectories | None]:
+def _outer(surrogate: Plan, phi, tangent, levels, rng, compiled: bool) -> tuple[Parts, Trajectories | None]:
     """The outer term at one level (current, own and peer parts) and the outer batch drawn."""
     case, i = surrogate.case, surrogate.case.inner.meta_agent
-    count = len(phi)
+    count, batch = len(phi), surrogate.batch
     if surrogate.outer == "exact":
         gradient, mean_return = surrogate.compiled.gradient(phi)[:, i], surrogate.compiled.value(phi)[:, i]
-        current = paired.sum(axis=(1, 2)) * mean_return[:, None] * current_weight(surrogate.pairing, surrogate.batch)
-        return Parts(current, *outer_parts(surrogate, gradient, tangent)), None
+        weights = np.repeat(mean_return * current_weight(surrogate.pairing, batch), batch)[:, None]
+        return Parts(_current(surrogate, levels, weights), *outer_parts(surrogate, gradient, tangent)), None
     size = surrogate.outer_batch
     drawn = sample_trajectories(
         case.game, case.policy, surrogate.compiled.layout, phi, case.inner.horizon, count * size, rng, compiled
     )
     returns, gradients = outer_terms(surrogate, drawn, phi, compiled)
     own, peer = outer_parts(surrogate, gradients.reshape(count, size, -1).mean(axis=1), tangent)
-    returns = returns.reshape(count, size, -1)
     if surrogate.pairing == "batch":
-        current = paired.sum(axis=(1, 2)) * returns[:, :, 0].mean(axis=1)[:, None]
-    elif surrogate.pairing == "trajectory":
-        current = np.einsum("rkhj,rk->rj", paired, returns[:, :, 0]) / surrogate.batch
-    else:
-        current = (returns.reshape(count, 1, -1) @ paired.reshape(count, -1, paired.shape[-1]))[:, 0] / surrogate.batch
-    return Parts(current, own, peer), drawn
+        weights = np.repeat(returns[:, 0].reshape(count, size).mean(axis=1), batch)[:, None]
+    else:  # K_out = K: trajectory b's G^b_0 (trajectory) or G^b_t (timestep), over K
+        weights = (returns[:, :1] if surrogate.pairing == "trajectory" else returns) / batch
+    return Parts(_current(surrogate, levels, weights), own, peer), drawn
+
+
+def _current(surrogate: Plan, levels: list[tuple[np.ndarray | SparseScores, np.ndarray]], weights) -> np.ndarray:
+    """The current term ``sum_l (sum_{b,t} w_{b,t} s_{l,t}(tau_l^b)) T_l`` ``(R, d)`` over the levels'
+    inner scores and tangents, for weights ``(R K, H)`` (the timestep pairing) or ``(R K, 1)``: the
+    scores contracted with the weights before the tangent, no ``(R K, H, d)`` projection formed."""
+    count = len(weights) // surrogate.batch
+    current = np.zeros((count, surrogate.width))
+    for scores, tangent in levels:
+        current = current + (weighted_sums(scores, weights, count)[:, None] @ tangent)[:, 0]
+    return current

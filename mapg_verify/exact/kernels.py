@@ -16,7 +16,8 @@ reinforce.SparseScores`) instead of a dense ``(N, H, D)`` row, and every sum ove
 - :func:`products`: ``sum_t w^k_t c^k_t c_t^T`` on agent ``k``'s rows, summed over groups, with
   ``c_t = lam c_{t-1} + s_t``, as rank-one updates along the steps (or Loaded DiCE's difference
   ``c_t c_t^T - lam^2 c_{t-1} c_{t-1}^T`` in the same pass);
-- :func:`project`: ``s_t T_g`` per step, ``T_g (D, d)`` the tangent of trajectory ``n``'s group;
+- :func:`weighted_sums`: ``sum_b sum_t w_{b,t} s^b_t`` over a group's trajectories (the timestep
+  pairing's inner scores, contracted with the outer returns before the tangent);
 - :func:`along`: ``scale_t V^k_t(s_t)`` of chosen agents along each trajectory, read off the exact
   state values of its group (the value baseline), in one pass;
 - the numeric backend's kernels are in :mod:`mapg_verify.exact.numeric_kernels`; :data:`MIN_STATES`
@@ -188,18 +189,15 @@ def _products(columns, values, widths, owner, tails, lam, less, group, out):
     return out
 
 
-def _project(columns, values, widths, per, tangent, out):
+def _weighted_sums(columns, values, widths, per, weights, out):
     count, horizon, n = columns.shape
-    size, d = tangent.shape[1], tangent.shape[2]
-    flat = tangent.ravel()
     for b in range(count):
         g = b // per
         for t in range(horizon):
+            w = weights[b, t]
             for k in range(n):
                 for i in range(widths[k]):
-                    v, row = values[b, t, k, i], (g * size + columns[b, t, k] + i) * d
-                    for j in range(d):
-                        out[b, t, j] += v * flat[row + j]
+                    out[g, columns[b, t, k] + i] += values[b, t, k, i] * w
     return out
 
 
@@ -223,7 +221,7 @@ def jitted(functions) -> dict:
 def _compiled():
     """The kernels, compiled (or loaded from numba's cache) on first use."""
     globals()["_invert"] = jitted([_invert])["_invert"]  # so that the kernels calling it call it compiled
-    return jitted([_sample, _scores, _score_sums, _products, _project, _along])
+    return jitted([_sample, _scores, _score_sums, _products, _weighted_sums, _along])
 
 
 def sample(*arguments) -> None:
@@ -254,10 +252,11 @@ def products(columns, values, widths, owner, tails, lam: float, less, group: int
     return _compiled()["_products"](*arguments)
 
 
-def project(columns, values, widths, per: int, tangent: np.ndarray) -> np.ndarray:
-    """``s_t T_g`` per step ``(N, H, d)``, trajectory ``n`` in group ``g = n // per`` of ``tangent (G, D, d)``."""
-    out = np.zeros((len(columns), columns.shape[1], tangent.shape[2]))
-    return _compiled()["_project"](columns, values, widths, per, np.ascontiguousarray(tangent), out)
+def weighted_sums(columns, values, widths, weights, groups: int, size: int) -> np.ndarray:
+    """``sum_b sum_t w_{b,t} s^b_t`` ``(G, D)`` over each group's consecutive trajectories, for
+    weights ``(N, H)``."""
+    out = np.zeros((groups, size))
+    return _compiled()["_weighted_sums"](columns, values, widths, len(columns) // groups, weights, out)
 
 
 def along(states, table: np.ndarray, scale: np.ndarray, agents) -> np.ndarray:

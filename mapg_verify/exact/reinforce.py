@@ -169,21 +169,18 @@ def score_sums(
     return kernels.score_sums(states, actions, per, views, starts, widths, tables[1], weights, layout.size)
 
 
-def projected(step_scores: np.ndarray | SparseScores, tangent: np.ndarray, steps: bool = True) -> np.ndarray:
-    """``s_t T_g`` per step, ``(N, H, d)``, trajectory ``n`` at tangent ``T_g (D, d)`` with
-    ``g = n // (N / G)`` of ``tangent (G, D, d)``; without ``steps``, summed over steps ``(N, 1, d)``
-    (sparse scores: their sums ``sum_t s_t`` times ``T_g``, one batched product)."""
-    groups = len(tangent)
-    if isinstance(step_scores, SparseScores) and not steps:
-        n, size = step_scores.sums.shape
-        return (step_scores.sums.reshape(groups, n // groups, size) @ tangent).reshape(n, 1, -1)
-    if isinstance(step_scores, SparseScores):
+def weighted_sums(step_scores: np.ndarray | SparseScores, weights: np.ndarray, groups: int) -> np.ndarray:
+    """``sum_b sum_t w_{b,t} s^b_t`` ``(G, D)`` over ``groups`` of consecutive trajectories, for
+    weights ``(N, H)``, or ``(N, 1)`` the same at every step (then from the score sums
+    ``sum_t s_t``); sparse per-step weights by :func:`mapg_verify.exact.kernels.weighted_sums`."""
+    sparse = isinstance(step_scores, SparseScores)
+    if weights.shape[1] == 1:
+        step_scores = step_scores.sums if sparse else step_scores.sum(axis=1)
+    elif sparse:
         columns, values, widths = step_scores.columns, step_scores.values, step_scores.widths
-        return kernels.project(columns, values, widths, len(columns) // groups, tangent)
-    n, horizon, size = step_scores.shape
-    paired = np.einsum("rkhd,rdj->rkhj", step_scores.reshape(groups, n // groups, horizon, size), tangent)
-    paired = paired.reshape(n, horizon, -1)
-    return paired if steps else paired.sum(axis=1, keepdims=True)
+        return kernels.weighted_sums(columns, values, widths, np.ascontiguousarray(weights), groups, step_scores.size)
+    per = len(weights) * weights.shape[1] // groups
+    return (weights.reshape(groups, 1, per) @ step_scores.reshape(groups, per, -1))[:, 0]
 
 
 def dice_products(
