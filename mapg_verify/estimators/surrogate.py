@@ -243,7 +243,7 @@ def outer_returns(surrogate: Plan, trajectories: Trajectories, compiled: bool = 
     if estimator.convention == "from-zero":
         return with_returns(case.game, trajectories, estimator.returns).to_go[..., i]
     if compiled:
-        return baseline_kernels.advantages(case.game, trajectories.states, trajectories.actions, None)[..., i]
+        return baseline_kernels.advantages(case.game, trajectories.states, trajectories.actions, None, 1.0, [i])[..., 0]
     return returns_from_t(case.game, rewards_of(case.game, trajectories.states, trajectories.actions))[..., i]
 
 
@@ -262,7 +262,8 @@ def outer_advantages(
         if estimator.gae_lambda == 1.0:
             return returns - kernels.along(trajectories.states, table, scale[0], [i])[..., 0]
         states, actions = trajectories.states, trajectories.actions
-        return scale * baseline_kernels.advantages(game, states, actions, table, estimator.gae_lambda)[..., i]
+        found = baseline_kernels.advantages(game, states, actions, table, estimator.gae_lambda, [i])[..., 0]
+        return found if estimator.convention == "from-t" else scale * found  # from t, the scale is 1
     values = baseline_values(surrogate, estimator.baseline, trajectories, phi, surrogate.outer_batch)
     if values is None:
         return returns

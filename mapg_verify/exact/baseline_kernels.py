@@ -2,7 +2,7 @@
 the trajectories each, with the arithmetic of the numpy functions there in the same order, so the
 same figures bit for bit.
 
-- :func:`advantages`: GAE ``A^k_t = delta^k_t + gamma lam A^k_{t+1}`` with
+- :func:`advantages`: GAE (of chosen agents) ``A^k_t = delta^k_t + gamma lam A^k_{t+1}`` with
   ``delta^k_t = r^k_t + gamma V^k_{t+1} - V^k_t`` (``V_H = A_H = 0``) and ``V^k_t = table[g, t, s_t, k]``
   read along trajectory ``n`` of group ``g = n // (N / G)``; without a table, the returns from ``t``
   ``R^k_t = r^k_t + gamma R^k_{t+1}`` (:func:`mapg_verify.exact.baselines.returns_from_t`);
@@ -25,21 +25,24 @@ from mapg_verify.exact import kernels
 from mapg_verify.problem.game import Game
 
 
-def _advantages(states, actions, rewards, strides, table, gamma, factor, out):
-    count, horizon, n = out.shape
-    valued = table.shape[0] > 0
+def _advantages(states, actions, rewards, strides, table, gamma, factor, agents, out):
+    count, horizon, m = out.shape
+    n, valued = actions.shape[2], table.shape[0] > 0
     per = count // table.shape[0] if valued else count
+    following, later = np.zeros(m), np.zeros(m)  # V^k_{t+1} and A^k_{t+1}, carried back from step t + 1
     for b in range(count):
         g = b // per
+        following[:], later[:] = 0.0, 0.0
         for t in range(horizon - 1, -1, -1):
-            state, joint, last = states[b, t], 0, t + 1 == horizon
+            state, joint = states[b, t], 0
             for q in range(n):
                 joint += actions[b, t, q] * strides[q]
-            for k in range(n):
+            for j in range(m):
+                k = agents[j]
                 value = table[g, t, state, k] if valued else 0.0
-                following = 0.0 if last or not valued else table[g, t + 1, states[b, t + 1], k]
-                later = 0.0 if last else out[b, t + 1, k]
-                out[b, t, k] = (rewards[k, state, joint] + gamma * following - value) + factor * later
+                later[j] = (rewards[k, state, joint] + gamma * following[j] - value) + factor * later[j]
+                following[j] = value
+                out[b, t, j] = later[j]
     return out
 
 
@@ -78,15 +81,20 @@ def _compiled():
     return kernels.jitted([_advantages, _linear_statistics, _state_values])
 
 
-def advantages(game: Game, states: np.ndarray, actions: np.ndarray, table: np.ndarray | None, lam: float = 1.0):
-    """GAE advantages ``(N, H, n)`` on the values ``table (G, H, S, n)`` along trajectories ``states
-    (N, H)``, ``actions (N, H, n)``; with ``table = None``, the returns from ``t``."""
+def advantages(
+    game: Game, states: np.ndarray, actions: np.ndarray, table: np.ndarray | None, lam: float = 1.0, agents=None
+) -> np.ndarray:
+    """GAE advantages ``(N, H, len(agents))`` of chosen agents (default: all ``n``) on the values
+    ``table (G, H, S, n)`` along trajectories ``states (N, H)``, ``actions (N, H, n)``; with
+    ``table = None``, the returns from ``t``."""
     n, joint = game.n_agents, int(np.prod(game.n_actions))
     strides = np.array([int(np.prod(game.n_actions[k + 1 :])) for k in range(n)])
     rewards = np.ascontiguousarray(game.rewards.reshape(n, game.n_states, joint))
     table = np.zeros((0, 0, 0, 0)) if table is None else np.ascontiguousarray(table)
-    out = np.empty((*states.shape, n))
-    return _compiled()["_advantages"](states, actions, rewards, strides, table, game.gamma, game.gamma * lam, out)
+    agents = np.arange(n) if agents is None else np.asarray(agents, dtype=np.int64)
+    out = np.empty((*states.shape, len(agents)))
+    arguments = (states, actions, rewards, strides, table, game.gamma, game.gamma * lam, agents, out)
+    return _compiled()["_advantages"](*arguments)
 
 
 def linear_statistics(n_states: int, states: np.ndarray, returns: np.ndarray, size: int, shipped: bool):
