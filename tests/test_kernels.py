@@ -159,6 +159,6 @@ def test_the_baseline_kernels_equal_numpy():
     for shipped in (False, True):
         targets = shipped_targets(batches).reshape(batches.shape) if shipped else batches
         expected = linear_statistics(game.n_states, states.reshape(6, 8, 5), targets)
-        found = baseline_kernels.linear_statistics(game.n_states, states, returns, 8, shipped)
+        found = baseline_kernels.linear_statistics(game, states, actions, 8, shipped)
         for a, b in zip(found, expected, strict=True):
             np.testing.assert_array_equal(a, b)

@@ -149,9 +149,10 @@ def baseline_table(surrogate: Plan, kind: str, trajectories: Trajectories, phi, 
     if kind == "value":
         joint = joint_policy(case.game, case.policy, surrogate.compiled.layout, np.atleast_2d(phi))
         return baseline_kernels.state_values(case.game, joint, horizon)
-    returns = baseline_kernels.advantages(case.game, trajectories.states, trajectories.actions, None)
     shipped = surrogate.estimator.baseline_fit == "as-shipped"
-    counts, sums = baseline_kernels.linear_statistics(case.game.n_states, trajectories.states, returns, size, shipped)
+    counts, sums = baseline_kernels.linear_statistics(
+        case.game, trajectories.states, trajectories.actions, size, shipped
+    )
     return linear_table(size, counts, sums)
 
 

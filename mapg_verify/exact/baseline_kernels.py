@@ -7,7 +7,8 @@ same figures bit for bit.
   read along trajectory ``n`` of group ``g = n // (N / G)``; without a table, the returns from ``t``
   ``R^k_t = r^k_t + gamma R^k_{t+1}`` (:func:`mapg_verify.exact.baselines.returns_from_t`);
 - :func:`linear_statistics`: the linear fit's counts and target sums per batch
-  (:func:`mapg_verify.exact.baselines.linear_statistics`), the as-shipped targets read in place;
+  (:func:`mapg_verify.exact.baselines.linear_statistics`) on the returns from ``t``, taken batch by
+  batch in the same pass (by :func:`advantages`' kernel), the as-shipped targets read in place;
 - :func:`state_values`: the exact state values ``V^k_t(s) = sum_a pi(a|s) (r^k(s, a) + gamma sum_s'
   P(s'|s, a) V^k_{t+1}(s'))`` (:func:`mapg_verify.exact.baselines.state_values`; sums over ``a`` and
   ``s'`` in another order than numpy's products, so equal up to rounding).
@@ -46,18 +47,23 @@ def _advantages(states, actions, rewards, strides, table, gamma, factor, agents,
     return out
 
 
-def _linear_statistics(states, targets, size, shipped, counts, sums):
-    count, horizon, n = targets.shape
-    for b in range(count):
-        g, j = b // size, b % size
-        for t in range(horizon):
-            state, source, step = states[b, t], b, t
-            if shipped:  # the batch-major target at flat index t K + b
-                flat = t * size + j
-                source, step = g * size + flat // horizon, flat % horizon
-            counts[g, t, state] += 1.0
-            for k in range(n):
-                sums[g, t, state, k] += targets[source, step, k]
+def _linear_statistics(states, actions, rewards, strides, gamma, size, shipped, counts, sums):
+    count, horizon = states.shape
+    n = actions.shape[2]
+    returns, agents, none = np.empty((size, horizon, n)), np.arange(n), np.zeros((0, 0, 0, 0))
+    for g in range(count // size):
+        first = g * size  # the batch's returns from t, then its counts and sums
+        _advantages(states[first : first + size], actions[first : first + size], rewards, strides, none, gamma,
+                    gamma, agents, returns)  # fmt: skip
+        for j in range(size):
+            for t in range(horizon):
+                state, source, step = states[first + j, t], j, t
+                if shipped:  # the batch-major target at flat index t K + j
+                    flat = t * size + j
+                    source, step = flat // horizon, flat % horizon
+                counts[g, t, state] += 1.0
+                for k in range(n):
+                    sums[g, t, state, k] += returns[source, step, k]
 
 
 def _state_values(joint, transitions, rewards, gamma, out):
@@ -78,7 +84,16 @@ def _state_values(joint, transitions, rewards, gamma, out):
 
 @functools.cache
 def _compiled():
-    return kernels.jitted([_advantages, _linear_statistics, _state_values])
+    advantages = kernels.jitted([_advantages])["_advantages"]
+    globals()["_advantages"] = advantages  # so that the fit's statistics call it compiled
+    return {"_advantages": advantages, **kernels.jitted([_linear_statistics, _state_values])}
+
+
+def _tables(game: Game) -> tuple[np.ndarray, np.ndarray]:
+    """The rewards ``(n, S, A)`` by joint action and each agent's stride in the joint index."""
+    n, joint = game.n_agents, int(np.prod(game.n_actions))
+    strides = np.array([int(np.prod(game.n_actions[k + 1 :])) for k in range(n)])
+    return np.ascontiguousarray(game.rewards.reshape(n, game.n_states, joint)), strides
 
 
 def advantages(
@@ -87,24 +102,24 @@ def advantages(
     """GAE advantages ``(N, H, len(agents))`` of chosen agents (default: all ``n``) on the values
     ``table (G, H, S, n)`` along trajectories ``states (N, H)``, ``actions (N, H, n)``; with
     ``table = None``, the returns from ``t``."""
-    n, joint = game.n_agents, int(np.prod(game.n_actions))
-    strides = np.array([int(np.prod(game.n_actions[k + 1 :])) for k in range(n)])
-    rewards = np.ascontiguousarray(game.rewards.reshape(n, game.n_states, joint))
+    rewards, strides = _tables(game)
     table = np.zeros((0, 0, 0, 0)) if table is None else np.ascontiguousarray(table)
-    agents = np.arange(n) if agents is None else np.asarray(agents, dtype=np.int64)
+    agents = np.arange(game.n_agents) if agents is None else np.asarray(agents, dtype=np.int64)
     out = np.empty((*states.shape, len(agents)))
     arguments = (states, actions, rewards, strides, table, game.gamma, game.gamma * lam, agents, out)
     return _compiled()["_advantages"](*arguments)
 
 
-def linear_statistics(n_states: int, states: np.ndarray, returns: np.ndarray, size: int, shipped: bool):
+def linear_statistics(game: Game, states: np.ndarray, actions: np.ndarray, size: int, shipped: bool):
     """Counts ``(G, H, S)`` and target sums ``(G, H, S, n)`` of batches of ``size`` consecutive
-    trajectories ``states (N, H)`` with returns ``(N, H, n)``, the targets those returns (``shipped``:
-    as the as-shipped fit reads them, :func:`mapg_verify.exact.baselines.shipped_targets`)."""
+    trajectories ``states (N, H)``, ``actions (N, H, n)``, the targets their returns from ``t``
+    (``shipped``: as the as-shipped fit reads them, :func:`mapg_verify.exact.baselines.shipped_targets`),
+    taken batch by batch in the same pass."""
     groups, horizon = len(states) // size, states.shape[1]
-    counts = np.zeros((groups, horizon, n_states))
-    sums = np.zeros((groups, horizon, n_states, returns.shape[-1]))
-    _compiled()["_linear_statistics"](states, np.ascontiguousarray(returns), size, shipped, counts, sums)
+    counts = np.zeros((groups, horizon, game.n_states))
+    sums = np.zeros((groups, horizon, game.n_states, game.n_agents))
+    rewards, strides = _tables(game)
+    _compiled()["_linear_statistics"](states, actions, rewards, strides, game.gamma, size, shipped, counts, sums)
     return counts, sums
 
 
