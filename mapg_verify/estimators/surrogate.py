@@ -198,22 +198,19 @@ def inner_terms(
     ``compiled``: by the kernels, with sparse step scores."""
     case = surrogate.case
     differentiates = bool(np.any(surrogate.differentiated))
-    weighted = (
-        trajectories if baseline is None else dataclasses.replace(trajectories, to_go=trajectories.to_go - baseline)
-    )
     layout = surrogate.compiled.layout
-    terms = trajectory_terms(case.game, case.policy, layout, weighted, phi, differentiates, group, compiled)
+    arguments = (differentiates, group, compiled, baseline)
+    terms = trajectory_terms(case.game, case.policy, layout, trajectories, phi, *arguments)
     if not differentiates:
         return terms, None
     jacobian = terms.reinforce_jacobian
     if surrogate.estimator.jacobian == "loaded-dice":
         lam = surrogate.estimator.dice_lambda
-        return terms, jacobian + loaded_products(
-            surrogate.compiled.layout, weighted.to_go, terms.step_scores, lam, group
-        )
+        advantages = trajectories.to_go if baseline is None else trajectories.to_go - baseline
+        return terms, jacobian + loaded_products(layout, advantages, terms.step_scores, lam, group)
     if surrogate.estimator.jacobian == "dice":
         causal = surrogate.estimator.returns != "immediate"
-        products = dice_products(surrogate.compiled.layout, trajectories, terms.step_scores, causal, group, baseline)
+        products = dice_products(layout, trajectories, terms.step_scores, causal, group, baseline)
         jacobian = jacobian + products
     return terms, jacobian
 

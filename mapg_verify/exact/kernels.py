@@ -109,10 +109,10 @@ def _sample(uniforms, per, policy_cdf, n_actions, views, initial_cdf, log_initia
                 to_go[b, t, k] = total
 
 
-def _scores(states, actions, per, views, offsets, widths, log_table, score_table, hessians, weights, group,
+def _scores(states, actions, per, views, offsets, widths, log_table, score_table, hessians, weights, less, group,
             columns, values, log_prob, reinforce, sums, jacobian):  # fmt: skip
     count, horizon, n = actions.shape
-    second = jacobian.shape[0] > 0
+    second, lessened = jacobian.shape[0] > 0, less.shape[0] > 0
     groups, rows, n_actions, most = score_table.shape[1:]
     logs, scores, curvatures = log_table.ravel(), score_table.ravel(), hessians.ravel()  # flat: one offset a step
     for b in range(count):
@@ -120,6 +120,8 @@ def _scores(states, actions, per, views, offsets, widths, log_table, score_table
         for t in range(horizon):
             for k in range(n):
                 row, width, w = views[k, states[b, t]], widths[k], weights[b, t, k]
+                if lessened:
+                    w = w - less[b, t, k]
                 start, cell = offsets[k] + row * width, ((k * groups + g) * rows + row) * n_actions + actions[b, t, k]
                 columns[b, t, k] = start
                 total += logs[cell]
@@ -231,7 +233,8 @@ def sample(*arguments) -> None:
 
 def scores(*arguments) -> None:
     """Fill ``columns, values``, add to ``log_prob``, ``reinforce``, ``sums`` (of the step scores)
-    and (if not empty) ``jacobian`` in place."""
+    and (if not empty) ``jacobian`` in place, step ``t`` weighted by ``weights`` less ``less`` (if not
+    empty)."""
     _compiled()["_scores"](*arguments)
 
 

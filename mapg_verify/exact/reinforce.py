@@ -17,6 +17,7 @@ sum over steps runs in :mod:`mapg_verify.exact.kernels`; the functions below tak
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,15 +73,19 @@ def trajectory_terms(
     second_order: bool = True,
     group: int = 1,
     compiled: bool = False,
+    baseline: np.ndarray | None = None,
 ) -> TrajectoryTerms:
     """The terms at flat parameters ``phi``: one vector ``(D,)`` for every trajectory, or rows
     ``(G, D)``, trajectory ``n`` drawn at row ``n // (N / G)``. Jacobians are summed over
-    consecutive groups of ``group`` trajectories (1: one per trajectory). ``compiled``: by the
-    kernels, with sparse step scores."""
+    consecutive groups of ``group`` trajectories (1: one per trajectory). Step ``t`` is weighted
+    by ``to_go`` less ``baseline`` ``(N, H, n)``, if given. ``compiled``: by the kernels, with sparse
+    step scores (the baseline subtracted there)."""
     n, horizon, size = trajectories.states.shape[0], trajectories.states.shape[1], layout.size
     phi = np.atleast_2d(np.asarray(phi, dtype=float))
     if compiled:
-        return _compiled_terms(game, policy, layout, trajectories, phi, second_order, group)
+        return _compiled_terms(game, policy, layout, trajectories, phi, second_order, group, baseline)
+    if baseline is not None:
+        trajectories = dataclasses.replace(trajectories, to_go=trajectories.to_go - baseline)
     at = (np.arange(n) // (n // len(phi)))[:, None]  # the row of phi each trajectory was drawn at
     log_prob = trajectories.log_environment.copy()
     step_scores = np.zeros((n, horizon, size))
@@ -109,7 +114,8 @@ def trajectory_terms(
     return TrajectoryTerms(log_prob, step_scores, reinforce, jacobian)
 
 
-def _compiled_terms(game, policy, layout: Layout, trajectories: Trajectories, phi, second_order: bool, group: int):
+def _compiled_terms(game, policy, layout: Layout, trajectories: Trajectories, phi, second_order: bool, group: int,
+                    baseline: np.ndarray | None):  # fmt: skip
     """:func:`trajectory_terms` by :func:`mapg_verify.exact.kernels.scores`."""
     n, horizon = trajectories.states.shape
     widths, starts, tables = _tables(game, policy, layout, phi, 2 if second_order else 1)
@@ -118,9 +124,11 @@ def _compiled_terms(game, policy, layout: Layout, trajectories: Trajectories, ph
     log_prob = trajectories.log_environment.copy()
     jacobian = np.zeros((n // group, layout.size, layout.size) if second_order else (0, 0, 0))
     reinforce, sums = np.zeros((n, layout.size)), np.zeros((n, layout.size))
+    less = np.zeros((0, 0, 0)) if baseline is None else np.ascontiguousarray(baseline)
     kernels.scores(
         trajectories.states, trajectories.actions, n // len(phi), np.ascontiguousarray(game.views), starts, widths,
-        *tables, np.ascontiguousarray(trajectories.to_go), group, columns, values, log_prob, reinforce, sums, jacobian,
+        *tables, np.ascontiguousarray(trajectories.to_go), less, group, columns, values, log_prob, reinforce, sums,
+        jacobian,
     )  # fmt: skip
     owner = np.repeat(np.arange(len(widths)), layout.sizes)
     return TrajectoryTerms(
