@@ -30,20 +30,18 @@ def _advantages(states, actions, rewards, strides, table, gamma, factor, agents,
     count, horizon, m = out.shape
     n, valued = actions.shape[2], table.shape[0] > 0
     per = count // table.shape[0] if valued else count
-    following, later = np.zeros(m), np.zeros(m)  # V^k_{t+1} and A^k_{t+1}, carried back from step t + 1
     for b in range(count):
         g = b // per
-        following[:], later[:] = 0.0, 0.0
-        for t in range(horizon - 1, -1, -1):
-            state, joint = states[b, t], 0
-            for q in range(n):
-                joint += actions[b, t, q] * strides[q]
-            for j in range(m):
-                k = agents[j]
+        for j in range(m):  # V^k_{t+1} and A^k_{t+1} carried back from step t + 1
+            k, following, later = agents[j], 0.0, 0.0
+            for t in range(horizon - 1, -1, -1):
+                state, joint = states[b, t], 0
+                for q in range(n):
+                    joint += actions[b, t, q] * strides[q]
                 value = table[g, t, state, k] if valued else 0.0
-                later[j] = (rewards[k, state, joint] + gamma * following[j] - value) + factor * later[j]
-                following[j] = value
-                out[b, t, j] = later[j]
+                later = (rewards[k, state, joint] + gamma * following - value) + factor * later
+                following = value
+                out[b, t, j] = later
     return out
 
 
