@@ -49,19 +49,17 @@ def _linear_statistics(states, actions, rewards, strides, gamma, size, shipped, 
     count, horizon = states.shape
     n = actions.shape[2]
     returns, agents, none = np.empty((size, horizon, n)), np.arange(n), np.zeros((0, 0, 0, 0))
+    flat = returns.reshape(size * horizon, n)  # the batch's returns, batch-major: row j H + t
     for g in range(count // size):
         first = g * size  # the batch's returns from t, then its counts and sums
         _advantages(states[first : first + size], actions[first : first + size], rewards, strides, none, gamma,
                     gamma, agents, returns)  # fmt: skip
         for j in range(size):
             for t in range(horizon):
-                state, source, step = states[first + j, t], j, t
-                if shipped:  # the batch-major target at flat index t K + j
-                    flat = t * size + j
-                    source, step = flat // horizon, flat % horizon
+                state, row = states[first + j, t], t * size + j if shipped else j * horizon + t
                 counts[g, t, state] += 1.0
                 for k in range(n):
-                    sums[g, t, state, k] += returns[source, step, k]
+                    sums[g, t, state, k] += flat[row, k]
 
 
 def _state_values(joint, transitions, rewards, gamma, out):
