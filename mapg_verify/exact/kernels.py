@@ -79,16 +79,16 @@ def _sample(uniforms, per, policy_cdf, n_actions, views, initial_cdf, log_initia
     n, n_states, joints = actions.shape[2], initial_cdf.shape[0], cdf.shape[1]
     groups, rows, width = policy_cdf.shape[1:]
     policy_flat, cdf_flat = policy_cdf.ravel(), cdf.ravel()
-    current = np.empty(LANES, np.int64)
+    current, group = np.empty(LANES, np.int64), np.empty(LANES, np.int64)  # each lane's state and row of phi
     for first in range(0, count, LANES):  # LANES trajectories step by step: their chains of loads overlap
         lanes = range(first, min(first + LANES, count))
         for b in lanes:
-            current[b - first] = _invert(uniforms[0, b], initial_cdf, 0, n_states)
+            current[b - first], group[b - first] = _invert(uniforms[0, b], initial_cdf, 0, n_states), b // per
             log_environment[b] = log_initial[current[b - first]]
         for t in range(horizon):
             block = 1 + t * (n + 1)
             for b in lanes:
-                g, state, joint = b // per, current[b - first], 0
+                g, state, joint = group[b - first], current[b - first], 0
                 states[b, t] = state
                 for k in range(n):
                     start = ((k * groups + g) * rows + views[k, state]) * width
