@@ -29,6 +29,7 @@ from mapg_verify.exact.baselines import (
 )
 from mapg_verify.exact.compiled import compile_game
 from mapg_verify.exact.enumeration import rewards_of
+from mapg_verify.exact.reinforce import trajectory_terms, weighted_sums
 from mapg_verify.problem.catalog import random_game
 from mapg_verify.problem.params import layout_of
 from mapg_verify.problem.policies import POLICIES
@@ -162,3 +163,18 @@ def test_the_baseline_kernels_equal_numpy():
         found = baseline_kernels.linear_statistics(game, states, actions, 8, shipped)
         for a, b in zip(found, expected, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_the_weighted_score_sums_equal_numpy():
+    """``sum_b sum_t w_{b,t} s^b_t`` per group by the kernel (sparse scores) against numpy's (dense),
+    per-step weights and weights constant over steps (from the score sums)."""
+    game, policy = random_game(seed=2, states=4, actions=[3, 2], horizon=5), POLICIES["softmax"]
+    layout, rng = layout_of(game, policy), np.random.default_rng(4)
+    phi = rng.normal(size=(6, layout.size))
+    drawn = sample_trajectories(game, policy, layout, phi, 5, 6 * 8, rng, True)
+    dense, sparse = (trajectory_terms(game, policy, layout, drawn, phi, False, 1, c).step_scores for c in (False, True))
+    for weights in (rng.normal(size=(48, 5)), rng.normal(size=(48, 1))):
+        expected = weighted_sums(dense, weights, 6)
+        np.testing.assert_allclose(weighted_sums(sparse, weights, 6), expected, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(expected, np.einsum("gkhd,gkh->gd", dense.reshape(6, 8, 5, -1), np.broadcast_to(
+            weights, (48, 5)).reshape(6, 8, 5)), rtol=1e-13, atol=1e-14)  # fmt: skip

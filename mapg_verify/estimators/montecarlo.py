@@ -127,11 +127,11 @@ def _outer(surrogate: Plan, phi, tangent, levels, rng, compiled: bool) -> tuple[
     )
     returns, gradients = outer_terms(surrogate, drawn, phi, compiled)
     own, peer = outer_parts(surrogate, gradients.reshape(count, size, -1).mean(axis=1), tangent)
-    if surrogate.pairing == "batch":
-        weights = np.repeat(returns[:, 0].reshape(count, size).mean(axis=1), batch)[:, None]
+    if surrogate.pairing == "batch":  # every score times the batch's mean G_0
+        weights, over = np.repeat(returns[:, 0].reshape(count, size).mean(axis=1), batch)[:, None], 1
     else:  # K_out = K: trajectory b's G^b_0 (trajectory) or G^b_t (timestep), over K
-        weights = (returns[:, :1] if surrogate.pairing == "trajectory" else returns) / batch
-    return Parts(_current(surrogate, levels, weights), own, peer), drawn
+        weights, over = returns[:, :1] if surrogate.pairing == "trajectory" else returns, batch
+    return Parts(_current(surrogate, levels, weights) / over, own, peer), drawn
 
 
 def _current(surrogate: Plan, levels: list[tuple[np.ndarray | SparseScores, np.ndarray]], weights) -> np.ndarray:
