@@ -82,3 +82,18 @@ def test_a_game_is_not_kept_alive_by_its_steps(fresh):
     del compiled
     gc.collect()
     assert len(metastep._STEPS) == 0 and len(metastep._CALLS) == 0
+
+
+def test_compile_game_keeps_the_most_recently_used(monkeypatch):
+    """``compile_game``'s memo keeps ``MAX_COMPILED`` games, the least recently used dropped first."""
+    from mapg_verify.exact import compiled as module
+
+    monkeypatch.setattr(module, "MAX_COMPILED", 2)
+    monkeypatch.setattr(module, "_CACHE", module.collections.OrderedDict())
+    games = [random_game(seed=seed, states=1, actions=[2, 2]) for seed in range(3)]
+    first, second = (compile_game(g, POLICIES["softmax"]) for g in games[:2])
+    assert compile_game(games[0], POLICIES["softmax"]) is first  # a hit, now the most recent
+    compile_game(games[2], POLICIES["softmax"])  # drops the second, the least recently used
+    assert compile_game(games[0], POLICIES["softmax"]) is first
+    assert compile_game(games[1], POLICIES["softmax"]) is not second
+    assert len(module._CACHE) == 2

@@ -18,6 +18,7 @@ input (on the 10-step IPD, 21 s for both agents at once, 13 s apart).
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import math
@@ -121,7 +122,8 @@ def compile_values(symbolic: SymbolicValues, backend: str | None = None) -> Comp
     )
 
 
-_CACHE: dict[str, CompiledValues] = {}
+MAX_COMPILED = 64  # compiled games compile_game keeps, the least recently used dropped first
+_CACHE: collections.OrderedDict[str, CompiledValues] = collections.OrderedDict()
 
 
 def game_key(game, policy) -> str:
@@ -157,8 +159,12 @@ def compile_seconds(game, policy) -> float:
 
 
 def compile_game(game, policy) -> CompiledValues:
-    """:func:`compile_values` of :func:`symbolic_values`, memoised per process by content."""
+    """:func:`compile_values` of :func:`symbolic_values`, memoised per process by content (the
+    :data:`MAX_COMPILED` most recently used: a campaign's stream of games does not accumulate)."""
     key = game_key(game, policy)
     if key not in _CACHE:
         _CACHE[key] = compile_values(symbolic_values(game, policy))
+        while len(_CACHE) > MAX_COMPILED:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
     return _CACHE[key]
