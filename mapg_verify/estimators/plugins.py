@@ -78,8 +78,9 @@ def resolve_plugin(name: str, key: str = "estimators.names") -> Plugin:
     module_name, _, attribute = target.partition(":")
     if not all(part.isidentifier() for part in module_name.split(".")) or not attribute.isidentifier():
         raise InputError(key, f"plug-in {name!r} must be [jax:|torch:]module:function with an absolute module name")
-    if module_name.split(".")[0] in RESERVED_MODULES:
-        raise InputError(key, f"plug-in {name!r}: {RESERVED_MODULES[module_name.split('.')[0]]}; rename the module")
+    reserved = RESERVED_MODULES.get(module_name.split(".")[0])
+    if reserved:
+        raise InputError(key, f"plug-in {name!r}: {reserved}; rename the module")
     require(framework, key, name)
     try:
         module = importlib.import_module(module_name)

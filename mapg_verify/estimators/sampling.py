@@ -74,14 +74,14 @@ def _compiled(game: Game, probs: list[np.ndarray], horizon: int, count: int, rng
     transitions = game.transitions.reshape(n_states, joint, n_states)
     with np.errstate(divide="ignore"):
         logs = np.log(game.initial), np.log(transitions)
-    strides = np.array([int(np.prod(game.n_actions[k + 1 :])) for k in range(n)])
+    rewards, strides = kernels.joint_rewards(game)
     states = np.empty((count, horizon), dtype=np.int32)  # half the bytes of int64 for every kernel to read
     actions = np.empty((count, horizon, n), dtype=np.int32)
     log_environment, to_go = np.empty(count), np.empty((count, horizon, n))
     kernels.sample(
         uniforms, count // len(probs[0]), policy_cdf, np.asarray(game.n_actions), np.ascontiguousarray(game.views),
         np.cumsum(game.initial), logs[0], np.cumsum(transitions, axis=-1), logs[1], strides,
-        game.rewards.reshape(n, n_states, joint), game.gamma ** np.arange(horizon), states, actions,
+        rewards, game.gamma ** np.arange(horizon), states, actions,
         log_environment, to_go,
     )  # fmt: skip
     return Trajectories(states, actions, log_environment, to_go)

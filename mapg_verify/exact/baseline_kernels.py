@@ -85,20 +85,13 @@ def _compiled():
     return {"_advantages": advantages, **kernels.jitted([_linear_statistics, _state_values])}
 
 
-def _tables(game: Game) -> tuple[np.ndarray, np.ndarray]:
-    """The rewards ``(n, S, A)`` by joint action and each agent's stride in the joint index."""
-    n, joint = game.n_agents, int(np.prod(game.n_actions))
-    strides = np.array([int(np.prod(game.n_actions[k + 1 :])) for k in range(n)])
-    return np.ascontiguousarray(game.rewards.reshape(n, game.n_states, joint)), strides
-
-
 def advantages(
     game: Game, states: np.ndarray, actions: np.ndarray, table: np.ndarray | None, lam: float = 1.0, agents=None
 ) -> np.ndarray:
     """GAE advantages ``(N, H, len(agents))`` of chosen agents (default: all ``n``) on the values
     ``table (G, H, S, n)`` along trajectories ``states (N, H)``, ``actions (N, H, n)``; with
     ``table = None``, the returns from ``t``."""
-    rewards, strides = _tables(game)
+    rewards, strides = kernels.joint_rewards(game)
     table = np.zeros((0, 0, 0, 0)) if table is None else np.ascontiguousarray(table)
     agents = np.arange(game.n_agents) if agents is None else np.asarray(agents, dtype=np.int64)
     out = np.empty((*states.shape, len(agents)))
@@ -114,7 +107,7 @@ def linear_statistics(game: Game, states: np.ndarray, actions: np.ndarray, size:
     groups, horizon = len(states) // size, states.shape[1]
     counts = np.zeros((groups, horizon, game.n_states))
     sums = np.zeros((groups, horizon, game.n_states, game.n_agents))
-    rewards, strides = _tables(game)
+    rewards, strides = kernels.joint_rewards(game)
     _compiled()["_linear_statistics"](states, actions, rewards, strides, game.gamma, size, shipped, counts, sums)
     return counts, sums
 

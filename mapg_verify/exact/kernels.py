@@ -213,6 +213,14 @@ def _along(states, per, table, scale, agents, out):
     return out
 
 
+def joint_rewards(game) -> tuple[np.ndarray, np.ndarray]:
+    """The rewards ``(n, S, A)`` by joint action, as the kernels read them, and each agent's stride
+    in the joint index ``a = sum_k stride_k a_k`` (agent 0's action most significant)."""
+    n, joint = game.n_agents, int(np.prod(game.n_actions))
+    strides = np.array([int(np.prod(game.n_actions[k + 1 :])) for k in range(n)])
+    return np.ascontiguousarray(game.rewards.reshape(n, game.n_states, joint)), strides
+
+
 def jitted(functions) -> dict:
     """``functions`` compiled (or loaded from numba's cache), by name."""
     jit = _numba().njit(cache=True, nogil=True)
